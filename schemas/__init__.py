@@ -1,0 +1,45 @@
+"""Envelopes for every request, response and event: the bus and HTTP contract."""
+
+from schemas.errors import ErrorBody, ErrorDetail
+from schemas.events import (
+    COMPLETION_SCHEMA,
+    REQUEST_SCHEMA,
+    CompletionEvent,
+    JobState,
+    RequestEvent,
+    WebhookTarget,
+)
+from schemas.stages import Generation, StageEnvelope
+from schemas.generate import (
+    CacheControl,
+    CacheInfo,
+    Cost,
+    GenerateRequest,
+    GenerateResponse,
+    GenerationParams,
+    Message,
+    Role,
+    Usage,
+)
+
+__all__ = [
+    "COMPLETION_SCHEMA",
+    "REQUEST_SCHEMA",
+    "CacheControl",
+    "CacheInfo",
+    "CompletionEvent",
+    "Cost",
+    "ErrorBody",
+    "ErrorDetail",
+    "GenerateRequest",
+    "GenerateResponse",
+    "Generation",
+    "GenerationParams",
+    "JobState",
+    "Message",
+    "Role",
+    "RequestEvent",
+    "StageEnvelope",
+    "Usage",
+    "WebhookTarget",
+]

@@ -1,0 +1,34 @@
+"""Post-process: price the answer, shape the response and store it in the cache."""
+
+import time
+
+from handlers.context import StageContext
+from schemas import CacheInfo, GenerateResponse, StageEnvelope
+
+
+async def postprocess(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
+    """Attach the priced response, stored unless the request said `no_store`."""
+    generation = envelope.generation
+    if generation is None or envelope.cache_key is None:
+        raise ValueError("post-process needs a generation: run generate first")
+    request = envelope.request
+    spec = ctx.catalog.resolve(request.model)
+    ttl = request.cache.ttl or ctx.cache.default_ttl_s
+    response = GenerateResponse(
+        id=f"gen_{envelope.request_id}",
+        model=request.model,
+        provider=generation.provider,
+        provider_model=generation.provider_model,
+        text=generation.text,
+        finish_reason=generation.finish_reason,
+        usage=generation.usage,
+        cost=spec.cost(generation.usage),
+        cache=CacheInfo(hit=False, key=envelope.cache_key, ttl_s=ttl),
+        created=time.time(),
+    )
+    stored = False
+    if not request.cache.no_store:
+        stored = await ctx.cache.put(envelope.cache_key, response, ttl)
+    if stored:
+        response = response.model_copy(update={"cache": response.cache.model_copy(update={"stored": True})})
+    return envelope.model_copy(update={"response": response})

@@ -1,0 +1,125 @@
+"""The one exception tree; each class knows its HTTP status and retryability."""
+
+from typing import ClassVar
+
+from schemas import ErrorBody, ErrorDetail
+
+
+class PromptbusError(Exception):
+    """Raised when promptbus cannot answer a request; the base of every error."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "internal_error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self, message: str, *, field: str | None = None, finish_reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.finish_reason = finish_reason
+
+    def detail(self) -> ErrorDetail:
+        """The error as the wire's error detail."""
+        return ErrorDetail(
+            type=self.type,
+            message=self.message,
+            retryable=self.retryable,
+            field=self.field,
+            finish_reason=self.finish_reason,
+        )
+
+    def body(self) -> ErrorBody:
+        """The error as the wire's `{"error": ...}` body."""
+        return ErrorBody(error=self.detail())
+
+
+class InvalidJson(PromptbusError):
+    """Raised when a request body is not valid JSON."""
+
+    status = 400
+    type = "invalid_json"
+
+
+class UnsupportedMediaType(PromptbusError):
+    """Raised when a request body is not application/json."""
+
+    status = 415
+    type = "unsupported_media_type"
+
+
+class PayloadTooLarge(PromptbusError):
+    """Raised when a request body exceeds the configured byte limit."""
+
+    status = 413
+    type = "payload_too_large"
+
+
+class ValidationFailed(PromptbusError):
+    """Raised when a request does not match its schema."""
+
+    status = 422
+    type = "validation_error"
+
+
+class NotFound(PromptbusError):
+    """Raised when a route or resource does not exist."""
+
+    status = 404
+    type = "not_found"
+
+
+class MethodNotAllowed(PromptbusError):
+    """Raised when a route exists but not for that HTTP method."""
+
+    status = 405
+    type = "method_not_allowed"
+
+
+class UnknownModel(NotFound):
+    """Raised when a request names a model that config/models.toml does not list."""
+
+    type = "unknown_model"
+
+
+class ContentBlocked(PromptbusError):
+    """Raised when the provider refused to answer for safety or policy reasons."""
+
+    status = 422
+    type = "content_blocked"
+
+
+class UpstreamError(PromptbusError):
+    """Raised when the provider failed to give a usable answer."""
+
+    status = 502
+    type = "upstream_error"
+    retryable = True
+
+
+class UpstreamRejected(UpstreamError):
+    """Raised when the provider rejected the request itself (a 4xx it sent back)."""
+
+    type = "upstream_rejected"
+    retryable = False
+
+
+class EmptyAnswer(UpstreamError):
+    """Raised when the provider answered with no text."""
+
+    type = "empty_answer"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Raised when the provider is overloaded, rate limited or unreachable."""
+
+    status = 503
+    type = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    """Raised when the provider did not answer in time."""
+
+    status = 504
+    type = "upstream_timeout"

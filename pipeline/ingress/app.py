@@ -1,0 +1,31 @@
+"""The aiohttp application: routes, middleware and the runtime's lifetime."""
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from pipeline.ingress.generate import post_generate
+from pipeline.ingress.health import get_healthz, get_models, get_readyz
+from pipeline.ingress.keys import RUNTIME, SETTINGS
+from pipeline.ingress.middleware import request_context
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The ingress application for `settings`; the runtime starts with the app."""
+    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_runtime)
+    app.router.add_post("/v1/generate", post_generate)
+    app.router.add_get("/v1/models", get_models)
+    app.router.add_get("/healthz", get_healthz)
+    app.router.add_get("/readyz", get_readyz)
+    return app
+
+
+async def _runtime(app: web.Application) -> AsyncIterator[None]:
+    runtime = await Runtime.start(app[SETTINGS])
+    app[RUNTIME] = runtime
+    yield
+    await runtime.stop()

@@ -1,0 +1,9 @@
+"""Typed keys for what the aiohttp application shares."""
+
+from aiohttp import web
+
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+RUNTIME = web.AppKey("runtime", Runtime)

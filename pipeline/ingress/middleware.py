@@ -1,0 +1,71 @@
+"""Request ids on every request, and every error as the JSON error body."""
+
+import os
+import re
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from pipeline.errors import (
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PromptbusError,
+    UnsupportedMediaType,
+)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+log = structlog.get_logger("promptbus.ingress")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(error: PromptbusError, request_id: str) -> web.Response:
+    """The JSON error response for `error`."""
+    return web.Response(
+        status=error.status,
+        body=error.body().model_dump_json(exclude_none=True),
+        content_type="application/json",
+        headers={REQUEST_ID_HEADER: request_id},
+    )
+
+
+def _from_http_exception(exc: web.HTTPException) -> PromptbusError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge("request body is larger than the configured limit")
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("no such route")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(f"method not allowed; allowed: {', '.join(sorted(exc.allowed_methods))}")
+    if isinstance(exc, web.HTTPUnsupportedMediaType):
+        return UnsupportedMediaType(exc.text or "unsupported media type")
+    error = PromptbusError(exc.reason)
+    error.status = exc.status  # type: ignore[misc]
+    return error
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind the request id to every log line and turn every error into a JSON body."""
+    sent = request.headers.get(REQUEST_ID_HEADER)
+    request_id = sent if sent and _SAFE_ID.match(sent) else os.urandom(12).hex()
+    request[REQUEST_ID_KEY] = request_id
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            response = await handler(request)
+        except PromptbusError as exc:
+            log.info("request failed", path=request.path, status=exc.status, error=exc.type)
+            return error_response(exc, request_id)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_response(_from_http_exception(exc), request_id)
+        except Exception:
+            log.exception("unhandled error", path=request.path)
+            return error_response(PromptbusError("internal error"), request_id)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response

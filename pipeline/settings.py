@@ -1,0 +1,75 @@
+"""The one settings object: PROMPTBUS_* environment over config/default.toml."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+class Settings(BaseSettings):
+    """Everything promptbus reads at start-up; built once and passed in."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROMPTBUS_",
+        extra="ignore",
+        frozen=True,
+        toml_file=CONFIG_DIR / "default.toml",
+        populate_by_name=True,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    config_dir: Path = CONFIG_DIR
+
+    broker_url: str = "memory://"
+    redis_url: str | None = None
+    embedded_worker: bool = True
+
+    google_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GOOGLE_API_KEY", "PROMPTBUS_GOOGLE_API_KEY"),
+    )
+    gemini_base_url: str | None = None
+    emulator_latency_ms: float = Field(default=0.0, ge=0)
+    provider_timeout_s: float = Field(default=30.0, gt=0)
+    provider_max_attempts: int = Field(default=1, ge=1, le=10)
+
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    cache_default_ttl_s: int = Field(default=3600, ge=1)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    coalesce_wait_s: float = Field(default=60.0, gt=0)
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit arguments win, then the environment, then config/default.toml."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def models_file(self) -> Path:
+        """The model catalogue: aliases, provider models and prices."""
+        return self.config_dir / "models.toml"
+
+    @property
+    def uses_emulator(self) -> bool:
+        """Whether promptbus must start its built-in Gemini emulator."""
+        return self.google_api_key is None and self.gemini_base_url is None

@@ -1,0 +1,58 @@
+"""Bus envelopes: request events in, completion events out, and job states."""
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, HttpUrl
+
+from schemas._base import Envelope
+from schemas.errors import ErrorDetail
+from schemas.generate import CacheInfo, Cost, GenerateRequest, GenerateResponse, Usage
+
+REQUEST_SCHEMA = "promptbus.request/v1"
+COMPLETION_SCHEMA = "promptbus.completion/v1"
+
+JobId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class JobState(StrEnum):
+    """Where a job is: queued -> running -> succeeded | failed | cancelled."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class WebhookTarget(Envelope):
+    """Where a job's completion is POSTed."""
+
+    url: HttpUrl
+
+
+class RequestEvent(Envelope):
+    """A request to generate, as published on the `promptbus.requests` exchange."""
+
+    schema_: Literal["promptbus.request/v1"] = Field(default=REQUEST_SCHEMA, alias="schema")
+    job_id: JobId
+    tenant: str | None = Field(default=None, max_length=128)
+    correlation_id: str | None = Field(default=None, max_length=256)
+    request: GenerateRequest
+    webhook: WebhookTarget | None = None
+    metadata: dict[str, str] | None = Field(default=None, max_length=64)
+
+
+class CompletionEvent(Envelope):
+    """A job's outcome, as published on the `promptbus.completions` exchange."""
+
+    schema_: Literal["promptbus.completion/v1"] = Field(default=COMPLETION_SCHEMA, alias="schema")
+    job_id: JobId
+    correlation_id: str
+    state: Literal[JobState.SUCCEEDED, JobState.FAILED]
+    result: GenerateResponse | None = None
+    error: ErrorDetail | None = None
+    usage: Usage | None = None
+    cost: Cost | None = None
+    cache: CacheInfo | None = None
+    finished_at: float

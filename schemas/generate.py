@@ -1,0 +1,127 @@
+"""The generate request and response: what a caller sends and what it gets back."""
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from schemas._base import Envelope
+
+# Bounds keep a single request from pinning the process; the body limit bounds bytes.
+MAX_MESSAGES = 256
+MAX_TEXT_CHARS = 200_000
+MAX_TTL_SECONDS = 30 * 24 * 3600
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class Role(StrEnum):
+    """Who speaks in a chat message."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class Message(Envelope):
+    """One chat message."""
+
+    role: Role
+    content: Text
+
+
+class GenerationParams(Envelope):
+    """Sampling parameters passed to the model."""
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=1, le=1000)
+    max_output_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    stop: tuple[Annotated[str, Field(min_length=1, max_length=256)], ...] | None = Field(
+        default=None, max_length=16
+    )
+
+
+class CacheControl(Envelope):
+    """Per-request cache controls."""
+
+    ttl: int | None = Field(default=None, ge=1, le=MAX_TTL_SECONDS, description="Seconds to keep")
+    no_cache: bool = Field(default=False, description="Skip the lookup; still store the answer")
+    no_store: bool = Field(default=False, description="Do not store the answer")
+    max_age: int | None = Field(
+        default=None, ge=0, description="Accept a cached answer only if at most this many s old"
+    )
+
+
+class GenerateRequest(Envelope):
+    """A request for one model answer: a prompt or a list of messages."""
+
+    model: Annotated[str, Field(min_length=1, max_length=128)]
+    prompt: Text | None = None
+    system: Text | None = None
+    messages: tuple[Message, ...] | None = Field(default=None, min_length=1, max_length=MAX_MESSAGES)
+    params: GenerationParams = GenerationParams()
+    cache: CacheControl = CacheControl()
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "GenerateRequest":
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' or 'messages'")
+        if self.messages is not None:
+            if self.system is not None:
+                raise ValueError("'system' goes with 'prompt'; use a system message instead")
+            if self.messages[-1].role is not Role.USER:
+                raise ValueError("the last message must have role 'user'")
+        return self
+
+    def conversation(self) -> tuple[Message, ...]:
+        """The request as one list of messages."""
+        if self.messages is not None:
+            return self.messages
+        assert self.prompt is not None
+        head = (Message(role=Role.SYSTEM, content=self.system),) if self.system else ()
+        return (*head, Message(role=Role.USER, content=self.prompt))
+
+
+class Usage(Envelope):
+    """Tokens the answer took."""
+
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+
+
+class Cost(Envelope):
+    """What the answer cost at the model's list price, in US dollars."""
+
+    input_usd: float = Field(ge=0)
+    output_usd: float = Field(ge=0)
+    total_usd: float = Field(ge=0)
+
+
+class CacheInfo(Envelope):
+    """Whether the answer came from the cache, and from which tier."""
+
+    hit: bool
+    tier: Literal["l1", "l2"] | None = None
+    key: str
+    age_s: float | None = Field(default=None, ge=0, description="Seconds since it was stored")
+    stored: bool = Field(default=False, description="Whether this answer was stored")
+    coalesced: bool = Field(default=False, description="Shared with an identical request")
+    ttl_s: int | None = None
+
+
+class GenerateResponse(Envelope):
+    """One model answer, with usage, cost and provenance."""
+
+    id: str
+    model: str = Field(description="The model as the request named it")
+    provider_model: str = Field(description="The provider's model that answered")
+    provider: str
+    text: str
+    finish_reason: str
+    usage: Usage
+    cost: Cost
+    cache: CacheInfo
+    created: float = Field(description="Unix time the answer was generated")
+    metadata: dict[str, Any] = Field(default_factory=dict)

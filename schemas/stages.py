@@ -1,0 +1,31 @@
+"""The envelope the handler stages pass along: one request as it moves through them."""
+
+from pydantic import Field
+
+from schemas._base import Envelope
+from schemas.generate import GenerateRequest, GenerateResponse, Usage
+
+
+class Generation(Envelope):
+    """What the provider answered, before pricing and caching."""
+
+    provider: str
+    provider_model: str
+    text: str
+    finish_reason: str = Field(description="Lower-case provider finish reason, e.g. 'stop'")
+    usage: Usage
+    latency_ms: float = Field(ge=0)
+
+
+class StageEnvelope(Envelope):
+    """A request on its way through dedupe, cache lookup, generate and post-process."""
+
+    request_id: str
+    tenant: str
+    request: GenerateRequest
+    provider: str | None = None
+    provider_model: str | None = None
+    cache_key: str | None = None
+    max_age_s: float | None = Field(default=None, description="Oldest cached answer accepted")
+    generation: Generation | None = None
+    response: GenerateResponse | None = None
