@@ -1,8 +1,9 @@
 """Single-flight: identical requests in flight share one upstream call."""
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -12,7 +13,6 @@ T = TypeVar("T")
 class _Flight(Generic[T]):
     task: asyncio.Task[T]
     waiters: int = 0
-    joined: int = field(default=0)
 
 
 class SingleFlight(Generic[T]):
@@ -30,7 +30,7 @@ class SingleFlight(Generic[T]):
         return len(self._flights)
 
     async def run(
-        self, key: str, call: Callable[[], Awaitable[T]], *, timeout: float
+        self, key: str, call: Callable[[], Awaitable[T]], *, wait_s: float
     ) -> tuple[T, bool]:
         """The call's result and whether this caller shared another caller's call."""
         flight = self._flights.get(key)
@@ -38,17 +38,17 @@ class SingleFlight(Generic[T]):
         if flight is None:
             flight = _Flight(asyncio.ensure_future(call()))
             self._flights[key] = flight
-            flight.task.add_done_callback(lambda _t, k=key, f=flight: self._land(k, f))
+            flight.task.add_done_callback(functools.partial(self._land, key, flight))
         flight.waiters += 1
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(wait_s):
                 return await asyncio.shield(flight.task), shared
         finally:
             flight.waiters -= 1
             if flight.waiters == 0 and not flight.task.done():
                 flight.task.cancel()
 
-    def _land(self, key: str, flight: "_Flight[T]") -> None:
+    def _land(self, key: str, flight: "_Flight[T]", _task: "asyncio.Task[T]") -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         if not flight.task.cancelled():

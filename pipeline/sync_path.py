@@ -29,7 +29,7 @@ class SyncPath:
         flight = f"{envelope.cache_key}:{int(envelope.request.cache.no_store)}"
         try:
             response, shared = await self._flights.run(
-                flight, lambda: self._fill(envelope), timeout=self._wait_s
+                flight, lambda: self._fill(envelope), wait_s=self._wait_s
             )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer within {self._wait_s:g}s") from exc

@@ -9,7 +9,6 @@ from schemas.events import (
     RequestEvent,
     WebhookTarget,
 )
-from schemas.stages import Generation, StageEnvelope
 from schemas.generate import (
     CacheControl,
     CacheInfo,
@@ -21,6 +20,7 @@ from schemas.generate import (
     Role,
     Usage,
 )
+from schemas.stages import Generation, StageEnvelope
 
 __all__ = [
     "COMPLETION_SCHEMA",
@@ -37,8 +37,8 @@ __all__ = [
     "GenerationParams",
     "JobState",
     "Message",
-    "Role",
     "RequestEvent",
+    "Role",
     "StageEnvelope",
     "Usage",
     "WebhookTarget",

@@ -1,7 +1,7 @@
 """Bus envelopes: request events in, completion events out, and job states."""
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, HttpUrl
 
@@ -9,8 +9,8 @@ from schemas._base import Envelope
 from schemas.errors import ErrorDetail
 from schemas.generate import CacheInfo, Cost, GenerateRequest, GenerateResponse, Usage
 
-REQUEST_SCHEMA = "promptbus.request/v1"
-COMPLETION_SCHEMA = "promptbus.completion/v1"
+REQUEST_SCHEMA: Final = "promptbus.request/v1"
+COMPLETION_SCHEMA: Final = "promptbus.completion/v1"
 
 JobId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 

@@ -59,7 +59,9 @@ class GenerateRequest(Envelope):
     model: Annotated[str, Field(min_length=1, max_length=128)]
     prompt: Text | None = None
     system: Text | None = None
-    messages: tuple[Message, ...] | None = Field(default=None, min_length=1, max_length=MAX_MESSAGES)
+    messages: tuple[Message, ...] | None = Field(
+        default=None, min_length=1, max_length=MAX_MESSAGES
+    )
     params: GenerationParams = GenerationParams()
     cache: CacheControl = CacheControl()
 

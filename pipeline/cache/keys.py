@@ -9,9 +9,7 @@ from schemas import GenerateRequest
 KEY_VERSION = "v1"
 
 
-def cache_key(
-    request: GenerateRequest, *, tenant: str, provider: str, provider_model: str
-) -> str:
+def cache_key(request: GenerateRequest, *, tenant: str, provider: str, provider_model: str) -> str:
     """The key under which `request`'s answer is cached.
 
     Aliases resolve to the provider model first, so `flash` and `gemini-2.5-flash`

@@ -37,4 +37,3 @@ async def get_models(request: web.Request) -> web.Response:
         for spec in catalog.specs()
     ]
     return web.json_response({"data": data})
-

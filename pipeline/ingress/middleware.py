@@ -40,7 +40,9 @@ def _from_http_exception(exc: web.HTTPException) -> PromptbusError:
     if isinstance(exc, web.HTTPNotFound):
         return NotFound("no such route")
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        return MethodNotAllowed(f"method not allowed; allowed: {', '.join(sorted(exc.allowed_methods))}")
+        return MethodNotAllowed(
+            f"method not allowed; allowed: {', '.join(sorted(exc.allowed_methods))}"
+        )
     if isinstance(exc, web.HTTPUnsupportedMediaType):
         return UnsupportedMediaType(exc.text or "unsupported media type")
     error = PromptbusError(exc.reason)

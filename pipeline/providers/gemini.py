@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 from google.genai import errors as genai_errors
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_google_genai import ChatGoogleGenerativeAI
@@ -103,7 +103,8 @@ class GeminiProvider:
         if self._probe is not None:
             await self._probe.close()
         for client in self._clients.values():
-            await client.client.aio.aclose()
+            if client.client is not None:
+                await client.client.aio.aclose()
         self._clients.clear()
 
 

@@ -1,0 +1,134 @@
+"""The `promptbus` command and `make run`, as a newcomer meets them."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPTBUS = Path(sys.executable).parent / "promptbus"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTBUS_")}
+    env.pop("GOOGLE_API_KEY", None)
+    env.update(extra)
+    return env
+
+
+def test_version_and_help():
+    version = subprocess.run([PROMPTBUS, "--version"], capture_output=True, text=True, check=True)
+    helped = subprocess.run([PROMPTBUS, "--help"], capture_output=True, text=True, check=True)
+
+    assert version.stdout.startswith("promptbus ")
+    for command in ("serve", "emulator", "schemas"):
+        assert command in helped.stdout
+
+
+def test_serve_help_names_host_and_port():
+    helped = subprocess.run(
+        [PROMPTBUS, "serve", "--help"], capture_output=True, text=True, check=True
+    )
+
+    assert "--host" in helped.stdout
+    assert "--port" in helped.stdout
+
+
+def post_generate(port: int, prompt: str) -> bytes:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/generate",
+        data=b'{"model":"flash","prompt":"%s"}' % prompt.encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+        return bytes(resp.read())
+
+
+def read_until(proc: subprocess.Popen[str], marker: str, deadline_s: float) -> list[str]:
+    """Output lines up to and including the first that contains `marker`."""
+    lines: list[str] = []
+    deadline = time.monotonic() + deadline_s
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if marker in line:
+            return lines
+    raise AssertionError(f"no line with {marker!r} in time; got: {lines[-20:]}")
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    # make starts promptbus as its child: signal the whole process group.
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+@pytest.mark.timeout(300)
+def test_make_run_serves_a_real_answer():
+    # Given `make run` on a free port, with no key and no configuration
+    port = free_port()
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env=clean_env(PROMPTBUS_PORT=str(port), PROMPTBUS_LOG_FORMAT="console"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        # (make may first install the project into .venv on a fresh machine)
+        lines = read_until(proc, "try: curl", deadline_s=240)
+        first = next(line for line in lines if "listening" in line)
+        assert not any("promptbus" in line for line in lines[: lines.index(first)] if "[" in line)
+        # Then its first log line says where, which provider, and why the emulator runs
+        assert f"http://127.0.0.1:{port}" in first
+        assert "built-in emulator at 127.0.0.1:" in first
+        assert "GOOGLE_API_KEY" in first
+        assert any(line.startswith("try: curl -s http://127.0.0.1:") for line in lines)
+
+        # And it answers the README's curl request through the emulator
+        answer = post_generate(port, "hello")
+        assert b'"text":"[gemini-2.5-flash] hello' in answer
+        assert b'"finish_reason":"stop"' in answer
+    finally:
+        stop(proc)
+    assert proc.returncode is not None
+
+
+def test_serve_flags_override_the_environment():
+    port = free_port()
+    proc = subprocess.Popen(
+        [PROMPTBUS, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=clean_env(PROMPTBUS_PORT="1", PROMPTBUS_LOG_FORMAT="json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        lines = read_until(proc, "try: curl", deadline_s=60)
+        assert f'"listen":"http://127.0.0.1:{port}"' in lines[0]
+        assert b"from-flags" in post_generate(port, "from-flags")
+    finally:
+        stop(proc)
+    assert proc.returncode == 0

@@ -1,0 +1,48 @@
+"""Cache keys change with everything that shapes an answer, and nothing else."""
+
+from pipeline.cache.keys import cache_key
+from schemas import GenerateRequest
+
+
+def key(tenant: str = "default", model: str = "gemini-2.5-flash", **body) -> str:
+    body.setdefault("model", "flash")
+    if "messages" not in body:
+        body.setdefault("prompt", "hi")
+    request = GenerateRequest.model_validate(body)
+    return cache_key(request, tenant=tenant, provider="gemini", provider_model=model)
+
+
+def test_key_ignores_cache_controls():
+    assert key() == key(cache={"ttl": 5, "no_store": True, "max_age": 3})
+
+
+def test_unset_params_equal_absent_params():
+    assert key() == key(params={}) == key(params={"temperature": None})
+
+
+def test_key_changes_with_tenant_model_text_and_params():
+    base = key()
+    others = {
+        key(tenant="acme"),
+        key(model="gemini-2.5-pro"),
+        key(prompt="hi!"),
+        key(system="sys"),
+        key(params={"temperature": 0.0}),
+        key(params={"max_output_tokens": 1}),
+        key(params={"stop": ["a"]}),
+        key(params={"stop": ["a", "b"]}),
+    }
+    assert base not in others
+    assert len(others) == 8
+
+
+def test_tenant_is_visible_in_the_key_namespace():
+    assert key(tenant="acme").startswith("v1:acme:")
+
+
+def test_messages_role_matters():
+    as_user = key(messages=[{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
+    as_assistant = key(
+        messages=[{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]
+    )
+    assert as_user != as_assistant

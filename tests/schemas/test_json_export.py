@@ -1,0 +1,28 @@
+"""The committed JSON Schemas are the contract publishers code against: keep them fresh."""
+
+import json
+
+from schemas.export import EXPORTED, JSON_DIR, render_schemas
+
+
+def test_committed_json_schemas_are_fresh():
+    rendered = render_schemas()
+    stale = [
+        name
+        for name, text in rendered.items()
+        if not (JSON_DIR / name).exists() or (JSON_DIR / name).read_text() != text
+    ]
+
+    assert not stale, f"stale JSON Schemas {stale}: run `promptbus schemas` and commit"
+    assert sorted(p.name for p in JSON_DIR.glob("*.json")) == sorted(rendered)
+
+
+def test_event_schemas_pin_their_schema_field():
+    request = json.loads((JSON_DIR / "request_event.json").read_text())
+    completion = json.loads((JSON_DIR / "completion_event.json").read_text())
+
+    assert request["properties"]["schema"]["const"] == "promptbus.request/v1"
+    assert completion["properties"]["schema"]["const"] == "promptbus.completion/v1"
+    assert {"job_id", "request"} <= set(request["required"])
+    assert {"job_id", "correlation_id", "state", "finished_at"} <= set(completion["required"])
+    assert set(EXPORTED) == {p.stem for p in JSON_DIR.glob("*.json")}
