@@ -19,4 +19,6 @@ async def cache_lookup(envelope: StageEnvelope, ctx: StageContext) -> StageEnvel
     info = cached.response.cache.model_copy(
         update={"hit": True, "tier": ctx.cache.tier, "age_s": round(age, 3), "coalesced": False}
     )
-    return envelope.model_copy(update={"response": cached.response.model_copy(update={"cache": info})})
+    return envelope.model_copy(
+        update={"response": cached.response.model_copy(update={"cache": info})}
+    )

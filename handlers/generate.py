@@ -24,6 +24,7 @@ async def generate(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
             f"the model withheld its answer (finish_reason {reason})", finish_reason=reason
         )
     if not generation.text.strip():
-        raise EmptyAnswer(f"the model gave an empty answer (finish_reason {reason})",
-                          finish_reason=reason)
+        raise EmptyAnswer(
+            f"the model gave an empty answer (finish_reason {reason})", finish_reason=reason
+        )
     return envelope.model_copy(update={"generation": generation})

@@ -30,5 +30,7 @@ async def postprocess(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelo
     if not request.cache.no_store:
         stored = await ctx.cache.put(envelope.cache_key, response, ttl)
     if stored:
-        response = response.model_copy(update={"cache": response.cache.model_copy(update={"stored": True})})
+        response = response.model_copy(
+            update={"cache": response.cache.model_copy(update={"stored": True})}
+        )
     return envelope.model_copy(update={"response": response})
