@@ -16,9 +16,7 @@ async def cache_lookup(envelope: StageEnvelope, ctx: StageContext) -> StageEnvel
     age = cached.age(time.time())
     if envelope.max_age_s is not None and age > envelope.max_age_s:
         return envelope
-    info = cached.response.cache.model_copy(
-        update={"hit": True, "tier": ctx.cache.tier, "age_s": round(age, 3), "coalesced": False}
+    response = cached.response(
+        hit=True, tier=ctx.cache.tier, age_s=round(age, 3), stored=False, coalesced=False
     )
-    return envelope.model_copy(
-        update={"response": cached.response.model_copy(update={"cache": info})}
-    )
+    return envelope.model_copy(update={"response": response})

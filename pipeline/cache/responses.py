@@ -19,10 +19,17 @@ class CacheBackend(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
-    """A stored answer and when it was stored (Unix time)."""
+    """A stored answer, as its JSON-ready dict, and when it was stored (Unix time)."""
 
-    response: GenerateResponse
+    payload: dict[str, Any]
     stored_at: float
+
+    def response(self, **cache_info: Any) -> GenerateResponse:
+        """The stored response with its cache info updated by `cache_info`."""
+        # One validation of an updated dict is far cheaper than validate-then-copy.
+        payload = dict(self.payload)
+        payload["cache"] = {**payload["cache"], **cache_info}
+        return GenerateResponse.model_validate(payload)
 
     def age(self, now: float) -> float:
         """Seconds since the answer was stored."""
@@ -43,7 +50,7 @@ class ResponseCache:
         raw = await self._backend.get(key)
         if raw is None:
             return None
-        return CachedAnswer(GenerateResponse.model_validate(raw["response"]), raw["stored_at"])
+        return CachedAnswer(raw["response"], raw["stored_at"])
 
     async def put(self, key: str, response: GenerateResponse, ttl_s: int) -> bool:
         """Store an answer; False when the backend refused it (e.g. too large)."""
