@@ -3,7 +3,19 @@
 from handlers.cache_lookup import cache_lookup
 from handlers.context import StageContext
 from handlers.dedupe import dedupe
+from handlers.emit import CompletionSink, completion_event, emit, failed_event
 from handlers.generate import BLOCKED_REASONS, generate
 from handlers.postprocess import postprocess
 
-__all__ = ["BLOCKED_REASONS", "StageContext", "cache_lookup", "dedupe", "generate", "postprocess"]
+__all__ = [
+    "BLOCKED_REASONS",
+    "CompletionSink",
+    "StageContext",
+    "cache_lookup",
+    "completion_event",
+    "dedupe",
+    "emit",
+    "failed_event",
+    "generate",
+    "postprocess",
+]

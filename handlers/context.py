@@ -2,11 +2,16 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.cache.responses import ResponseCache
 from pipeline.catalog import ModelCatalog
 from pipeline.errors import UpstreamUnavailable
+from pipeline.jobs.store import JobStore
 from pipeline.providers.base import ChatProvider
+
+if TYPE_CHECKING:
+    from handlers.emit import CompletionSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +21,9 @@ class StageContext:
     catalog: ModelCatalog
     cache: ResponseCache
     providers: Mapping[str, ChatProvider]
+    jobs: JobStore | None = None
+    events: "CompletionSink | None" = None
+    claim_ttl_s: float = 24 * 3600
 
     def provider(self, name: str) -> ChatProvider:
         """The provider called `name`."""

@@ -123,3 +123,32 @@ class UpstreamTimeout(UpstreamError):
 
     status = 504
     type = "upstream_timeout"
+
+
+class ServiceBusy(PromptbusError):
+    """Raised when promptbus is at a bound (queue, store) and cannot take more now."""
+
+    status = 503
+    type = "service_busy"
+    retryable = True
+
+
+class BrokerUnavailable(PromptbusError):
+    """Raised when the message broker did not take an event within the bound."""
+
+    status = 503
+    type = "broker_unavailable"
+    retryable = True
+
+
+class Conflict(PromptbusError):
+    """Raised when a request conflicts with an earlier one (e.g. a reused idempotency key)."""
+
+    status = 409
+    type = "conflict"
+
+
+class JobNotFound(NotFound):
+    """Raised when a job id is unknown or its job has expired."""
+
+    type = "job_not_found"

@@ -1,17 +1,26 @@
 """Builds and tears down everything one promptbus process runs, from the settings."""
 
+import asyncio
 from dataclasses import dataclass
 
 from pydantic import SecretStr
 
 from handlers import StageContext
+from pipeline.bus.admission import Admitter
+from pipeline.bus.publisher import EventPublisher
+from pipeline.bus.topology import Topology
 from pipeline.cache.lru import LRUMemoryCache
 from pipeline.cache.responses import ResponseCache
 from pipeline.catalog import ModelCatalog
 from pipeline.emulator import EMULATOR_API_KEY, EmulatorConfig, RunningEmulator, start_emulator
+from pipeline.jobs.intake import JobIntake
+from pipeline.jobs.memory import MemoryJobStore
+from pipeline.jobs.store import JobStore
 from pipeline.providers.gemini import GEMINI_API_URL, GeminiProvider
 from pipeline.settings import Settings
 from pipeline.sync_path import SyncPath
+from pipeline.worker.loop import LoopRunner
+from pipeline.worker.service import JobWorker
 
 
 @dataclass
@@ -25,10 +34,14 @@ class Runtime:
     sync_path: SyncPath
     gemini: GeminiProvider
     emulator: RunningEmulator | None
+    jobs: JobStore
+    publisher: EventPublisher
+    intake: JobIntake
+    worker: JobWorker | None
 
     @classmethod
-    async def start(cls, settings: Settings) -> "Runtime":
-        """Start the parts: the emulator if needed, the cache, the providers."""
+    async def start(cls, settings: Settings, *, with_worker: bool | None = None) -> "Runtime":
+        """Start the parts: emulator if needed, cache, providers, bus, and the job worker."""
         emulator = None
         if settings.uses_emulator:
             emulator = await start_emulator(
@@ -46,8 +59,23 @@ class Runtime:
             max_bytes=settings.cache_max_bytes,
             namespace="promptbus:",
         )
-        cache = ResponseCache(backend, default_ttl_s=settings.cache_default_ttl_s)
-        ctx = StageContext(catalog=catalog, cache=cache, providers={gemini.name: gemini})
+        topology = Topology(settings.bus_suffix)
+        jobs = MemoryJobStore(retention_s=settings.job_retention_s, max_jobs=settings.max_jobs)
+        publisher = EventPublisher(settings, topology)
+        ctx = StageContext(
+            catalog=catalog,
+            cache=ResponseCache(backend, default_ttl_s=settings.cache_default_ttl_s),
+            providers={gemini.name: gemini},
+            jobs=jobs,
+            events=publisher,
+            claim_ttl_s=settings.job_retention_s,
+        )
+        worker = None
+        if settings.embedded_worker if with_worker is None else with_worker:
+            runner = LoopRunner(asyncio.get_running_loop())
+            worker = JobWorker(settings, topology, ctx, Admitter(ctx, jobs, publisher), runner)
+            # Starting Celery and the bridge blocks on broker connections: keep it off the loop.
+            await asyncio.to_thread(worker.start)
         return cls(
             settings=settings,
             catalog=catalog,
@@ -56,10 +84,17 @@ class Runtime:
             sync_path=SyncPath(ctx, coalesce_wait_s=settings.coalesce_wait_s),
             gemini=gemini,
             emulator=emulator,
+            jobs=jobs,
+            publisher=publisher,
+            intake=JobIntake(ctx, jobs, publisher, idempotency_ttl_s=settings.idempotency_ttl_s),
+            worker=worker,
         )
 
     async def stop(self) -> None:
         """Stop everything started, in reverse order."""
+        if self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
+        await asyncio.to_thread(self.publisher.close)
         await self.gemini.aclose()
         await self.cache_backend.close()
         if self.emulator is not None:

@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     broker_url: str = "memory://"
     redis_url: str | None = None
     embedded_worker: bool = True
+    bus_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=64)
+    publish_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    memory_polling_interval_s: float = Field(default=0.002, gt=0, le=1)
+    redis_visibility_timeout_s: int = Field(default=3600, ge=60)
+    worker_concurrency: int = Field(default=16, ge=1, le=512)
+
+    job_retention_s: int = Field(default=24 * 3600, ge=60)
+    max_jobs: int = Field(default=100_000, ge=10)
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
 
     google_api_key: SecretStr | None = Field(
         default=None,

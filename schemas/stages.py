@@ -3,6 +3,7 @@
 from pydantic import Field
 
 from schemas._base import Envelope
+from schemas.errors import ErrorDetail
 from schemas.generate import GenerateRequest, GenerateResponse, Usage
 
 
@@ -22,6 +23,8 @@ class StageEnvelope(Envelope):
 
     request_id: str
     tenant: str
+    job_id: str | None = Field(default=None, description="Set when the request runs as a job")
+    correlation_id: str | None = None
     request: GenerateRequest
     provider: str | None = None
     provider_model: str | None = None
@@ -29,3 +32,4 @@ class StageEnvelope(Envelope):
     max_age_s: float | None = Field(default=None, description="Oldest cached answer accepted")
     generation: Generation | None = None
     response: GenerateResponse | None = None
+    error: ErrorDetail | None = Field(default=None, description="Set when a stage failed")

@@ -103,6 +103,8 @@ def settings_for_test(**overrides: Any) -> Settings:
         "google_api_key": None,
         "log_format": "json",
         "log_level": "warning",
+        # Sync-path tests need no job worker; job tests turn it on.
+        "embedded_worker": False,
     }
     values.update(overrides)
     return Settings(**values)

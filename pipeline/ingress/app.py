@@ -6,6 +6,7 @@ from aiohttp import web
 
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_models, get_readyz
+from pipeline.ingress.jobs import delete_job, get_job, get_job_events, list_jobs, post_job
 from pipeline.ingress.keys import RUNTIME, SETTINGS
 from pipeline.ingress.middleware import request_context
 from pipeline.runtime import Runtime
@@ -18,6 +19,11 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_runtime)
     app.router.add_post("/v1/generate", post_generate)
+    app.router.add_post("/v1/jobs", post_job)
+    app.router.add_get("/v1/jobs", list_jobs)
+    app.router.add_get("/v1/jobs/{job_id}", get_job)
+    app.router.add_delete("/v1/jobs/{job_id}", delete_job)
+    app.router.add_get("/v1/jobs/{job_id}/events", get_job_events)
     app.router.add_get("/v1/models", get_models)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)

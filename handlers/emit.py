@@ -1,0 +1,77 @@
+"""Emit: record the job's outcome and publish its one completion event."""
+
+import time
+from typing import Protocol
+
+from handlers.context import StageContext
+from schemas import CompletionEvent, ErrorDetail, JobState, StageEnvelope
+
+EMIT_CLAIM = "emit"
+
+
+class CompletionSink(Protocol):
+    """Where completion events go (the bus)."""
+
+    async def publish_completion(self, event: CompletionEvent) -> None:
+        """Publish one completion event."""
+        ...
+
+
+def completion_event(envelope: StageEnvelope, *, finished_at: float) -> CompletionEvent:
+    """The completion event for an envelope that carries a response or an error."""
+    if envelope.job_id is None:
+        raise ValueError("only jobs have completion events")
+    response = envelope.response
+    if response is not None and envelope.error is None:
+        return CompletionEvent(
+            job_id=envelope.job_id,
+            correlation_id=envelope.correlation_id or envelope.job_id,
+            state=JobState.SUCCEEDED,
+            result=response,
+            usage=response.usage,
+            cost=response.cost,
+            cache=response.cache,
+            finished_at=finished_at,
+        )
+    return failed_event(
+        envelope.job_id,
+        envelope.correlation_id or envelope.job_id,
+        envelope.error or ErrorDetail(type="internal_error", message="no result", retryable=False),
+        finished_at=finished_at,
+    )
+
+
+def failed_event(
+    job_id: str, correlation_id: str, error: ErrorDetail, *, finished_at: float
+) -> CompletionEvent:
+    """A `completion.failed` event."""
+    return CompletionEvent(
+        job_id=job_id,
+        correlation_id=correlation_id,
+        state=JobState.FAILED,
+        error=error,
+        finished_at=finished_at,
+    )
+
+
+async def emit(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
+    """Publish the job's completion once, then record its final state."""
+    jobs, events = ctx.jobs, ctx.events
+    if envelope.job_id is None or jobs is None or events is None:
+        raise ValueError("emit needs a job id, a job store and an event sink")
+    job = await jobs.get(envelope.job_id)
+    if job is None or job.finished:
+        # Cancelled (its event already went out) or expired: nothing more to say.
+        return envelope
+    if not await jobs.claim(EMIT_CLAIM, envelope.job_id, ctx.claim_ttl_s):
+        return envelope
+    event = completion_event(envelope, finished_at=time.time())
+    try:
+        await events.publish_completion(event)
+    except BaseException:
+        await jobs.release(EMIT_CLAIM, envelope.job_id)
+        raise
+    await jobs.transition(
+        envelope.job_id, event.state, stage="emit", result=event.result, error=event.error
+    )
+    return envelope

@@ -1,0 +1,98 @@
+"""The bridge: consumes request events and starts one Celery chain per admitted job."""
+
+import threading
+from collections.abc import Callable
+
+import structlog
+from kombu import Connection, Message, Producer
+
+from pipeline.bus.admission import Admission
+from pipeline.bus.connection import connect
+from pipeline.bus.topology import DEAD_LETTER_ROUTING_KEY, REASON_HEADER, Topology
+from pipeline.settings import Settings
+from schemas import StageEnvelope
+
+log = structlog.get_logger("promptbus.bridge")
+
+_RECONNECT_MAX_S = 5.0
+
+
+class Bridge:
+    """A consumer thread on `promptbus.requests`, with its own connection."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topology: Topology,
+        *,
+        admit: Callable[[bytes], Admission],
+        start_chain: Callable[[StageEnvelope], None],
+    ) -> None:
+        self._settings = settings
+        self._topology = topology
+        self._admit = admit
+        self._start_chain = start_chain
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="promptbus-bridge", daemon=True)
+
+    def start(self, wait_s: float = 10.0) -> None:
+        """Start consuming; waits until the queues are declared (or `wait_s` passed)."""
+        self._thread.start()
+        self._ready.wait(wait_s)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop after the event in hand."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                with connect(self._settings) as connection:
+                    self._consume(connection)
+                    backoff = 0.1
+            except Exception as exc:
+                log.warning("bridge lost the broker; reconnecting", error=str(exc), wait_s=backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, _RECONNECT_MAX_S)
+
+    def _consume(self, connection: Connection) -> None:
+        topology = self._topology
+        channel = connection.channel()
+        for entity in (topology.requests_queue, topology.dead_letter_queue):
+            entity.bind(channel).declare()
+        producer = Producer(channel)
+
+        def on_message(message: Message) -> None:
+            self._handle(message, producer)
+
+        with connection.Consumer(
+            [topology.requests_queue], on_message=on_message, prefetch_count=64, accept=[]
+        ):
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    connection.drain_events(timeout=0.25)
+                except TimeoutError:
+                    continue
+
+    def _handle(self, message: Message, producer: Producer) -> None:
+        body = message.body if isinstance(message.body, bytes) else message.body.encode()
+        admission = self._admit(body)
+        if admission.dead_reason is not None:
+            log.info("event dead-lettered", reason=admission.dead_reason)
+            producer.publish(
+                body,
+                exchange=self._topology.dead_letter_exchange,
+                routing_key=DEAD_LETTER_ROUTING_KEY,
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                delivery_mode=2,
+                headers={**(message.headers or {}), REASON_HEADER: admission.dead_reason[:1000]},
+                declare=[self._topology.dead_letter_queue],
+            )
+        elif admission.envelope is not None:
+            self._start_chain(admission.envelope)
+        message.ack()

@@ -1,0 +1,68 @@
+"""Every exchange and queue promptbus uses, declared in one place."""
+
+from dataclasses import dataclass
+
+from kombu import Exchange, Queue
+
+REQUEST_ROUTING_KEY = "request"
+DEAD_LETTER_ROUTING_KEY = "dead"
+SUCCEEDED_KEY = "completion.succeeded"
+FAILED_KEY = "completion.failed"
+REASON_HEADER = "x-promptbus-reason"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The bus contract; `suffix` keeps test runs on a shared broker apart."""
+
+    suffix: str = ""
+
+    def name(self, base: str) -> str:
+        """`base` with this deployment's suffix."""
+        return f"{base}{self.suffix}"
+
+    @property
+    def requests_exchange(self) -> Exchange:
+        """Where request events are published (direct, durable)."""
+        return Exchange(self.name("promptbus.requests"), type="direct", durable=True)
+
+    @property
+    def requests_queue(self) -> Queue:
+        """The queue the bridge consumes request events from."""
+        return Queue(
+            self.name("promptbus.requests"),
+            exchange=self.requests_exchange,
+            routing_key=REQUEST_ROUTING_KEY,
+            durable=True,
+        )
+
+    @property
+    def completions_exchange(self) -> Exchange:
+        """Where completion events are published (topic, durable)."""
+        return Exchange(self.name("promptbus.completions"), type="topic", durable=True)
+
+    def completions_queue(self, name: str, binding_key: str = "completion.*") -> Queue:
+        """A durable queue of completion events for one consumer."""
+        return Queue(
+            name, exchange=self.completions_exchange, routing_key=binding_key, durable=True
+        )
+
+    @property
+    def dead_letter_exchange(self) -> Exchange:
+        """Where events that cannot be processed go (direct, durable)."""
+        return Exchange(self.name("promptbus.requests.dlx"), type="direct", durable=True)
+
+    @property
+    def dead_letter_queue(self) -> Queue:
+        """Events that could not be processed, with the reason in a header."""
+        return Queue(
+            self.name("promptbus.requests.dlq"),
+            exchange=self.dead_letter_exchange,
+            routing_key=DEAD_LETTER_ROUTING_KEY,
+            durable=True,
+        )
+
+    def stage_queue(self, family: str) -> Queue:
+        """The Celery queue of one stage family."""
+        name = self.name(f"promptbus.stage.{family}")
+        return Queue(name, exchange=Exchange(name, type="direct", durable=True), routing_key=name)

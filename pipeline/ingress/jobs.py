@@ -1,0 +1,141 @@
+"""The async job routes: submit, status (long-poll), events (SSE), cancel, list."""
+
+import asyncio
+
+import orjson
+from aiohttp import web
+
+from pipeline.errors import JobNotFound, ValidationFailed
+from pipeline.ingress.body import parse_model, read_json
+from pipeline.ingress.keys import RUNTIME, SETTINGS
+from schemas import JobState
+from schemas.jobs import Job, JobSubmission
+
+DEFAULT_TENANT = "default"
+MAX_WAIT_S = 60.0
+MAX_PAGE = 100
+SSE_MAX_S = 600.0
+SSE_PING_S = 15.0
+
+
+def _job_response(job: Job, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(job.public()), content_type="application/json"
+    )
+
+
+async def post_job(request: web.Request) -> web.Response:
+    """Accept a job: 202 with its record and Location, once the bus has the event."""
+    runtime = request.app[RUNTIME]
+    submission = parse_model(
+        JobSubmission, await read_json(request, request.app[SETTINGS].max_body_bytes)
+    )
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ValidationFailed("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
+    job = await runtime.intake.submit(
+        submission,
+        tenant=DEFAULT_TENANT,
+        correlation_id=request.headers.get("X-Correlation-Id"),
+        idempotency_key=key,
+    )
+    response = _job_response(job, status=202)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return response
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """The job; with `?wait=S`, held until it finishes or S seconds (at most 60) pass."""
+    jobs = request.app[RUNTIME].jobs
+    job_id = request.match_info["job_id"]
+    wait_s = _wait_param(request)
+    job = await (jobs.wait(job_id, wait_s) if wait_s > 0 else jobs.get(job_id))
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    return _job_response(job)
+
+
+async def get_job_events(request: web.Request) -> web.StreamResponse:
+    """The job's state changes as Server-Sent Events, ending after the final state."""
+    jobs = request.app[RUNTIME].jobs
+    job_id = request.match_info["job_id"]
+    if await jobs.get(job_id) is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    stream = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await stream.prepare(request)
+    changes = jobs.watch(job_id)
+    pending: asyncio.Task[Job] | None = None
+    try:
+        async with asyncio.timeout(SSE_MAX_S):
+            while True:
+                # Keep one pending read across pings: cancelling it would end the watch.
+                pending = pending or asyncio.ensure_future(anext(changes))
+                done, _ = await asyncio.wait({pending}, timeout=SSE_PING_S)
+                if not done:
+                    await stream.write(b": ping\n\n")
+                    continue
+                pending, finished = None, done.pop()
+                if finished.exception() is not None:
+                    break
+                job = finished.result()
+                payload = orjson.dumps(job.public())
+                await stream.write(
+                    b"event: " + job.state.value.encode() + b"\ndata: " + payload + b"\n\n"
+                )
+    except TimeoutError:
+        pass
+    finally:
+        if pending is not None:
+            pending.cancel()
+        await changes.aclose()
+    await stream.write_eof()
+    return stream
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """Cancel a queued or running job."""
+    job = await request.app[RUNTIME].intake.cancel(request.match_info["job_id"])
+    return _job_response(job)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """Recent jobs, newest first: `?state=&limit=&cursor=`."""
+    query = request.query
+    state = None
+    if "state" in query:
+        try:
+            state = JobState(query["state"])
+        except ValueError as exc:
+            raise ValidationFailed(
+                f"state must be one of {', '.join(s.value for s in JobState)}", field="state"
+            ) from exc
+    limit = _int_param(request, "limit", default=20, low=1, high=MAX_PAGE)
+    page = await request.app[RUNTIME].jobs.list(
+        tenant=DEFAULT_TENANT, state=state, limit=limit, cursor=query.get("cursor")
+    )
+    body = {"data": [job.public() for job in page.data], "next_cursor": page.next_cursor}
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def _wait_param(request: web.Request) -> float:
+    raw = request.query.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait_s = float(raw)
+    except ValueError as exc:
+        raise ValidationFailed("wait must be a number of seconds", field="wait") from exc
+    if not 0 <= wait_s <= MAX_WAIT_S:
+        raise ValidationFailed(f"wait must be between 0 and {MAX_WAIT_S:g} s", field="wait")
+    return wait_s
+
+
+def _int_param(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValidationFailed(f"{name} must be an integer from {low} to {high}", field=name)
+    return int(raw)

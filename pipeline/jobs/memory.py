@@ -1,0 +1,177 @@
+"""The in-memory job store of the embedded default: bounded, and woken by events."""
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable
+
+from pipeline.errors import ServiceBusy
+from schemas import ErrorDetail, GenerateResponse, JobState
+from schemas.jobs import Job, JobPage
+
+_WATCH_QUEUE = 32
+_PURGE_EVERY_S = 1.0
+
+
+class MemoryJobStore:
+    """Jobs in a dict, oldest first; finished jobs expire after `retention_s`."""
+
+    def __init__(
+        self,
+        *,
+        retention_s: float,
+        max_jobs: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._retention_s = retention_s
+        self._max_jobs = max_jobs
+        self._clock = clock
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._watchers: dict[str, set[asyncio.Queue[Job]]] = {}
+        self._claims: dict[tuple[str, str], float] = {}
+        self._idempotency: dict[tuple[str, str], tuple[str, str, float]] = {}
+        self._purged_at = 0.0
+
+    async def create(self, job: Job) -> bool:
+        """Record a new job; False if a job with that id exists."""
+        self._purge()
+        if job.id in self._jobs:
+            return False
+        if len(self._jobs) >= self._max_jobs:
+            raise ServiceBusy("the job store is full; try again later")
+        self._jobs[job.id] = job
+        self._notify(job)
+        return True
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job, or None if unknown (or expired)."""
+        job = self._jobs.get(job_id)
+        if job is not None and self._expired(job):
+            self._jobs.pop(job_id, None)
+            return None
+        return job
+
+    async def transition(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        stage: str | None = None,
+        result: GenerateResponse | None = None,
+        error: ErrorDetail | None = None,
+    ) -> Job | None:
+        """Move a job on; None if it is unknown or already finished (finished is final)."""
+        job = await self.get(job_id)
+        if job is None or job.finished:
+            return None
+        now = self._clock()
+        update: dict[str, object] = {"state": state, "updated_at": now}
+        if stage is not None:
+            update["stage"] = stage
+        if result is not None:
+            update["result"] = result
+        if error is not None:
+            update["error"] = error
+        if state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
+            update["finished_at"] = now
+        job = job.model_copy(update=update)
+        self._jobs[job_id] = job
+        self._notify(job)
+        return job
+
+    async def list(
+        self, *, tenant: str, state: JobState | None, limit: int, cursor: str | None
+    ) -> JobPage:
+        """Recent jobs of a tenant, newest first, a page at a time."""
+        self._purge()
+        page: list[Job] = []
+        started = cursor is None
+        for job_id in reversed(self._jobs):
+            if not started:
+                started = job_id == cursor
+                continue
+            job = self._jobs[job_id]
+            if job.tenant != tenant or (state is not None and job.state is not state):
+                continue
+            if len(page) == limit:
+                return JobPage(data=tuple(page), next_cursor=page[-1].id)
+            page.append(job)
+        return JobPage(data=tuple(page))
+
+    async def watch(self, job_id: str) -> AsyncGenerator[Job, None]:
+        """The job now and at each change after, ending with its final state."""
+        queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=_WATCH_QUEUE)
+        self._watchers.setdefault(job_id, set()).add(queue)
+        try:
+            job = await self.get(job_id)
+            while job is not None:
+                yield job
+                if job.finished:
+                    return
+                job = await queue.get()
+        finally:
+            watchers = self._watchers.get(job_id)
+            if watchers is not None:
+                watchers.discard(queue)
+                if not watchers:
+                    del self._watchers[job_id]
+
+    async def wait(self, job_id: str, timeout_s: float) -> Job | None:
+        """The job once finished, or as it is when `timeout_s` runs out."""
+        last = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for job in self.watch(job_id):
+                    last = job
+        except TimeoutError:
+            pass
+        return last if last is not None else await self.get(job_id)
+
+    async def claim(self, kind: str, key: str, ttl_s: float) -> bool:
+        """True for the first claim of (kind, key) within `ttl_s`; False after."""
+        now = self._clock()
+        expires = self._claims.get((kind, key))
+        if expires is not None and expires > now:
+            return False
+        self._claims[(kind, key)] = now + ttl_s
+        return True
+
+    async def release(self, kind: str, key: str) -> None:
+        """Undo a claim, so the work it guarded may be tried again."""
+        self._claims.pop((kind, key), None)
+
+    async def reserve_idempotency_key(
+        self, tenant: str, key: str, fingerprint: str, job_id: str, ttl_s: float
+    ) -> tuple[str, str] | None:
+        """Reserve `key` for `job_id`; None if new, else the (fingerprint, job id) it holds."""
+        now = self._clock()
+        held = self._idempotency.get((tenant, key))
+        if held is not None and held[2] > now:
+            return held[0], held[1]
+        self._idempotency[(tenant, key)] = (fingerprint, job_id, now + ttl_s)
+        return None
+
+    async def drop_idempotency_key(self, tenant: str, key: str) -> None:
+        """Forget an idempotency key (its job was never accepted)."""
+        self._idempotency.pop((tenant, key), None)
+
+    def _notify(self, job: Job) -> None:
+        for queue in self._watchers.get(job.id, ()):
+            if queue.full():
+                # A slow watcher only needs the latest state, so drop what it missed.
+                queue.get_nowait()
+            queue.put_nowait(job)
+
+    def _expired(self, job: Job) -> bool:
+        return job.finished_at is not None and job.finished_at + self._retention_s < self._clock()
+
+    def _purge(self) -> None:
+        """Drop expired jobs, claims and keys; a full scan, so at most once a second."""
+        now = self._clock()
+        if now - self._purged_at < _PURGE_EVERY_S:
+            return
+        self._purged_at = now
+        for job_id in [j for j, job in self._jobs.items() if self._expired(job)]:
+            del self._jobs[job_id]
+        self._claims = {k: exp for k, exp in self._claims.items() if exp > now}
+        self._idempotency = {k: v for k, v in self._idempotency.items() if v[2] > now}

@@ -1,0 +1,74 @@
+"""The Celery app: JSON only, late acks, one queue per stage family, thin task wrappers."""
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, chain
+from celery.canvas import Signature
+
+from pipeline.bus.connection import broker_url, transport_options
+from pipeline.bus.topology import Topology
+from pipeline.settings import Settings
+from pipeline.worker.steps import CHAIN
+from schemas import StageEnvelope
+
+# Steps grouped into stage families, each family with its own queue.
+FAMILIES = {"lookup": "lookup", "generate": "generate", "postprocess": "finish", "emit": "finish"}
+
+StepRunner = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def task_name(step: str) -> str:
+    """The Celery task name of a step."""
+    return f"promptbus.{step}"
+
+
+def create_celery(settings: Settings, topology: Topology, run_step: StepRunner) -> Celery:
+    """A Celery app whose tasks hand each step to `run_step`."""
+    app = Celery("promptbus", broker=broker_url(settings), set_as_current=False)
+    queues = {family: topology.stage_queue(family) for family in set(FAMILIES.values())}
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        broker_transport_options=transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_queues=list(queues.values()),
+        task_default_queue=queues["lookup"].name,
+        task_routes={
+            task_name(step): {"queue": queues[family].name} for step, family in FAMILIES.items()
+        },
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_concurrency=settings.worker_concurrency,
+        broker_pool_limit=settings.worker_concurrency,
+    )
+    for step, _stage, _skip in CHAIN:
+        _register(app, step, run_step)
+    return app
+
+
+def _register(app: Celery, step: str, run_step: StepRunner) -> None:
+    def task(payload: dict[str, Any]) -> dict[str, Any]:
+        return run_step(step, payload)
+
+    task.__name__ = task.__qualname__ = f"{step}_task"
+    # shared=False: these closures belong to this app only, not to every app made later.
+    app.task(name=task_name(step), acks_late=True, shared=False)(task)
+
+
+def job_chain(app: Celery, envelope: StageEnvelope) -> Signature:
+    """The Celery chain that runs a job's steps, starting from `envelope`."""
+    first, *rest = (app.signature(task_name(step)) for step, _stage, _skip in CHAIN)
+    payload = envelope.model_dump(mode="json", exclude_none=True)
+    job_id = envelope.job_id
+    signatures = [first.clone(args=(payload,), task_id=f"{job_id}.{CHAIN[0][0]}")]
+    for (step, _stage, _skip), signature in zip(CHAIN[1:], rest, strict=True):
+        signatures.append(signature.clone(task_id=f"{job_id}.{step}"))
+    return chain(*signatures)

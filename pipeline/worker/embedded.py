@@ -1,0 +1,43 @@
+"""A Celery worker on a thread pool, inside this process (the embedded default)."""
+
+import threading
+import warnings
+
+import structlog
+from celery import Celery
+from celery.exceptions import SecurityWarning
+
+log = structlog.get_logger("promptbus.worker")
+
+
+class EmbeddedWorker:
+    """Runs `app.Worker` on a daemon thread and stops it on request."""
+
+    def __init__(self, app: Celery, *, concurrency: int, loglevel: str = "WARNING") -> None:
+        # Celery warns about root because of pickle; this app accepts JSON only.
+        warnings.filterwarnings("ignore", message=".*superuser privileges", category=SecurityWarning)
+        self._worker = app.Worker(
+            pool="threads",
+            concurrency=concurrency,
+            loglevel=loglevel,
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            redirect_stdouts=False,
+            quiet=True,
+            hostname=f"promptbus-embedded-{threading.get_native_id()}@localhost",
+        )
+        self._thread = threading.Thread(
+            target=self._worker.start, name="promptbus-celery", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start consuming the stage queues."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish in-flight tasks (up to `timeout_s`) and stop."""
+        self._worker.stop(in_sighandler=False)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("celery worker did not stop in time", timeout_s=timeout_s)

@@ -1,0 +1,60 @@
+"""Jobs: what POST /v1/jobs accepts and the job record GET /v1/jobs/{id} returns."""
+
+from typing import Any
+
+from pydantic import Field
+
+from schemas._base import Envelope
+from schemas.errors import ErrorDetail
+from schemas.events import JobId, JobState, WebhookTarget
+from schemas.generate import GenerateRequest, GenerateResponse
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+class JobSubmission(GenerateRequest):
+    """A generate request to run as a job, with where to report it."""
+
+    webhook: WebhookTarget | None = None
+    metadata: dict[str, str] | None = Field(default=None, max_length=64)
+    correlation_id: str | None = Field(default=None, max_length=256)
+
+    def generate_request(self) -> GenerateRequest:
+        """The generate request alone, without the job's own fields."""
+        return GenerateRequest.model_validate(
+            self.model_dump(exclude={"webhook", "metadata", "correlation_id"}, exclude_unset=True)
+        )
+
+
+class Job(Envelope):
+    """One job: its state, current stage, and its result or error once finished."""
+
+    id: JobId
+    state: JobState
+    stage: str | None = None
+    tenant: str
+    correlation_id: str
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+    request: GenerateRequest
+    webhook: WebhookTarget | None = None
+    metadata: dict[str, str] | None = None
+    result: GenerateResponse | None = None
+    error: ErrorDetail | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job reached a final state."""
+        return self.state in TERMINAL_STATES
+
+    def public(self) -> dict[str, Any]:
+        """The job as the HTTP API shows it."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class JobPage(Envelope):
+    """A page of jobs, newest first, and the cursor for the next page."""
+
+    data: tuple[Job, ...]
+    next_cursor: str | None = None
