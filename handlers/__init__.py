@@ -2,7 +2,7 @@
 
 from handlers.cache_lookup import cache_lookup
 from handlers.context import StageContext
-from handlers.dedupe import dedupe
+from handlers.dedupe import Identity, dedupe, identify
 from handlers.emit import CompletionSink, completion_event, emit, failed_event
 from handlers.generate import BLOCKED_REASONS, generate
 from handlers.postprocess import postprocess
@@ -10,6 +10,7 @@ from handlers.postprocess import postprocess
 __all__ = [
     "BLOCKED_REASONS",
     "CompletionSink",
+    "Identity",
     "StageContext",
     "cache_lookup",
     "completion_event",
@@ -17,5 +18,6 @@ __all__ = [
     "emit",
     "failed_event",
     "generate",
+    "identify",
     "postprocess",
 ]

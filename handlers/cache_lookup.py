@@ -8,15 +8,12 @@ from schemas import StageEnvelope
 
 async def cache_lookup(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
     """Attach the cached answer, marked as a hit, if the request accepts one."""
-    if envelope.request.cache.no_cache or envelope.cache_key is None:
+    key = envelope.cache_key
+    if envelope.request.cache.no_cache or key is None:
         return envelope
-    cached = await ctx.cache.get(envelope.cache_key)
+    now = time.time()
+    cached = await ctx.cache.fresh(key, envelope.max_age_s, now)
     if cached is None:
         return envelope
-    age = cached.age(time.time())
-    if envelope.max_age_s is not None and age > envelope.max_age_s:
-        return envelope
-    response = cached.response(
-        hit=True, tier=ctx.cache.tier, age_s=round(age, 3), stored=False, coalesced=False
-    )
+    response = cached.response(key, tier=ctx.cache.tier, age_s=cached.age(now))
     return envelope.model_copy(update={"response": response})

@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gateway (embedded default: one process)")
     serve.add_argument("--host", help="address to listen on (PROMPTBUS_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (PROMPTBUS_PORT)")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no job worker in this process (PROMPTBUS_EMBEDDED_WORKER=false)",
+    )
     emulator = commands.add_parser("emulator", help="run the Gemini emulator on its own")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8090)
@@ -40,10 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in write_schemas():
             print(path)
         return 0
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    if args.command == "emulator" and args.latency_ms is not None:
-        overrides = {"emulator_latency_ms": args.latency_ms}
-    settings = Settings(**overrides) if args.command == "serve" else Settings()
+    overrides: dict[str, object] = {}
+    if args.command == "serve":
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        if args.no_worker:
+            overrides["embedded_worker"] = False
+    settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "emulator":
         latency = args.latency_ms if args.latency_ms is not None else settings.emulator_latency_ms

@@ -11,6 +11,7 @@ from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
 from pipeline.cache.lru import LRUMemoryCache
 from pipeline.cache.responses import ResponseCache
+from pipeline.cache.serializers import BytesSerializer
 from pipeline.catalog import ModelCatalog
 from pipeline.emulator import EMULATOR_API_KEY, EmulatorConfig, RunningEmulator, start_emulator
 from pipeline.jobs.intake import JobIntake
@@ -58,6 +59,7 @@ class Runtime:
             max_entries=settings.cache_max_entries,
             max_bytes=settings.cache_max_bytes,
             namespace="promptbus:",
+            serializer=BytesSerializer(),
         )
         topology = Topology(settings.bus_suffix)
         jobs = MemoryJobStore(retention_s=settings.job_retention_s, max_jobs=settings.max_jobs)

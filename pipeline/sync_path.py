@@ -1,9 +1,29 @@
 """The sync fast path: cache lookup, then one coalesced run of the stages per key."""
 
-from handlers import StageContext, cache_lookup, dedupe, generate, postprocess
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from handlers import Identity, StageContext, generate, identify, postprocess
 from pipeline.coalesce import SingleFlight
 from pipeline.errors import UpstreamTimeout
-from schemas import GenerateResponse, StageEnvelope
+from schemas import GenerateRequest, GenerateResponse, StageEnvelope
+
+log = structlog.get_logger("promptbus.sync")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A ready-to-send answer: its JSON body, and its cache age when it was a hit."""
+
+    body: bytes
+    age_s: float | None = None
+
+    @property
+    def hit(self) -> bool:
+        """Whether the cache answered."""
+        return self.age_s is not None
 
 
 class SyncPath:
@@ -19,14 +39,47 @@ class SyncPath:
         """Distinct upstream calls running now."""
         return self._flights.in_flight()
 
-    async def answer(self, envelope: StageEnvelope) -> GenerateResponse:
+    async def answer(
+        self,
+        request: GenerateRequest,
+        *,
+        request_id: str,
+        tenant: str,
+        max_age_s: float | None,
+        identity: Identity | None = None,
+    ) -> Answer:
         """The cached answer if fresh enough, else one shared upstream call's answer."""
-        envelope = await cache_lookup(await dedupe(envelope, self._ctx), self._ctx)
-        if envelope.response is not None:
-            return envelope.response
-        assert envelope.cache_key is not None
+        # The dedupe and cache lookup stages, kept lean: a hit builds no envelope.
+        identity = identity or identify(self._ctx.catalog, request, tenant)
+        key = identity.cache_key
+        if not request.cache.no_cache:
+            now = time.time()
+            cached = await self._ctx.cache.fresh(key, max_age_s, now)
+            if cached is not None:
+                age = cached.age(now)
+                return Answer(cached.body(key, tier=self._ctx.cache.tier, age_s=age), age)
+        # Every field was validated already, so the envelope skips validation.
+        envelope = StageEnvelope.model_construct(
+            request_id=request_id,
+            tenant=tenant,
+            request=request,
+            max_age_s=max_age_s,
+            **identity._asdict(),
+        )
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            response = await self._coalesced(envelope, key)
+            log.info(
+                "generated",
+                model=response.provider_model,
+                coalesced=response.cache.coalesced,
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+            )
+        return Answer(response.model_dump_json().encode())
+
+    async def _coalesced(self, envelope: StageEnvelope, key: str) -> GenerateResponse:
         # Callers that may not store must not ride on a call that stores, and vice versa.
-        flight = f"{envelope.cache_key}:{int(envelope.request.cache.no_store)}"
+        flight = f"{key}:{int(envelope.request.cache.no_store)}"
         try:
             response, shared = await self._flights.run(
                 flight, lambda: self._fill(envelope), wait_s=self._wait_s

@@ -95,7 +95,15 @@ class Admitter:
         return Admission(envelope=envelope_for(event))
 
     async def _dead(self, reason: str, job_id: str | None) -> Admission:
-        if job_id is not None and await self._jobs.claim(EMIT_CLAIM, job_id, self._ctx.claim_ttl_s):
+        # Only a job id not yet dispatched gets the failure, and it is then spent: a bad event
+        # must not take the completion of a job already running under that id, and a later
+        # event under it is a duplicate (else its job would run but never be allowed to emit).
+        ttl_s = self._ctx.claim_ttl_s
+        if (
+            job_id is not None
+            and await self._jobs.claim(DISPATCH_CLAIM, job_id, ttl_s)
+            and await self._jobs.claim(EMIT_CLAIM, job_id, ttl_s)
+        ):
             error = ErrorDetail(type="invalid_event", message=reason, retryable=False)
             event = failed_event(job_id, job_id, error, finished_at=time.time())
             await self._events.publish_completion(event)

@@ -1,6 +1,7 @@
 """The bridge: consumes request events and starts one Celery chain per admitted job."""
 
 import threading
+from collections import deque
 from collections.abc import Callable
 
 import structlog
@@ -64,15 +65,17 @@ class Bridge:
         for entity in (topology.requests_queue, topology.dead_letter_queue):
             entity.bind(channel).declare()
         producer = Producer(channel)
-
-        def on_message(message: Message) -> None:
-            self._handle(message, producer)
-
+        # Handle messages after a drain, never within it: publishing a dead letter waits for the
+        # broker's confirm, and on amqp that wait delivers (and so would handle) more messages
+        # inside it; nested waits then take each other's confirms and the outer one never ends.
+        received: deque[Message] = deque()
         with connection.Consumer(
-            [topology.requests_queue], on_message=on_message, prefetch_count=64, accept=[]
+            [topology.requests_queue], on_message=received.append, prefetch_count=64, accept=[]
         ):
             self._ready.set()
             while not self._stop.is_set():
+                while received and not self._stop.is_set():
+                    self._handle(received.popleft(), producer)
                 try:
                     connection.drain_events(timeout=0.25)
                 except TimeoutError:

@@ -57,7 +57,9 @@ class EventPublisher:
         try:
             # The thread bounds itself too (retry policy), so it does not publish late.
             async with asyncio.timeout(self._timeout_s + 1):
-                await loop.run_in_executor(self._executor, lambda: self._publish_sync(body, **kwargs))
+                await loop.run_in_executor(
+                    self._executor, lambda: self._publish_sync(body, **kwargs)
+                )
         except BrokerUnavailable:
             raise
         except Exception as exc:

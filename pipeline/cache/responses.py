@@ -1,10 +1,19 @@
-"""The response cache: stores answers as JSON under their cache key, with their age."""
+"""The response cache: answers stored as ready-to-send JSON bytes, with their age.
+
+An entry is one header line, `<stored_at> <ttl_s>\n`, then the response's JSON
+without its `cache` member and closing brace. A hit appends fresh cache info and
+the brace: no JSON parsing and no model validation on the fast path.
+"""
 
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from schemas import GenerateResponse
+
+_CACHE_MEMBER = b',"cache":'
 
 
 class CacheBackend(Protocol):
@@ -19,21 +28,45 @@ class CacheBackend(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
-    """A stored answer, as its JSON-ready dict, and when it was stored (Unix time)."""
+    """A stored answer: its JSON without cache info, when it was stored, and its TTL."""
 
-    payload: dict[str, Any]
+    prefix: bytes
     stored_at: float
-
-    def response(self, **cache_info: Any) -> GenerateResponse:
-        """The stored response with its cache info updated by `cache_info`."""
-        # One validation of an updated dict is far cheaper than validate-then-copy.
-        payload = dict(self.payload)
-        payload["cache"] = {**payload["cache"], **cache_info}
-        return GenerateResponse.model_validate(payload)
+    ttl_s: int
 
     def age(self, now: float) -> float:
         """Seconds since the answer was stored."""
         return max(0.0, now - self.stored_at)
+
+    def body(self, key: str, *, tier: str, age_s: float) -> bytes:
+        """The response body of a hit: the stored JSON plus this hit's cache info."""
+        info = {
+            "hit": True,
+            "tier": tier,
+            "key": key,
+            "age_s": round(age_s, 3),
+            "stored": False,
+            "coalesced": False,
+            "ttl_s": self.ttl_s,
+        }
+        return self.prefix + _CACHE_MEMBER + orjson.dumps(info) + b"}"
+
+    def response(self, key: str, *, tier: str, age_s: float) -> GenerateResponse:
+        """The hit as a response model (for stages that pass models along)."""
+        return GenerateResponse.model_validate_json(self.body(key, tier=tier, age_s=age_s))
+
+
+def encode(response: GenerateResponse, *, stored_at: float, ttl_s: int) -> bytes:
+    """A cache entry for `response`."""
+    body = response.model_dump_json(exclude={"cache"}).encode()
+    return f"{stored_at:.6f} {ttl_s}\n".encode() + body[:-1]
+
+
+def decode(entry: bytes) -> CachedAnswer:
+    """The answer in a cache entry."""
+    header, _, prefix = entry.partition(b"\n")
+    stored_at, ttl_s = header.split(b" ")
+    return CachedAnswer(prefix, float(stored_at), int(ttl_s))
 
 
 class ResponseCache:
@@ -47,21 +80,26 @@ class ResponseCache:
 
     async def get(self, key: str) -> CachedAnswer | None:
         """The answer stored under `key`, or None."""
-        raw = await self._backend.get(key)
-        if raw is None:
+        entry = await self._backend.get(key)
+        return None if entry is None else decode(entry)
+
+    async def fresh(self, key: str, max_age_s: float | None, now: float) -> CachedAnswer | None:
+        """The answer under `key` if it is at most `max_age_s` old (any age if None)."""
+        cached = await self.get(key)
+        if cached is None or (max_age_s is not None and cached.age(now) > max_age_s):
             return None
-        return CachedAnswer(raw["response"], raw["stored_at"])
+        return cached
 
     async def put(self, key: str, response: GenerateResponse, ttl_s: int) -> bool:
         """Store an answer; False when the backend refused it (e.g. too large)."""
-        value = {"response": response.model_dump(mode="json"), "stored_at": time.time()}
-        return bool(await self._backend.set(key, value, ttl=ttl_s))
+        entry = encode(response, stored_at=time.time(), ttl_s=ttl_s)
+        return bool(await self._backend.set(key, entry, ttl=ttl_s))
 
     async def ping(self) -> bool:
         """Whether a value written can be read back."""
         probe = "readyz:probe"
-        await self._backend.set(probe, {"ok": True}, ttl=5)
-        return bool(await self._backend.get(probe) == {"ok": True})
+        await self._backend.set(probe, b"ok", ttl=5)
+        return bool(await self._backend.get(probe) == b"ok")
 
     async def delete(self, key: str) -> None:
         """Forget the answer under `key`."""

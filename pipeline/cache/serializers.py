@@ -23,3 +23,19 @@ class OrjsonSerializer(BaseSerializer):  # type: ignore[misc]
         if value is None:
             return None
         return orjson.loads(value)
+
+
+class BytesSerializer(BaseSerializer):  # type: ignore[misc]
+    """Pass bytes through untouched: for callers that encode their own values."""
+
+    DEFAULT_ENCODING: str | None = None
+
+    def dumps(self, value: bytes) -> bytes:
+        """Return ``value`` as it is; it must already be bytes."""
+        if not isinstance(value, bytes):
+            raise TypeError(f"BytesSerializer stores bytes, not {type(value).__name__}")
+        return value
+
+    def loads(self, value: bytes | None) -> bytes | None:
+        """Return ``value`` as it is."""
+        return value

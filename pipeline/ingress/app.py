@@ -7,7 +7,8 @@ from aiohttp import web
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_models, get_readyz
 from pipeline.ingress.jobs import delete_job, get_job, get_job_events, list_jobs, post_job
-from pipeline.ingress.keys import RUNTIME, SETTINGS
+from pipeline.ingress.keys import PARSED_BODIES, RUNTIME, SETTINGS
+from pipeline.ingress.memo import ParsedBodies
 from pipeline.ingress.middleware import request_context
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
@@ -33,5 +34,6 @@ def create_app(settings: Settings) -> web.Application:
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
     runtime = await Runtime.start(app[SETTINGS])
     app[RUNTIME] = runtime
+    app[PARSED_BODIES] = ParsedBodies(runtime.catalog)
     yield
     await runtime.stop()

@@ -32,7 +32,9 @@ async def post_job(request: web.Request) -> web.Response:
     )
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
-        raise ValidationFailed("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
+        )
     job = await runtime.intake.submit(
         submission,
         tenant=DEFAULT_TENANT,

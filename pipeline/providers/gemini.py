@@ -65,7 +65,8 @@ class GeminiProvider:
         self, provider_model: str, conversation: tuple[Message, ...], params: GenerationParams
     ) -> Generation:
         """One answer from `provider_model`."""
-        prompt = await self._prompt.ainvoke(
+        # Template and parser are pure CPU: their sync forms avoid a thread hop each.
+        prompt = self._prompt.invoke(
             {"conversation": [_ROLE_TO_MESSAGE[m.role](content=m.content) for m in conversation]}
         )
         started = time.perf_counter()
@@ -80,7 +81,7 @@ class GeminiProvider:
         return Generation(
             provider=self.name,
             provider_model=provider_model,
-            text=await self._parser.ainvoke(reply),
+            text=self._parser.invoke(reply),
             finish_reason=_finish_reason(reply),
             usage=_usage(reply),
             latency_ms=round(latency_ms, 3),

@@ -44,6 +44,9 @@ def create_celery(settings: Settings, topology: Topology, run_step: StepRunner) 
         task_routes={
             task_name(step): {"queue": queues[family].name} for step, family in FAMILIES.items()
         },
+        # The embedded worker serves no remote control: no shared `celery.pidbox` exchange, so
+        # deployments told apart by their bus suffix stay apart on one broker.
+        worker_enable_remote_control=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_concurrency=settings.worker_concurrency,

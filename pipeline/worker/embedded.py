@@ -5,7 +5,7 @@ import warnings
 
 import structlog
 from celery import Celery
-from celery.exceptions import SecurityWarning
+from celery.exceptions import SecurityWarning, WorkerShutdown
 
 log = structlog.get_logger("promptbus.worker")
 
@@ -15,7 +15,9 @@ class EmbeddedWorker:
 
     def __init__(self, app: Celery, *, concurrency: int, loglevel: str = "WARNING") -> None:
         # Celery warns about root because of pickle; this app accepts JSON only.
-        warnings.filterwarnings("ignore", message=".*superuser privileges", category=SecurityWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*superuser privileges", category=SecurityWarning
+        )
         self._worker = app.Worker(
             pool="threads",
             concurrency=concurrency,
@@ -37,7 +39,19 @@ class EmbeddedWorker:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Finish in-flight tasks (up to `timeout_s`) and stop."""
-        self._worker.stop(in_sighandler=False)
+        hub = getattr(self._worker, "hub", None)
+        if hub is not None and self._thread.is_alive():
+            # An event-loop worker (amqp, redis) owns its connection on its thread: stopping it
+            # from here would read that socket from two threads (on amqp, basic_cancel then waits
+            # for ever). Ask the loop to shut down, as Celery's own signal handlers do.
+            hub.call_soon(_request_shutdown)
+        else:
+            self._worker.stop(in_sighandler=False)
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             log.warning("celery worker did not stop in time", timeout_s=timeout_s)
+
+
+def _request_shutdown() -> None:
+    """Run on the worker's event loop: a warm shutdown, on the thread that owns the loop."""
+    raise WorkerShutdown(0)

@@ -35,9 +35,7 @@ class JobWorker:
         self._admitter = admitter
         self._step_timeout_s = settings.provider_timeout_s + 30
         self.celery: Celery = create_celery(settings, topology, self._run_step)
-        self._bridge = Bridge(
-            settings, topology, admit=self._admit, start_chain=self.start_chain
-        )
+        self._bridge = Bridge(settings, topology, admit=self._admit, start_chain=self.start_chain)
         self._worker = EmbeddedWorker(self.celery, concurrency=settings.worker_concurrency)
 
     def start(self) -> None:

@@ -1,0 +1,701 @@
+"""Benchmark promptbus's fast path: cache hits against a raw aiohttp baseline, then misses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+
+HOST: Final = "127.0.0.1"
+SCRIPT: Final = Path(__file__).resolve()
+PROMPTBUS: Final = (sys.executable, "-m", "pipeline.cli")
+GEMINI_PATH: Final = "/v1beta/models/gemini-2.5-flash:generateContent"
+JSON_HEADERS: Final = {"content-type": "application/json"}
+HIT_BODY: Final = b'{"model":"flash","prompt":"fast path benchmark: the one cached prompt"}'
+RAW_ANSWER: Final = json.dumps(
+    {"text": "a fixed answer from the raw baseline", "cache": {"hit": True}}
+).encode()
+
+QUICK_DURATION_S: Final = 3
+WARMUP_S: Final = 1
+STARTUP_TIMEOUT_S: Final = 60.0
+EMULATOR_LATENCY_MS: Final = 200.0
+OVERHEAD_WORKERS: Final = 4
+THROUGHPUT_WORKERS: Final = 64
+ERROR_SAMPLES: Final = 5
+
+MIN_HIT_RATIO: Final = 0.5
+MAX_HIT_P99_MS: Final = 5.0
+MAX_MISS_OVERHEAD_MS: Final = 5.0
+MIN_MISS_THROUGHPUT_RATIO: Final = 0.9
+
+BodyFor = Callable[[int], bytes]
+ExpectedHeader = tuple[str, str] | None
+
+
+class BenchError(Exception):
+    """The bench could not run: a server did not start or the load tool failed."""
+
+
+def serve_raw(port: int) -> None:
+    """Serve the baseline: read the body, hash it, answer the JSON stored under that hash."""
+    answers: dict[bytes, bytes] = {}
+
+    async def generate(request: web.Request) -> web.Response:
+        key = hashlib.sha256(await request.read()).digest()
+        answer = answers.get(key)
+        if answer is None:
+            answer = answers[key] = RAW_ANSWER
+        return web.Response(body=answer, content_type="application/json")
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/v1/generate", generate)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host=HOST, port=port, access_log=None, print=None)
+
+
+@dataclass
+class Child:
+    """A process the bench started, and the file its output goes to."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        """Everything the process has printed so far."""
+        return self.log.read_text(errors="replace")
+
+    def tail(self, lines: int = 20) -> str:
+        """The last `lines` lines the process printed."""
+        return "\n".join(self.output().splitlines()[-lines:])
+
+
+class Children:
+    """Starts child processes and stops each one still running when the block exits."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self._started: list[Child] = []
+
+    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Child:
+        """Start `argv` with its output in a log file."""
+        log = self._log_dir / f"{name}-{len(self._started)}.log"
+        with log.open("wb") as out:
+            # A session of its own: Ctrl-C reaches only the bench, which then stops the children.
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=None if env is None else dict(env),
+                start_new_session=True,
+            )
+        child = Child(name, process, log)
+        self._started.append(child)
+        return child
+
+    def stop(self, *children: Child) -> None:
+        """Terminate `children`, killing any that outlive a grace period."""
+        running = [c for c in children if c.process.poll() is None]
+        for child in running:
+            child.process.terminate()
+        for child in running:
+            try:
+                child.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop(*reversed(self._started))
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Python dies on SIGTERM without unwinding; SystemExit runs the cleanup of the children.
+    raise SystemExit(128 + signum)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """This environment without promptbus or Google settings, plus `overrides`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PROMPTBUS_") and k != "GOOGLE_API_KEY"
+    }
+    env.update(PROMPTBUS_LOG_FORMAT="json", PROMPTBUS_LOG_LEVEL="warning", **overrides)
+    return env
+
+
+async def wait_healthy(session: aiohttp.ClientSession, child: Child, url: str) -> None:
+    """Return once `url` answers 200; fail if the child exits or takes too long."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        code = child.process.poll()
+        if code is not None:
+            raise BenchError(f"{child.name} exited with {code} before it was up:\n{child.tail()}")
+        try:
+            async with session.get(url) as response:
+                if response.status == 200:
+                    return
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(0.1)
+    raise BenchError(f"{child.name} was not up within {STARTUP_TIMEOUT_S:g}s:\n{child.tail()}")
+
+
+@dataclass
+class Errors:
+    """A count of failed requests and the first few of them."""
+
+    count: int = 0
+    samples: list[str] = field(default_factory=list)
+
+    def add(self, message: str, count: int = 1) -> None:
+        """Count `count` failures described by `message`."""
+        self.count += count
+        if len(self.samples) < ERROR_SAMPLES:
+            self.samples.append(message)
+
+
+@dataclass(frozen=True)
+class Load:
+    """What one load run measured."""
+
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: Errors
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The nearest-rank `q` percentile (0-100) of already sorted values; nan if empty."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+async def aiohttp_load(
+    url: str,
+    body_for: BodyFor,
+    workers: int,
+    duration_s: float,
+    expect: ExpectedHeader = None,
+    stagger_s: float = 0.0,
+) -> Load:
+    """POST from `workers` keep-alive connections for `duration_s`, timing every request.
+
+    With `stagger_s`, worker k starts k/workers of it late. Closed-loop workers that
+    start together stay in lockstep when every answer takes the same time, so each
+    round arrives as one burst; staggering over one service time models a steady
+    stream instead. Each worker still runs for exactly `duration_s`.
+    """
+    latencies: list[float] = []
+    errors = Errors()
+    numbers = itertools.count()
+    connector = aiohttp.TCPConnector(limit=workers)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def worker(index: int) -> None:
+            await asyncio.sleep(stagger_s * index / workers)
+            deadline = time.perf_counter() + duration_s
+            while time.perf_counter() < deadline:
+                body = body_for(next(numbers))
+                began = time.perf_counter()
+                try:
+                    async with session.post(url, data=body, headers=JSON_HEADERS) as response:
+                        payload = await response.read()
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    errors.add(f"{type(exc).__name__}: {exc}")
+                    continue
+                if response.status != 200:
+                    errors.add(f"HTTP {response.status}: {payload[:300].decode(errors='replace')}")
+                elif expect and (got := response.headers.get(expect[0])) != expect[1]:
+                    errors.add(f"{expect[0]} was {got}, not {expect[1]}")
+                else:
+                    latencies.append(time.perf_counter() - began)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(index) for index in range(workers)))
+        elapsed = time.perf_counter() - started if not stagger_s else duration_s
+    latencies.sort()
+    return Load(
+        requests=len(latencies),
+        rps=len(latencies) / elapsed,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        errors=errors,
+    )
+
+
+_WRK_TOTAL = re.compile(r"^\s*(\d+) requests in ", re.MULTILINE)
+_WRK_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_WRK_WRONG = re.compile(r"^Wrong responses: (\d+)", re.MULTILINE)
+_WRK_SOCKET = re.compile(r"Socket errors: (connect \d+, read \d+, write \d+, timeout \d+)")
+_WRK_UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _wrk_percentile_ms(output: str, q: int) -> float:
+    match = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
+    if match is None:
+        raise BenchError(f"no {q}% latency line in the wrk output:\n{output}")
+    return float(match[1]) * _WRK_UNIT_MS[match[2]]
+
+
+def parse_wrk(output: str) -> Load:
+    """The numbers in the text wrk prints with --latency."""
+    total, rps, wrong = (p.search(output) for p in (_WRK_TOTAL, _WRK_RPS, _WRK_WRONG))
+    if total is None or rps is None or wrong is None:
+        raise BenchError(f"cannot read the wrk output:\n{output}")
+    errors = Errors()
+    not_ok = int(wrong[1])
+    if not_ok:
+        errors.add(f"{not_ok} responses were not 200 or lacked the expected header", not_ok)
+    if sockets := _WRK_SOCKET.search(output):
+        failed = sum(int(n) for n in re.findall(r"\d+", sockets[1]))
+        errors.add(f"socket errors: {sockets[1]}", failed)
+    return Load(
+        # wrk counts answered requests, wrong ones included; socket errors are apart.
+        requests=int(total[1]) - not_ok,
+        rps=float(rps[1]),
+        p50_ms=_wrk_percentile_ms(output, 50),
+        p99_ms=_wrk_percentile_ms(output, 99),
+        errors=errors,
+    )
+
+
+_WRK_SCRIPT: Final = """\
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[{body}]==]
+
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) wrong = 0 end
+function response(status, headers, body)
+  if {wrong} then wrong = wrong + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("wrong") end
+  io.write(string.format("Wrong responses: %d\\n", total))
+end
+"""
+
+
+def write_wrk_script(path: Path, body: bytes, expect: ExpectedHeader) -> None:
+    """A wrk Lua script that POSTs `body` as JSON and counts every wrong response."""
+    text = body.decode()
+    if "]==]" in text:
+        raise ValueError("the body cannot sit inside a Lua [==[ ]==] string")
+    wrong = "status ~= 200"
+    if expect:
+        wrong += f" or headers[{json.dumps(expect[0])}] ~= {json.dumps(expect[1])}"
+    path.write_text(_WRK_SCRIPT.format(body=text, wrong=wrong))
+
+
+def wrk_version(wrk: str) -> str:
+    """The version wrk reports, for the header."""
+    # wrk has no version flag: it prints its banner with the usage and exits 1.
+    banner = subprocess.run([wrk, "--version"], capture_output=True, text=True, timeout=10)
+    words = (banner.stdout or banner.stderr).split()
+    return " ".join(words[:2]) or wrk
+
+
+@dataclass(frozen=True)
+class Check:
+    """One target: the measured value against the goal."""
+
+    name: str
+    measured: str
+    goal: str
+    passed: bool
+
+
+@dataclass
+class Bench:
+    """What every phase shares: the children, a probe session and every load run so far."""
+
+    children: Children
+    session: aiohttp.ClientSession
+    work_dir: Path
+    wrk: str | None
+    duration_s: int
+    connections: int
+    loads: list[Load] = field(default_factory=list)
+
+    async def fixed_load(
+        self, url: str, body: bytes, duration_s: int, expect: ExpectedHeader
+    ) -> Load:
+        """Load `url` with one repeated body using wrk, or aiohttp without it."""
+        if self.wrk is None:
+            load = await aiohttp_load(url, lambda _: body, self.connections, duration_s, expect)
+        else:
+            load = await self._wrk_load(self.wrk, url, body, duration_s, expect)
+        self.loads.append(load)
+        return load
+
+    async def unique_load(self, url: str, body_for: BodyFor, workers: int, duration_s: int) -> Load:
+        """Load `url` with a fresh body per request, workers spread over one upstream latency."""
+        stagger_s = EMULATOR_LATENCY_MS / 1000
+        load = await aiohttp_load(url, body_for, workers, duration_s, stagger_s=stagger_s)
+        self.loads.append(load)
+        return load
+
+    async def _wrk_load(
+        self, wrk: str, url: str, body: bytes, duration_s: int, expect: ExpectedHeader
+    ) -> Load:
+        script = self.work_dir / "post.lua"
+        write_wrk_script(script, body, expect)
+        # One thread: wrk keeps one core and the server under test gets the other.
+        argv = [wrk, "-t1", f"-c{self.connections}", f"-d{duration_s}s", "--latency"]
+        child = self.children.start("wrk", [*argv, "-s", str(script), url])
+        deadline = time.monotonic() + duration_s + 30
+        while child.process.poll() is None:
+            if time.monotonic() > deadline:
+                self.children.stop(child)
+                raise BenchError(f"wrk did not finish:\n{child.tail()}")
+            await asyncio.sleep(0.05)
+        if child.process.returncode != 0:
+            raise BenchError(f"wrk exited with {child.process.returncode}:\n{child.output()}")
+        return parse_wrk(child.output())
+
+    async def post(self, url: str, body: bytes) -> tuple[int, str, str]:
+        """One POST: status, X-Cache header and body text."""
+        async with self.session.post(url, data=body, headers=JSON_HEADERS) as response:
+            return response.status, response.headers.get("X-Cache", ""), await response.text()
+
+    async def emulator_calls(self, base_url: str) -> int:
+        """How many generate calls the emulator has received."""
+        async with self.session.get(f"{base_url}/stats") as response:
+            stats = await response.json()
+        calls: int = stats["calls"]
+        return calls
+
+
+def show(label: str, load: Load) -> None:
+    """Print one load run's numbers and its first errors."""
+    print(
+        f"  {label:<26}{load.rps:>10.1f} req/s   p50 {load.p50_ms:8.2f} ms   "
+        f"p99 {load.p99_ms:8.2f} ms   requests {load.requests:>7}   errors {load.errors.count}"
+    )
+    for sample in load.errors.samples:
+        print(f"      error: {sample}")
+
+
+def verdict(check: Check) -> Check:
+    """Print `check` as a target line and hand it back."""
+    print(f"  target {check.name}: {check.measured}, goal {check.goal}: {pass_fail(check.passed)}")
+    return check
+
+
+def pass_fail(passed: bool) -> str:
+    """PASS or FAIL."""
+    return "PASS" if passed else "FAIL"
+
+
+async def hit_phase(bench: Bench, raw_url: str, promptbus_url: str) -> list[Check]:
+    """Phase 1: cache-hit throughput of promptbus against the raw baseline."""
+    tool = "wrk -t1" if bench.wrk else "aiohttp"
+    print(
+        f"\n== 1. hit throughput: {tool}, {bench.connections} connections, "
+        f"{bench.duration_s}s each after a {WARMUP_S}s warm-up =="
+    )
+    for url in (raw_url, promptbus_url):
+        status, _, text = await bench.post(url, HIT_BODY)
+        if status != 200:
+            raise BenchError(f"warming {url} answered {status}: {text[:300]}")
+    status, cache, text = await bench.post(promptbus_url, HIT_BODY)
+    if status != 200 or cache != "HIT":
+        raise BenchError(f"promptbus did not answer from its cache: {status} {cache} {text[:300]}")
+    results: dict[str, Load] = {}
+    targets: list[tuple[str, str, ExpectedHeader]] = [
+        ("raw aiohttp", raw_url, None),
+        ("promptbus (cache hit)", promptbus_url, ("X-Cache", "HIT")),
+    ]
+    for label, url, expect in targets:
+        await bench.fixed_load(url, HIT_BODY, WARMUP_S, expect)
+        results[label] = load = await bench.fixed_load(url, HIT_BODY, bench.duration_s, expect)
+        show(label, load)
+    status, cache, _ = await bench.post(promptbus_url, HIT_BODY)
+    if status != 200 or cache != "HIT":
+        raise BenchError(f"promptbus stopped answering from its cache: {status} {cache}")
+    raw, promptbus = results["raw aiohttp"], results["promptbus (cache hit)"]
+    ratio = promptbus.rps / raw.rps if raw.rps else 0.0
+    print(f"  ratio promptbus/raw: {ratio:.2f}")
+    return [
+        verdict(
+            Check(
+                "hit throughput promptbus/raw",
+                f"{ratio:.2f} ({promptbus.rps:.0f}/{raw.rps:.0f} req/s)",
+                f">= {MIN_HIT_RATIO:g}",
+                ratio >= MIN_HIT_RATIO,
+            )
+        ),
+        verdict(
+            Check(
+                "promptbus hit p99",
+                f"{promptbus.p99_ms:.2f} ms",
+                f"<= {MAX_HIT_P99_MS:g} ms",
+                promptbus.p99_ms <= MAX_HIT_P99_MS,
+            )
+        ),
+    ]
+
+
+def gemini_body(label: str) -> BodyFor:
+    """Unique generateContent bodies, one per request number."""
+    return lambda n: json.dumps(
+        {"contents": [{"role": "user", "parts": [{"text": f"{label} {n}"}]}]}
+    ).encode()
+
+
+def promptbus_body(label: str) -> BodyFor:
+    """Unique /v1/generate bodies, one per request number, so that none hits the cache."""
+    return lambda n: json.dumps({"model": "flash", "prompt": f"{label} {n}"}).encode()
+
+
+async def all_missed(bench: Bench, emulator_url: str, load: Load, calls_before: int) -> None:
+    """Count it an error unless every promptbus request made exactly one upstream call."""
+    upstream = await bench.emulator_calls(emulator_url) - calls_before
+    sent = load.requests + load.errors.count
+    print(f"  emulator calls during the run: {upstream} for {sent} requests to promptbus")
+    if upstream != sent:
+        load.errors.add(f"{sent} requests to promptbus but {upstream} upstream calls")
+
+
+async def overhead_phase(
+    bench: Bench, emulator_url: str, promptbus_url: str, run_id: str
+) -> list[Check]:
+    """Phase 2: what promptbus adds to the latency of a miss."""
+    print(
+        f"\n== 2. miss overhead: aiohttp, {OVERHEAD_WORKERS} workers, unique prompts, "
+        f"emulator at {EMULATOR_LATENCY_MS:g} ms, {bench.duration_s}s each =="
+    )
+    direct_url = f"{emulator_url}{GEMINI_PATH}"
+    await bench.unique_load(direct_url, gemini_body(f"warm {run_id}"), OVERHEAD_WORKERS, WARMUP_S)
+    direct = await bench.unique_load(
+        direct_url, gemini_body(f"direct {run_id}"), OVERHEAD_WORKERS, bench.duration_s
+    )
+    show("emulator directly", direct)
+    await bench.unique_load(
+        promptbus_url, promptbus_body(f"warm {run_id}"), OVERHEAD_WORKERS, WARMUP_S
+    )
+    calls_before = await bench.emulator_calls(emulator_url)
+    gateway = await bench.unique_load(
+        promptbus_url, promptbus_body(f"overhead {run_id}"), OVERHEAD_WORKERS, bench.duration_s
+    )
+    show("promptbus (miss)", gateway)
+    await all_missed(bench, emulator_url, gateway, calls_before)
+    overhead = gateway.p50_ms - direct.p50_ms
+    tail = gateway.p99_ms - direct.p99_ms
+    print(f"  p50 overhead: {overhead:.2f} ms   p99 overhead: {tail:.2f} ms")
+    return [
+        verdict(
+            Check(
+                "miss p50 overhead",
+                f"{overhead:.2f} ms ({gateway.p50_ms:.1f} - {direct.p50_ms:.1f})",
+                f"<= {MAX_MISS_OVERHEAD_MS:g} ms",
+                overhead <= MAX_MISS_OVERHEAD_MS,
+            )
+        )
+    ]
+
+
+async def throughput_phase(
+    bench: Bench, emulator_url: str, promptbus_url: str, run_id: str
+) -> list[Check]:
+    """Phase 3: miss throughput with many requests waiting on the upstream at once."""
+    ideal = THROUGHPUT_WORKERS / (EMULATOR_LATENCY_MS / 1000)
+    print(
+        f"\n== 3. miss throughput: aiohttp, {THROUGHPUT_WORKERS} workers, unique prompts, "
+        f"emulator at {EMULATOR_LATENCY_MS:g} ms, {bench.duration_s}s, ideal {ideal:g} req/s =="
+    )
+    await bench.unique_load(
+        promptbus_url, promptbus_body(f"warm-many {run_id}"), THROUGHPUT_WORKERS, WARMUP_S
+    )
+    calls_before = await bench.emulator_calls(emulator_url)
+    load = await bench.unique_load(
+        promptbus_url, promptbus_body(f"many {run_id}"), THROUGHPUT_WORKERS, bench.duration_s
+    )
+    show("promptbus (miss)", load)
+    await all_missed(bench, emulator_url, load, calls_before)
+    ratio = load.rps / ideal
+    print(f"  achieved/ideal: {ratio:.2f}")
+    return [
+        verdict(
+            Check(
+                "miss throughput achieved/ideal",
+                f"{ratio:.2f} ({load.rps:.0f}/{ideal:g} req/s)",
+                f">= {MIN_MISS_THROUGHPUT_RATIO:g}",
+                ratio >= MIN_MISS_THROUGHPUT_RATIO,
+            )
+        )
+    ]
+
+
+def describe_machine() -> str:
+    """Cores, CPU model and versions, for the header."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    return (
+        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}"
+    )
+
+
+def print_summary(checks: Sequence[Check]) -> None:
+    """Print every target as one table."""
+    width = max(len(c.name) for c in checks)
+    measured = max(len(c.measured) for c in checks)
+    print("\n== summary ==")
+    print(f"  {'target':<{width}}  {'measured':<{measured}}  {'goal':<10}  result")
+    for check in checks:
+        print(
+            f"  {check.name:<{width}}  {check.measured:<{measured}}  {check.goal:<10}  "
+            f"{pass_fail(check.passed)}"
+        )
+
+
+async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> int:
+    """Start the servers, run the three phases and print the verdict; 0 if every target passed."""
+    duration_s = QUICK_DURATION_S if args.quick else args.duration
+    wrk = shutil.which("wrk")
+    print(f"machine: {describe_machine()}")
+    if wrk is None:
+        print(f"load tool (phase 1): aiohttp in the bench process, {args.connections} connections")
+    else:
+        print(f"load tool (phase 1): {wrk_version(wrk)} ({wrk}), 1 thread")
+    print("load tool (phases 2-3): aiohttp in the bench process")
+
+    raw_port, emulator_port, promptbus_port = free_port(), free_port(), free_port()
+    emulator_url = f"http://{HOST}:{emulator_port}"
+    raw = children.start(
+        "raw", [sys.executable, str(SCRIPT), "--raw-server", "--port", str(raw_port)]
+    )
+    emulator_argv = ["emulator", "--host", HOST, "--port", str(emulator_port)]
+    emulator = children.start(
+        "emulator",
+        [*PROMPTBUS, *emulator_argv, "--latency-ms", f"{EMULATOR_LATENCY_MS:g}"],
+        env=child_env(),
+    )
+    serve = [*PROMPTBUS, "serve", *(["--no-worker"] if args.no_worker else [])]
+    print(f"promptbus: {'ingress only (--no-worker)' if args.no_worker else 'embedded default'}")
+    promptbus = children.start(
+        "promptbus",
+        serve,
+        env=child_env(
+            PROMPTBUS_HOST=HOST,
+            PROMPTBUS_PORT=str(promptbus_port),
+            PROMPTBUS_GEMINI_BASE_URL=emulator_url,
+        ),
+    )
+    promptbus_url = f"http://{HOST}:{promptbus_port}/v1/generate"
+    run_id = os.urandom(4).hex()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        await asyncio.gather(
+            wait_healthy(session, raw, f"http://{HOST}:{raw_port}/healthz"),
+            wait_healthy(session, emulator, f"{emulator_url}/healthz"),
+            wait_healthy(session, promptbus, f"http://{HOST}:{promptbus_port}/healthz"),
+        )
+        bench = Bench(children, session, work_dir, wrk, duration_s, args.connections)
+        checks = await hit_phase(bench, f"http://{HOST}:{raw_port}/v1/generate", promptbus_url)
+        checks += await overhead_phase(bench, emulator_url, promptbus_url, run_id)
+        checks += await throughput_phase(bench, emulator_url, promptbus_url, run_id)
+    errors = sum(load.errors.count for load in bench.loads)
+    checks.append(Check("no failed requests", f"{errors} errors", "0", errors == 0))
+    print_summary(checks)
+    passed = all(check.passed for check in checks)
+    print(f"\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}")
+    return 0 if passed else 1
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per phase (default 10)")
+    parser.add_argument(
+        "--connections", type=int, default=16, help="connections for the hit phase (default 16)"
+    )
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S}s per phase")
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run promptbus as an ingress only, as production ingress processes run",
+    )
+    parser.add_argument("--raw-server", action="store_true", help="run only the raw baseline")
+    parser.add_argument("--port", type=int, help="port of the raw baseline server")
+    args = parser.parse_args(argv)
+    if args.raw_server and args.port is None:
+        parser.error("--raw-server needs --port")
+    if args.duration < 1 or args.connections < 1:
+        parser.error("--duration and --connections must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the bench, or the raw baseline server with --raw-server."""
+    args = parse_args(argv)
+    if args.raw_server:
+        serve_raw(args.port)
+        return 0
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with (
+        tempfile.TemporaryDirectory(prefix="promptbus-bench-") as tmp,
+        Children(Path(tmp)) as children,
+    ):
+        try:
+            return asyncio.run(run(args, children, Path(tmp)))
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopping the servers", file=sys.stderr)
+            return 130
+        except BenchError as exc:
+            print(f"\nbench failed: {exc}", file=sys.stderr)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
