@@ -6,7 +6,6 @@
 
 import argparse
 import json
-import socket
 import sys
 import time
 
@@ -39,13 +38,15 @@ def on_message(body: object, message) -> None:  # type: ignore[no-untyped-def]
     print(json.dumps(event), flush=True)
 
 
-with Connection(args.broker, connect_timeout=5) as connection:
-    with connection.Consumer([queue], callbacks=[on_message], accept=["json"]):
-        print(f"listening on {args.queue}", file=sys.stderr, flush=True)
-        while not args.count or seen < args.count:
-            if deadline is not None and time.monotonic() > deadline:
-                sys.exit(f"timed out after {args.timeout:g}s with {seen} event(s)")
-            try:
-                connection.drain_events(timeout=1)
-            except socket.timeout:
-                continue
+with (
+    Connection(args.broker, connect_timeout=5) as connection,
+    connection.Consumer([queue], callbacks=[on_message], accept=["json"]),
+):
+    print(f"listening on {args.queue}", file=sys.stderr, flush=True)
+    while not args.count or seen < args.count:
+        if deadline is not None and time.monotonic() > deadline:
+            sys.exit(f"timed out after {args.timeout:g}s with {seen} event(s)")
+        try:
+            connection.drain_events(timeout=1)
+        except TimeoutError:
+            continue

@@ -5,7 +5,9 @@ from collections import deque
 from collections.abc import Callable
 
 import structlog
-from kombu import Connection, Message, Producer
+from kombu.connection import Connection
+from kombu.message import Message
+from kombu.messaging import Producer
 
 from pipeline.bus.admission import Admission
 from pipeline.bus.connection import connect

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from kombu import Connection
+from kombu.connection import Connection
 
 from pipeline.settings import Settings
 

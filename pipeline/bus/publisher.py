@@ -6,7 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
-from kombu import Connection, Exchange, Producer, Queue
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.messaging import Producer
 
 from pipeline.bus.connection import connect
 from pipeline.bus.topology import FAILED_KEY, REQUEST_ROUTING_KEY, SUCCEEDED_KEY, Topology

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 REQUEST_ROUTING_KEY = "request"
 DEAD_LETTER_ROUTING_KEY = "dead"

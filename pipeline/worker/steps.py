@@ -35,7 +35,8 @@ async def run_step(name: str, envelope: StageEnvelope, ctx: StageContext) -> Sta
         return await stage(envelope, ctx)
     if envelope.error is not None or (skip_when_answered and envelope.response is not None):
         return envelope
-    assert envelope.job_id is not None and ctx.jobs is not None
+    if envelope.job_id is None or ctx.jobs is None:
+        raise ValueError("a job step needs a job id and a job store")
     if await ctx.jobs.transition(envelope.job_id, JobState.RUNNING, stage=name) is None:
         # Cancelled or gone: stop here; emit will find it finished and stay silent.
         cancelled = ErrorDetail(type="cancelled", message="the job was cancelled", retryable=False)
