@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8090)
     emulator.add_argument("--latency-ms", type=float, help="added latency per answer")
+    commands.add_parser(
+        "worker", help="run a job worker (bridge + Celery worker) without the HTTP ingress"
+    )
     commands.add_parser("schemas", help="write the JSON Schemas to schemas/json/")
     return parser
 
@@ -55,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "emulator":
         latency = args.latency_ms if args.latency_ms is not None else settings.emulator_latency_ms
         return asyncio.run(_run_emulator(args.host, args.port, latency))
+    if args.command == "worker":
+        return asyncio.run(_work(settings))
     return asyncio.run(_serve(settings))
 
 
@@ -84,6 +89,24 @@ async def _serve(settings: Settings) -> int:
     finally:
         log.info("promptbus stopping")
         await runner.cleanup()
+    return 0
+
+
+async def _work(settings: Settings) -> int:
+    from pipeline.runtime import Runtime
+
+    runtime = await Runtime.start(settings, with_worker=True)
+    log = structlog.get_logger("promptbus")
+    log.info(
+        f"promptbus worker consuming {settings.broker_url.split('@')[-1]}; "
+        f"provider {runtime.provider_description()}",
+        concurrency=settings.worker_concurrency,
+    )
+    try:
+        await _until_signalled()
+    finally:
+        log.info("promptbus worker stopping")
+        await runtime.stop()
     return 0
 
 
