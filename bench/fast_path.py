@@ -528,6 +528,12 @@ async def overhead_phase(
     overhead = gateway.p50_ms - direct.p50_ms
     tail = gateway.p99_ms - direct.p99_ms
     print(f"  p50 overhead: {overhead:.2f} ms   p99 overhead: {tail:.2f} ms")
+    floor = await client_floor_load(emulator_url, OVERHEAD_WORKERS, bench.duration_s, run_id)
+    show("langchain client alone", floor)
+    print(
+        f"  the client library alone adds {floor.p50_ms - direct.p50_ms:.2f} ms at p50; "
+        f"promptbus adds {gateway.p50_ms - floor.p50_ms:.2f} ms above it"
+    )
     return [
         verdict(
             Check(
@@ -538,6 +544,53 @@ async def overhead_phase(
             )
         )
     ]
+
+
+async def client_floor_load(
+    emulator_url: str, workers: int, duration_s: float, run_id: str
+) -> Load:
+    """The same staggered load through LangChain's Gemini client alone: the floor of a miss.
+
+    promptbus must call Gemini through `ChatGoogleGenerativeAI`; this measures what
+    that client costs by itself, configured as promptbus configures it.
+    """
+    from langchain_core.messages import HumanMessage
+    from langchain_google_genai import ChatGoogleGenerativeAI
+
+    llm = ChatGoogleGenerativeAI(
+        model="gemini-2.5-flash",
+        google_api_key="emulator",
+        base_url=emulator_url,
+        api_version="v1beta",
+        max_retries=1,
+        timeout=30,
+        temperature=None,
+    )
+    latencies: list[float] = []
+    errors = Errors()
+    numbers = itertools.count()
+
+    async def worker(index: int) -> None:
+        await asyncio.sleep(EMULATOR_LATENCY_MS / 1000 * index / workers)
+        deadline = time.perf_counter() + duration_s
+        while time.perf_counter() < deadline:
+            began = time.perf_counter()
+            try:
+                await llm.ainvoke([HumanMessage(content=f"floor {run_id} {next(numbers)}")])
+            except Exception as exc:
+                errors.add(f"{type(exc).__name__}: {exc}")
+                continue
+            latencies.append(time.perf_counter() - began)
+
+    await asyncio.gather(*(worker(index) for index in range(workers)))
+    latencies.sort()
+    return Load(
+        requests=len(latencies),
+        rps=len(latencies) / duration_s,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        errors=errors,
+    )
 
 
 async def throughput_phase(
