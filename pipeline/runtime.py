@@ -88,7 +88,13 @@ class Runtime:
             emulator=emulator,
             jobs=jobs,
             publisher=publisher,
-            intake=JobIntake(ctx, jobs, publisher, idempotency_ttl_s=settings.idempotency_ttl_s),
+            intake=JobIntake(
+                ctx,
+                jobs,
+                publisher,
+                idempotency_ttl_s=settings.idempotency_ttl_s,
+                revoke=worker.revoke if worker is not None else None,
+            ),
             worker=worker,
         )
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from schemas.errors import ErrorBody
 from schemas.events import CompletionEvent, RequestEvent
 from schemas.generate import GenerateRequest, GenerateResponse
+from schemas.jobs import Job, JobSubmission
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -17,6 +18,8 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "error_body": ErrorBody,
     "request_event": RequestEvent,
     "completion_event": CompletionEvent,
+    "job_submission": JobSubmission,
+    "job": Job,
 }
 
 

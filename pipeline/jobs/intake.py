@@ -1,10 +1,13 @@
 """Accepting jobs over HTTP: idempotency, the cache fast path, publish, and cancel."""
 
+import asyncio
 import hashlib
 import os
 import time
+from collections.abc import Callable
 
 import orjson
+import structlog
 
 from handlers import StageContext, completion_event, failed_event
 from handlers.emit import EMIT_CLAIM
@@ -15,6 +18,8 @@ from pipeline.jobs.store import JobStore
 from pipeline.worker.steps import lookup
 from schemas import ErrorDetail, JobState, RequestEvent
 from schemas.jobs import Job, JobSubmission
+
+log = structlog.get_logger("promptbus.jobs")
 
 
 def new_job_id() -> str:
@@ -40,11 +45,14 @@ class JobIntake:
         publisher: EventPublisher,
         *,
         idempotency_ttl_s: float,
+        revoke: Callable[[str], None] | None = None,
     ) -> None:
         self._ctx = ctx
         self._jobs = jobs
         self._publisher = publisher
         self._idempotency_ttl_s = idempotency_ttl_s
+        self._revoke = revoke
+        self._revoke_timeout_s = 2.0
 
     async def submit(
         self,
@@ -82,7 +90,18 @@ class JobIntake:
             await self._publisher.publish_completion(
                 failed_event(job_id, job.correlation_id, error, finished_at=time.time())
             )
+        if self._revoke is not None:
+            await self._revoke_quietly(job_id)
         return job
+
+    async def _revoke_quietly(self, job_id: str) -> None:
+        assert self._revoke is not None
+        try:
+            async with asyncio.timeout(self._revoke_timeout_s):
+                await asyncio.to_thread(self._revoke, job_id)
+        except Exception as exc:
+            # The steps check the job's state anyway; a failed revoke only costs work.
+            log.warning("revoke failed", job_id=job_id, error=f"{type(exc).__name__}: {exc}")
 
     async def _replay(self, held: tuple[str, str], print_: str) -> Job:
         held_print, held_job = held

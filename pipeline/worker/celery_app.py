@@ -66,12 +66,17 @@ def _register(app: Celery, step: str, run_step: StepRunner) -> None:
     app.task(name=task_name(step), acks_late=True, shared=False)(task)
 
 
+def step_task_id(job_id: str | None, step: str) -> str:
+    """The Celery task id of one step of a job (stable, so a job's tasks can be found)."""
+    return f"{job_id}.{step}"
+
+
 def job_chain(app: Celery, envelope: StageEnvelope) -> Signature:
     """The Celery chain that runs a job's steps, starting from `envelope`."""
     first, *rest = (app.signature(task_name(step)) for step, _stage, _skip in CHAIN)
     payload = envelope.model_dump(mode="json", exclude_none=True)
     job_id = envelope.job_id
-    signatures = [first.clone(args=(payload,), task_id=f"{job_id}.{CHAIN[0][0]}")]
+    signatures = [first.clone(args=(payload,), task_id=step_task_id(job_id, CHAIN[0][0]))]
     for (step, _stage, _skip), signature in zip(CHAIN[1:], rest, strict=True):
-        signatures.append(signature.clone(task_id=f"{job_id}.{step}"))
+        signatures.append(signature.clone(task_id=step_task_id(job_id, step)))
     return chain(*signatures)
