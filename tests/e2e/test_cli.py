@@ -72,6 +72,19 @@ def read_until(proc: subprocess.Popen[str], marker: str, deadline_s: float) -> l
     raise AssertionError(f"no line with {marker!r} in time; got: {lines[-20:]}")
 
 
+def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start a command in its own process group, its output merged into one pipe."""
+    return subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def stop(proc: subprocess.Popen[str]) -> None:
     # make starts promptbus as its child: signal the whole process group.
     os.killpg(proc.pid, signal.SIGTERM)
@@ -86,14 +99,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
 def test_make_run_serves_a_real_answer():
     # Given `make run` on a free port, with no key and no configuration
     port = free_port()
-    proc = subprocess.Popen(
+    proc = spawn(
         ["make", "--no-print-directory", "run"],
-        cwd=ROOT,
-        env=clean_env(PROMPTBUS_PORT=str(port), PROMPTBUS_LOG_FORMAT="console"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        clean_env(PROMPTBUS_PORT=str(port), PROMPTBUS_LOG_FORMAT="console"),
     )
     try:
         # (make may first install the project into .venv on a fresh machine)
@@ -117,13 +125,9 @@ def test_make_run_serves_a_real_answer():
 
 def test_serve_flags_override_the_environment():
     port = free_port()
-    proc = subprocess.Popen(
-        [PROMPTBUS, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=clean_env(PROMPTBUS_PORT="1", PROMPTBUS_LOG_FORMAT="json"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    proc = spawn(
+        [str(PROMPTBUS), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        clean_env(PROMPTBUS_PORT="1", PROMPTBUS_LOG_FORMAT="json"),
     )
     try:
         lines = read_until(proc, "try: curl", deadline_s=60)
