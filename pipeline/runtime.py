@@ -93,7 +93,6 @@ class Runtime:
                 jobs,
                 publisher,
                 idempotency_ttl_s=settings.idempotency_ttl_s,
-                revoke=worker.revoke if worker is not None else None,
             ),
             worker=worker,
         )

@@ -1,13 +1,10 @@
 """Accepting jobs over HTTP: idempotency, the cache fast path, publish, and cancel."""
 
-import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Callable
 
 import orjson
-import structlog
 
 from handlers import StageContext, completion_event, failed_event
 from handlers.emit import EMIT_CLAIM
@@ -18,8 +15,6 @@ from pipeline.jobs.store import JobStore
 from pipeline.worker.steps import lookup
 from schemas import ErrorDetail, JobState, RequestEvent
 from schemas.jobs import Job, JobSubmission
-
-log = structlog.get_logger("promptbus.jobs")
 
 
 def new_job_id() -> str:
@@ -45,14 +40,11 @@ class JobIntake:
         publisher: EventPublisher,
         *,
         idempotency_ttl_s: float,
-        revoke: Callable[[str], None] | None = None,
     ) -> None:
         self._ctx = ctx
         self._jobs = jobs
         self._publisher = publisher
         self._idempotency_ttl_s = idempotency_ttl_s
-        self._revoke = revoke
-        self._revoke_timeout_s = 2.0
 
     async def submit(
         self,
@@ -79,29 +71,25 @@ class JobIntake:
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job; its completion event says so, once."""
+        # Take the one-time right to emit first: a job that is finishing holds it already,
+        # so cancel and completion can never both speak for the same job.
+        if not await self._jobs.claim(EMIT_CLAIM, job_id, self._ctx.claim_ttl_s):
+            return await self._not_cancellable(job_id)
         job = await self._jobs.transition(job_id, JobState.CANCELLED)
         if job is None:
-            existing = await self._jobs.get(job_id)
-            if existing is None:
-                raise JobNotFound(f"no job {job_id!r}")
-            raise Conflict(f"job {job_id!r} already finished ({existing.state.value})")
-        if await self._jobs.claim(EMIT_CLAIM, job_id, self._ctx.claim_ttl_s):
-            error = ErrorDetail(type="cancelled", message="the job was cancelled", retryable=False)
-            await self._publisher.publish_completion(
-                failed_event(job_id, job.correlation_id, error, finished_at=time.time())
-            )
-        if self._revoke is not None:
-            await self._revoke_quietly(job_id)
+            await self._jobs.release(EMIT_CLAIM, job_id)
+            return await self._not_cancellable(job_id)
+        error = ErrorDetail(type="cancelled", message="the job was cancelled", retryable=False)
+        await self._publisher.publish_completion(
+            failed_event(job_id, job.correlation_id, error, finished_at=time.time())
+        )
         return job
 
-    async def _revoke_quietly(self, job_id: str) -> None:
-        assert self._revoke is not None
-        try:
-            async with asyncio.timeout(self._revoke_timeout_s):
-                await asyncio.to_thread(self._revoke, job_id)
-        except Exception as exc:
-            # The steps check the job's state anyway; a failed revoke only costs work.
-            log.warning("revoke failed", job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+    async def _not_cancellable(self, job_id: str) -> Job:
+        job = await self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        raise Conflict(f"job {job_id!r} is finished or finishing ({job.state.value})")
 
     async def _replay(self, held: tuple[str, str], print_: str) -> Job:
         held_print, held_job = held
@@ -126,15 +114,20 @@ class JobIntake:
         envelope = await lookup(envelope_for(event), self._ctx)  # a bad model fails here, first
         now = time.time()
         if envelope.response is not None:
-            # Cache hit: the job is done before it starts; no Celery task runs.
+            # Cache hit: the job is done before it starts; no Celery task runs. It is
+            # recorded before its event goes out, so a consumer that reacts at once finds it.
             completion = completion_event(envelope, finished_at=now)
             await self._jobs.claim(DISPATCH_CLAIM, job_id, self._ctx.claim_ttl_s)
             await self._jobs.claim(EMIT_CLAIM, job_id, self._ctx.claim_ttl_s)
-            await self._publisher.publish_completion(completion)
             await self._jobs.create(new_job(event, now=now))
             job = await self._jobs.transition(
                 job_id, JobState.SUCCEEDED, stage="lookup", result=completion.result
             )
+            try:
+                await self._publisher.publish_completion(completion)
+            except BaseException:
+                await self._jobs.delete(job_id)  # not accepted after all: leave nothing
+                raise
         else:
             await self._publisher.publish_request(event)
             await self._jobs.create(new_job(event, now=now))

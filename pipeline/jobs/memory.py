@@ -43,6 +43,10 @@ class MemoryJobStore:
         self._notify(job)
         return True
 
+    async def delete(self, job_id: str) -> None:
+        """Forget a job that was never accepted after all."""
+        self._jobs.pop(job_id, None)
+
     async def get(self, job_id: str) -> Job | None:
         """The job, or None if unknown (or expired)."""
         job = self._jobs.get(job_id)

@@ -14,6 +14,10 @@ class JobStore(Protocol):
         """Record a new job; False if a job with that id exists."""
         ...
 
+    async def delete(self, job_id: str) -> None:
+        """Forget a job that was never accepted after all."""
+        ...
+
     async def get(self, job_id: str) -> Job | None:
         """The job, or None if unknown (or expired)."""
         ...

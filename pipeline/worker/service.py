@@ -9,10 +9,10 @@ from pipeline.bus.admission import Admission, Admitter
 from pipeline.bus.bridge import Bridge
 from pipeline.bus.topology import Topology
 from pipeline.settings import Settings
-from pipeline.worker.celery_app import create_celery, job_chain, step_task_id
+from pipeline.worker.celery_app import create_celery, job_chain
 from pipeline.worker.embedded import EmbeddedWorker
 from pipeline.worker.loop import LoopRunner
-from pipeline.worker.steps import CHAIN, run_step
+from pipeline.worker.steps import run_step
 from schemas import StageEnvelope
 
 # Bridge-side waits: admission only touches the job store and the bus.
@@ -51,13 +51,6 @@ class JobWorker:
     def start_chain(self, envelope: StageEnvelope) -> None:
         """Queue a job's chain of steps."""
         job_chain(self.celery, envelope).apply_async()
-
-    def revoke(self, job_id: str) -> None:
-        """Tell workers to drop a job's steps that have not started (best effort).
-
-        Correctness does not rest on this: every step checks the job's state first.
-        """
-        self.celery.control.revoke([step_task_id(job_id, step) for step, _s, _k in CHAIN])
 
     def _admit(self, body: bytes) -> Admission:
         return self._runner.run(self._admitter.admit(body), _ADMIT_TIMEOUT_S)
