@@ -3,7 +3,7 @@
 from handlers.cache_lookup import cache_lookup
 from handlers.context import StageContext
 from handlers.dedupe import Identity, dedupe, identify
-from handlers.emit import CompletionSink, completion_event, emit, failed_event
+from handlers.emit import CompletionSink, completion_event, emit, failed_event, job_completion
 from handlers.generate import BLOCKED_REASONS, generate
 from handlers.postprocess import postprocess
 
@@ -19,5 +19,6 @@ __all__ = [
     "failed_event",
     "generate",
     "identify",
+    "job_completion",
     "postprocess",
 ]

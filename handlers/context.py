@@ -12,6 +12,7 @@ from pipeline.providers.base import ChatProvider
 
 if TYPE_CHECKING:
     from handlers.emit import CompletionSink
+    from pipeline.webhooks.scheduler import WebhookScheduler
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class StageContext:
     providers: Mapping[str, ChatProvider]
     jobs: JobStore | None = None
     events: "CompletionSink | None" = None
+    webhooks: "WebhookScheduler | None" = None
     claim_ttl_s: float = 24 * 3600
 
     def provider(self, name: str) -> ChatProvider:

@@ -5,6 +5,7 @@ from typing import Protocol
 
 from handlers.context import StageContext
 from schemas import CompletionEvent, ErrorDetail, JobState, StageEnvelope
+from schemas.jobs import Job
 
 EMIT_CLAIM = "emit"
 
@@ -54,6 +55,28 @@ def failed_event(
     )
 
 
+def job_completion(job: Job) -> CompletionEvent:
+    """The completion event of a finished job, rebuilt from its record."""
+    if job.finished_at is None:
+        raise ValueError("only a finished job has a completion event")
+    if job.state is JobState.SUCCEEDED and job.result is not None:
+        result = job.result
+        return CompletionEvent(
+            job_id=job.id,
+            correlation_id=job.correlation_id,
+            state=JobState.SUCCEEDED,
+            result=result,
+            usage=result.usage,
+            cost=result.cost,
+            cache=result.cache,
+            finished_at=job.finished_at,
+        )
+    error = job.error or ErrorDetail(
+        type="cancelled", message="the job was cancelled", retryable=False
+    )
+    return failed_event(job.id, job.correlation_id, error, finished_at=job.finished_at)
+
+
 async def emit(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
     """Publish the job's completion once, then record its final state."""
     jobs, events = ctx.jobs, ctx.events
@@ -67,6 +90,10 @@ async def emit(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
         return envelope
     event = completion_event(envelope, finished_at=time.time())
     try:
+        # Webhooks first: they are at-least-once (a stable webhook-id lets receivers
+        # drop a repeat), so a retried emit may queue them twice but never loses them.
+        if ctx.webhooks is not None:
+            await ctx.webhooks.schedule(event, job)
         await events.publish_completion(event)
     except BaseException:
         await jobs.release(EMIT_CLAIM, envelope.job_id)

@@ -84,6 +84,8 @@ async def _serve(settings: Settings) -> int:
         """-d '{"model":"flash","prompt":"hello"}'""",
         flush=True,
     )
+    for note in app[RUNTIME].notes:
+        log.info(note)
     try:
         await _until_signalled()
     finally:

@@ -3,6 +3,7 @@
 import asyncio
 from dataclasses import dataclass
 
+import structlog
 from pydantic import SecretStr
 
 from handlers import StageContext
@@ -20,8 +21,15 @@ from pipeline.jobs.store import JobStore
 from pipeline.providers.gemini import GEMINI_API_URL, GeminiProvider
 from pipeline.settings import Settings
 from pipeline.sync_path import SyncPath
+from pipeline.webhooks.registry import MemoryWebhookRegistry, WebhookRegistry
+from pipeline.webhooks.scheduler import WebhookScheduler
+from pipeline.webhooks.sender import WebhookSender
+from pipeline.webhooks.setup import build_webhooks
 from pipeline.worker.loop import LoopRunner
-from pipeline.worker.service import JobWorker
+from pipeline.worker.service import JobWorker, TaskRunner
+from schemas.webhooks import DeliveryTask
+
+log = structlog.get_logger("promptbus")
 
 
 @dataclass
@@ -38,7 +46,12 @@ class Runtime:
     jobs: JobStore
     publisher: EventPublisher
     intake: JobIntake
+    webhooks: WebhookRegistry
+    scheduler: WebhookScheduler
+    sender: WebhookSender
+    tasks: TaskRunner
     worker: JobWorker | None
+    notes: tuple[str, ...]
 
     @classmethod
     async def start(cls, settings: Settings, *, with_worker: bool | None = None) -> "Runtime":
@@ -64,18 +77,29 @@ class Runtime:
         topology = Topology(settings.bus_suffix)
         jobs = MemoryJobStore(retention_s=settings.job_retention_s, max_jobs=settings.max_jobs)
         publisher = EventPublisher(settings, topology)
+        registry = MemoryWebhookRegistry(max_jobs_tracked=settings.max_jobs)
+        webhooks = build_webhooks(settings, registry, jobs)
+        tasks: list[TaskRunner] = []  # bound below: the scheduler and the tasks need each other
+
+        def enqueue(task: DeliveryTask) -> None:
+            tasks[0].enqueue_delivery(task)
+
+        scheduler = WebhookScheduler(registry, enqueue)
         ctx = StageContext(
             catalog=catalog,
             cache=ResponseCache(backend, default_ttl_s=settings.cache_default_ttl_s),
             providers={gemini.name: gemini},
             jobs=jobs,
             events=publisher,
+            webhooks=scheduler,
             claim_ttl_s=settings.job_retention_s,
         )
+        runner = LoopRunner(asyncio.get_running_loop())
+        tasks.append(TaskRunner(settings, topology, ctx, webhooks.context, runner))
         worker = None
         if settings.embedded_worker if with_worker is None else with_worker:
-            runner = LoopRunner(asyncio.get_running_loop())
-            worker = JobWorker(settings, topology, ctx, Admitter(ctx, jobs, publisher), runner)
+            admitter = Admitter(ctx, jobs, publisher)
+            worker = JobWorker(settings, topology, tasks[0], admitter, runner)
             # Starting Celery and the bridge blocks on broker connections: keep it off the loop.
             await asyncio.to_thread(worker.start)
         return cls(
@@ -88,13 +112,13 @@ class Runtime:
             emulator=emulator,
             jobs=jobs,
             publisher=publisher,
-            intake=JobIntake(
-                ctx,
-                jobs,
-                publisher,
-                idempotency_ttl_s=settings.idempotency_ttl_s,
-            ),
+            intake=JobIntake(ctx, jobs, publisher, idempotency_ttl_s=settings.idempotency_ttl_s),
+            webhooks=registry,
+            scheduler=scheduler,
+            sender=webhooks.sender,
+            tasks=tasks[0],
             worker=worker,
+            notes=webhooks.notes,
         )
 
     async def stop(self) -> None:
@@ -102,6 +126,7 @@ class Runtime:
         if self.worker is not None:
             await asyncio.to_thread(self.worker.stop)
         await asyncio.to_thread(self.publisher.close)
+        await self.sender.close()
         await self.gemini.aclose()
         await self.cache_backend.close()
         if self.emulator is not None:

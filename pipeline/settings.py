@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     coalesce_wait_s: float = Field(default=60.0, gt=0)
 
+    data_dir: Path = Path(".promptbus")
+    webhook_secret: SecretStr | None = None
+    webhook_allow_private: str | None = None
+    webhook_retry_schedule: list[float] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 36000], max_length=50
+    )
+    webhook_timeout: float = Field(default=15.0, gt=0, le=300)
+    webhook_max_concurrency: int = Field(default=64, ge=1, le=4096)
+    webhook_per_endpoint_concurrency: int = Field(default=4, ge=1, le=256)
+    webhook_disable_after_s: float = Field(default=5 * 24 * 3600, gt=0)
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -94,6 +94,9 @@ async def emulator(session: aiohttp.ClientSession) -> AsyncIterator[Emulator]:
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]
 
+# A fixed key (32 bytes of 0x01), so webhook tests can verify signatures.
+TEST_WEBHOOK_SECRET = "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+
 
 def settings_for_test(**overrides: Any) -> Settings:
     """Settings for a test gateway: a free port, quiet logs, no real provider key."""
@@ -105,6 +108,8 @@ def settings_for_test(**overrides: Any) -> Settings:
         "log_level": "warning",
         # Sync-path tests need no job worker; job tests turn it on.
         "embedded_worker": False,
+        "webhook_secret": TEST_WEBHOOK_SECRET,
+        "webhook_allow_private": "127.0.0.0/8,::1/128",
     }
     values.update(overrides)
     return Settings(**values)

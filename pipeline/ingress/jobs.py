@@ -10,6 +10,7 @@ from pipeline.ingress.body import parse_model, read_json
 from pipeline.ingress.keys import RUNTIME, SETTINGS
 from schemas import JobState
 from schemas.jobs import Job, JobSubmission
+from schemas.webhooks import Attempt
 
 DEFAULT_TENANT = "default"
 MAX_WAIT_S = 60.0
@@ -18,10 +19,13 @@ SSE_MAX_S = 600.0
 SSE_PING_S = 15.0
 
 
-def _job_response(job: Job, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps(job.public()), content_type="application/json"
-    )
+def _job_response(
+    job: Job, status: int = 200, attempts: list[Attempt] | None = None
+) -> web.Response:
+    body = job.public()
+    if attempts:
+        body["webhook_attempts"] = [a.model_dump(mode="json", exclude_none=True) for a in attempts]
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
 async def post_job(request: web.Request) -> web.Response:
@@ -54,7 +58,7 @@ async def get_job(request: web.Request) -> web.Response:
     job = await (jobs.wait(job_id, wait_s) if wait_s > 0 else jobs.get(job_id))
     if job is None:
         raise JobNotFound(f"no job {job_id!r}")
-    return _job_response(job)
+    return _job_response(job, attempts=await request.app[RUNTIME].webhooks.attempts_for_job(job_id))
 
 
 async def get_job_events(request: web.Request) -> web.StreamResponse:

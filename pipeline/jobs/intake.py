@@ -80,9 +80,10 @@ class JobIntake:
             await self._jobs.release(EMIT_CLAIM, job_id)
             return await self._not_cancellable(job_id)
         error = ErrorDetail(type="cancelled", message="the job was cancelled", retryable=False)
-        await self._publisher.publish_completion(
-            failed_event(job_id, job.correlation_id, error, finished_at=time.time())
-        )
+        event = failed_event(job_id, job.correlation_id, error, finished_at=time.time())
+        if self._ctx.webhooks is not None:
+            await self._ctx.webhooks.schedule(event, job)
+        await self._publisher.publish_completion(event)
         return job
 
     async def _not_cancellable(self, job_id: str) -> Job:
@@ -124,6 +125,8 @@ class JobIntake:
                 job_id, JobState.SUCCEEDED, stage="lookup", result=completion.result
             )
             try:
+                if self._ctx.webhooks is not None and job is not None:
+                    await self._ctx.webhooks.schedule(completion, job)
                 await self._publisher.publish_completion(completion)
             except BaseException:
                 await self._jobs.delete(job_id)  # not accepted after all: leave nothing

@@ -14,8 +14,12 @@ from schemas import StageEnvelope
 
 # Steps grouped into stage families, each family with its own queue.
 FAMILIES = {"lookup": "lookup", "generate": "generate", "postprocess": "finish", "emit": "finish"}
+WEBHOOK_TASK = "promptbus.webhook"
+WEBHOOK_FAMILY = "webhook"
 
 StepRunner = Callable[[str, dict[str, Any]], dict[str, Any]]
+# A delivery attempt: None when done, else the next attempt's payload and its delay.
+WebhookRunner = Callable[[dict[str, Any]], tuple[dict[str, Any], float] | None]
 
 
 def task_name(step: str) -> str:
@@ -23,10 +27,13 @@ def task_name(step: str) -> str:
     return f"promptbus.{step}"
 
 
-def create_celery(settings: Settings, topology: Topology, run_step: StepRunner) -> Celery:
-    """A Celery app whose tasks hand each step to `run_step`."""
+def create_celery(
+    settings: Settings, topology: Topology, run_step: StepRunner, run_webhook: WebhookRunner
+) -> Celery:
+    """A Celery app whose tasks hand each step to `run_step`, each delivery to `run_webhook`."""
     app = Celery("promptbus", broker=broker_url(settings), set_as_current=False)
-    queues = {family: topology.stage_queue(family) for family in set(FAMILIES.values())}
+    families = {*FAMILIES.values(), WEBHOOK_FAMILY}
+    queues = {family: topology.stage_queue(family) for family in families}
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -42,7 +49,8 @@ def create_celery(settings: Settings, topology: Topology, run_step: StepRunner) 
         task_queues=list(queues.values()),
         task_default_queue=queues["lookup"].name,
         task_routes={
-            task_name(step): {"queue": queues[family].name} for step, family in FAMILIES.items()
+            **{task_name(step): {"queue": queues[f].name} for step, f in FAMILIES.items()},
+            WEBHOOK_TASK: {"queue": queues[WEBHOOK_FAMILY].name},
         },
         # The embedded worker serves no remote control: no shared `celery.pidbox` exchange, so
         # deployments told apart by their bus suffix stay apart on one broker.
@@ -54,7 +62,20 @@ def create_celery(settings: Settings, topology: Topology, run_step: StepRunner) 
     )
     for step, _stage, _skip in CHAIN:
         _register(app, step, run_step)
+    _register_webhook(app, run_webhook)
     return app
+
+
+def _register_webhook(app: Celery, run_webhook: WebhookRunner) -> None:
+    def webhook_task(task: Any, payload: dict[str, Any]) -> None:
+        follow_up = run_webhook(payload)
+        if follow_up is not None:
+            next_payload, countdown_s = follow_up
+            # A retry is a new message with a countdown: no worker sleeps, and a pending
+            # retry lives on the broker across restarts. The schedule bounds the count.
+            raise task.retry(args=(next_payload,), countdown=countdown_s, max_retries=None)
+
+    app.task(name=WEBHOOK_TASK, bind=True, acks_late=True, shared=False)(webhook_task)
 
 
 def _register(app: Celery, step: str, run_step: StepRunner) -> None:

@@ -1,0 +1,97 @@
+"""Webhook endpoint routes: register, read, delete, rotate the secret, attempts, replay."""
+
+import orjson
+from aiohttp import web
+
+from handlers import job_completion
+from pipeline.errors import Conflict, NotFound, ValidationFailed
+from pipeline.ingress.body import parse_model, read_json
+from pipeline.ingress.keys import RUNTIME, SETTINGS
+from pipeline.webhooks.ssrf import WebhookAddressRefused, check_url
+from schemas.webhooks import Endpoint, EndpointCreate
+
+DEFAULT_TENANT = "default"
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+
+
+async def _endpoint(request: web.Request) -> Endpoint:
+    endpoint = await request.app[RUNTIME].webhooks.get(request.match_info["endpoint_id"])
+    if endpoint is None or endpoint.tenant != DEFAULT_TENANT:
+        raise NotFound(f"no webhook endpoint {request.match_info['endpoint_id']!r}")
+    return endpoint
+
+
+async def post_webhook(request: web.Request) -> web.Response:
+    """Register an endpoint: 201 with its secret, shown this once."""
+    runtime = request.app[RUNTIME]
+    spec = parse_model(
+        EndpointCreate, await read_json(request, request.app[SETTINGS].max_body_bytes)
+    )
+    try:
+        # Literal addresses are refused now; names are checked on every connection.
+        check_url(str(spec.url), runtime.sender.policy)
+    except WebhookAddressRefused as exc:
+        raise ValidationFailed(f"webhook url refused: {exc.reason}", field="url") from exc
+    endpoint, secret = await runtime.webhooks.create(DEFAULT_TENANT, spec)
+    response = _json({**endpoint.model_dump(mode="json"), "secret": secret}, status=201)
+    response.headers["Location"] = f"/v1/webhooks/{endpoint.id}"
+    return response
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    """The tenant's endpoints (without secrets)."""
+    endpoints = await request.app[RUNTIME].webhooks.endpoints(DEFAULT_TENANT)
+    return _json({"data": [e.model_dump(mode="json") for e in endpoints]})
+
+
+async def get_webhook(request: web.Request) -> web.Response:
+    """One endpoint (without its secret)."""
+    return _json((await _endpoint(request)).model_dump(mode="json"))
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    """Remove an endpoint; deliveries to it stop."""
+    endpoint = await _endpoint(request)
+    await request.app[RUNTIME].webhooks.delete(endpoint.id)
+    return web.Response(status=204)
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    """A new secret; the old one keeps signing alongside for 24 hours."""
+    endpoint = await _endpoint(request)
+    secret = await request.app[RUNTIME].webhooks.rotate(endpoint.id)
+    return _json({"id": endpoint.id, "secret": secret})
+
+
+async def get_attempts(request: web.Request) -> web.Response:
+    """The endpoint's recent delivery attempts, oldest first."""
+    endpoint = await _endpoint(request)
+    attempts = await request.app[RUNTIME].webhooks.attempts_for_endpoint(endpoint.id)
+    return _json({"data": [a.model_dump(mode="json") for a in attempts]})
+
+
+async def replay(request: web.Request) -> web.Response:
+    """Deliver a finished job's completion to the endpoint again."""
+    runtime = request.app[RUNTIME]
+    endpoint = await _endpoint(request)
+    job = await runtime.jobs.get(request.match_info["job_id"])
+    if job is None or job.tenant != endpoint.tenant:
+        raise NotFound(f"no job {request.match_info['job_id']!r}")
+    if not job.finished:
+        raise Conflict(f"job {job.id!r} has not finished")
+    task = await runtime.scheduler.replay(job_completion(job), job, endpoint)
+    return _json({"message_id": task.message_id, "job_id": job.id, "endpoint_id": endpoint.id}, 202)
+
+
+def add_routes(app: web.Application) -> None:
+    """Add the webhook routes to `app`."""
+    app.router.add_post("/v1/webhooks", post_webhook)
+    app.router.add_get("/v1/webhooks", list_webhooks)
+    app.router.add_get("/v1/webhooks/{endpoint_id}", get_webhook)
+    app.router.add_delete("/v1/webhooks/{endpoint_id}", delete_webhook)
+    app.router.add_post("/v1/webhooks/{endpoint_id}/rotate-secret", rotate_secret)
+    app.router.add_get("/v1/webhooks/{endpoint_id}/attempts", get_attempts)
+    app.router.add_post("/v1/webhooks/{endpoint_id}/replay/{job_id}", replay)

@@ -1,0 +1,1 @@
+"""Webhook delivery: signing, the SSRF guard, endpoints, sending and scheduling."""

@@ -1,0 +1,58 @@
+"""Which deliveries a completion makes: the job's own URL and the subscribed endpoints."""
+
+import asyncio
+import os
+from collections.abc import Callable
+
+from pipeline.webhooks.registry import WebhookRegistry
+from schemas import CompletionEvent, JobState
+from schemas.jobs import Job
+from schemas.webhooks import DeliveryTask, Endpoint, EventType
+
+
+def event_type(event: CompletionEvent) -> EventType:
+    """The event's type, which is also its routing key."""
+    return "completion.succeeded" if event.state is JobState.SUCCEEDED else "completion.failed"
+
+
+def message_id(job_id: str, endpoint_id: str | None) -> str:
+    """The `webhook-id` of a job's message to one target: the same on every retry."""
+    return f"msg_{job_id}" if endpoint_id is None else f"msg_{job_id}.{endpoint_id}"
+
+
+class WebhookScheduler:
+    """Queues one delivery task per target of a completion event."""
+
+    def __init__(self, registry: WebhookRegistry, enqueue: Callable[[DeliveryTask], None]) -> None:
+        self._registry = registry
+        self._enqueue = enqueue
+
+    async def schedule(self, event: CompletionEvent, job: Job) -> list[DeliveryTask]:
+        """Queue the deliveries of `event` for `job`; the tasks queued."""
+        tasks = []
+        if job.webhook is not None:
+            tasks.append(self._task(event, job, None, str(job.webhook.url)))
+        for endpoint in await self._registry.subscribers(job.tenant, event_type(event)):
+            tasks.append(self._task(event, job, endpoint.id, endpoint.url))
+        for task in tasks:
+            # Publishing is blocking Kombu I/O: keep it off the event loop.
+            await asyncio.to_thread(self._enqueue, task)
+        return tasks
+
+    async def replay(self, event: CompletionEvent, job: Job, endpoint: Endpoint) -> DeliveryTask:
+        """Deliver a finished job's message to an endpoint again, from its first attempt."""
+        task = self._task(event, job, endpoint.id, endpoint.url)
+        await asyncio.to_thread(self._enqueue, task)
+        return task
+
+    @staticmethod
+    def _task(event: CompletionEvent, job: Job, endpoint_id: str | None, url: str) -> DeliveryTask:
+        return DeliveryTask(
+            delivery_id=os.urandom(8).hex(),
+            message_id=message_id(job.id, endpoint_id),
+            tenant=job.tenant,
+            job_id=job.id,
+            endpoint_id=endpoint_id,
+            url=url,
+            event=event,
+        )

@@ -1,0 +1,73 @@
+"""Webhook endpoints, delivery tasks and the record of each delivery attempt."""
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, HttpUrl
+
+from schemas._base import Envelope
+from schemas.events import CompletionEvent
+
+EventType = Literal["completion.succeeded", "completion.failed"]
+ALL_EVENT_TYPES: tuple[EventType, ...] = ("completion.succeeded", "completion.failed")
+
+
+class EndpointCreate(Envelope):
+    """What POST /v1/webhooks accepts."""
+
+    url: HttpUrl
+    events: tuple[EventType, ...] = Field(default=ALL_EVENT_TYPES, min_length=1)
+    description: str = Field(default="", max_length=500)
+
+
+class Endpoint(Envelope):
+    """A registered webhook endpoint."""
+
+    id: str
+    tenant: str
+    url: str
+    events: tuple[EventType, ...]
+    description: str
+    created_at: float
+    disabled_at: float | None = None
+    disabled_reason: str | None = None
+    failing_since: float | None = Field(default=None, description="First failure of a streak")
+
+
+class Outcome(StrEnum):
+    """How one delivery attempt ended."""
+
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
+class DeliveryTask(Envelope):
+    """One message to deliver to one URL, and which attempt this is (0 = first)."""
+
+    delivery_id: str = Field(description="Unique per scheduling; a replay gets a new one")
+    message_id: str = Field(description="The webhook-id: the same on every retry and replay")
+    tenant: str
+    job_id: str
+    endpoint_id: str | None = Field(default=None, description="None for a job's own URL")
+    url: str
+    event: CompletionEvent
+    attempt: int = Field(default=0, ge=0)
+
+
+class Attempt(Envelope):
+    """What happened when one attempt was made."""
+
+    message_id: str
+    job_id: str
+    endpoint_id: str | None
+    url: str
+    attempt: int
+    at: float
+    duration_ms: float
+    status: int | None = None
+    outcome: Outcome
+    error: str | None = None
+    response_excerpt: str | None = None
+    next_attempt_in_s: float | None = None
