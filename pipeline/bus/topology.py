@@ -1,6 +1,7 @@
 """Every exchange and queue promptbus uses, declared in one place."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from kombu.entity import Exchange, Queue
 
@@ -21,12 +22,13 @@ class Topology:
         """`base` with this deployment's suffix."""
         return f"{base}{self.suffix}"
 
-    @property
+    # Cached: one entity object each, so Kombu's declare cache recognises it on every publish.
+    @cached_property
     def requests_exchange(self) -> Exchange:
         """Where request events are published (direct, durable)."""
         return Exchange(self.name("promptbus.requests"), type="direct", durable=True)
 
-    @property
+    @cached_property
     def requests_queue(self) -> Queue:
         """The queue the bridge consumes request events from."""
         return Queue(
@@ -36,7 +38,7 @@ class Topology:
             durable=True,
         )
 
-    @property
+    @cached_property
     def completions_exchange(self) -> Exchange:
         """Where completion events are published (topic, durable)."""
         return Exchange(self.name("promptbus.completions"), type="topic", durable=True)
@@ -47,12 +49,12 @@ class Topology:
             name, exchange=self.completions_exchange, routing_key=binding_key, durable=True
         )
 
-    @property
+    @cached_property
     def dead_letter_exchange(self) -> Exchange:
         """Where events that cannot be processed go (direct, durable)."""
         return Exchange(self.name("promptbus.requests.dlx"), type="direct", durable=True)
 
-    @property
+    @cached_property
     def dead_letter_queue(self) -> Queue:
         """Events that could not be processed, with the reason in a header."""
         return Queue(

@@ -17,6 +17,10 @@ FAMILIES = {"lookup": "lookup", "generate": "generate", "postprocess": "finish",
 WEBHOOK_TASK = "promptbus.webhook"
 WEBHOOK_FAMILY = "webhook"
 
+# Celery renders task arguments into every message for its logs; an envelope (and a
+# chain's nested signatures) makes that rendering cost more than the task itself.
+QUIET_REPR = {"argsrepr": "(payload)", "kwargsrepr": "{}"}
+
 StepRunner = Callable[[str, dict[str, Any]], dict[str, Any]]
 # A delivery attempt: None when done, else the next attempt's payload and its delay.
 WebhookRunner = Callable[[dict[str, Any]], tuple[dict[str, Any], float] | None]
@@ -73,9 +77,15 @@ def _register_webhook(app: Celery, run_webhook: WebhookRunner) -> None:
             next_payload, countdown_s = follow_up
             # A retry is a new message with a countdown: no worker sleeps, and a pending
             # retry lives on the broker across restarts. The schedule bounds the count.
-            raise task.retry(args=(next_payload,), countdown=countdown_s, max_retries=None)
+            raise task.retry(
+                args=(next_payload,), countdown=countdown_s, max_retries=None, **QUIET_REPR
+            )
 
-    app.task(name=WEBHOOK_TASK, bind=True, acks_late=True, shared=False)(webhook_task)
+    # max_retries=None on the task itself: `retry(max_retries=None)` alone falls back to
+    # Celery's default of 3 and would cut any longer schedule short.
+    app.task(name=WEBHOOK_TASK, bind=True, acks_late=True, shared=False, max_retries=None)(
+        webhook_task
+    )
 
 
 def _register(app: Celery, step: str, run_step: StepRunner) -> None:
@@ -84,7 +94,8 @@ def _register(app: Celery, step: str, run_step: StepRunner) -> None:
 
     task.__name__ = task.__qualname__ = f"{step}_task"
     # shared=False: these closures belong to this app only, not to every app made later.
-    app.task(name=task_name(step), acks_late=True, shared=False)(task)
+    # resultrepr_maxsize: Celery renders each return value (an envelope) for its logs.
+    app.task(name=task_name(step), acks_late=True, shared=False, resultrepr_maxsize=32)(task)
 
 
 def step_task_id(job_id: str | None, step: str) -> str:
@@ -97,7 +108,9 @@ def job_chain(app: Celery, envelope: StageEnvelope) -> Signature:
     first, *rest = (app.signature(task_name(step)) for step, _stage, _skip in CHAIN)
     payload = envelope.model_dump(mode="json", exclude_none=True)
     job_id = envelope.job_id
-    signatures = [first.clone(args=(payload,), task_id=step_task_id(job_id, CHAIN[0][0]))]
+    signatures = [
+        first.clone(args=(payload,), task_id=step_task_id(job_id, CHAIN[0][0]), **QUIET_REPR)
+    ]
     for (step, _stage, _skip), signature in zip(CHAIN[1:], rest, strict=True):
-        signatures.append(signature.clone(task_id=step_task_id(job_id, step)))
+        signatures.append(signature.clone(task_id=step_task_id(job_id, step), **QUIET_REPR))
     return chain(*signatures)

@@ -10,7 +10,7 @@ from pipeline.bus.admission import Admission, Admitter
 from pipeline.bus.bridge import Bridge
 from pipeline.bus.topology import Topology
 from pipeline.settings import Settings
-from pipeline.worker.celery_app import WEBHOOK_TASK, create_celery, job_chain
+from pipeline.worker.celery_app import QUIET_REPR, WEBHOOK_TASK, create_celery, job_chain
 from pipeline.worker.embedded import EmbeddedWorker
 from pipeline.worker.loop import LoopRunner
 from pipeline.worker.steps import run_step
@@ -45,7 +45,8 @@ class TaskRunner:
 
     def enqueue_delivery(self, task: DeliveryTask) -> None:
         """Queue one webhook delivery."""
-        self.celery.signature(WEBHOOK_TASK, args=(task.model_dump(mode="json"),)).apply_async()
+        payload = task.model_dump(mode="json")
+        self.celery.signature(WEBHOOK_TASK, args=(payload,)).apply_async(**QUIET_REPR)
 
     def _run_step(self, step: str, payload: dict[str, Any]) -> dict[str, Any]:
         envelope = StageEnvelope.model_validate(payload)
