@@ -99,6 +99,11 @@ async def emit(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
         await jobs.release(EMIT_CLAIM, envelope.job_id)
         raise
     await jobs.transition(
-        envelope.job_id, event.state, stage="emit", result=event.result, error=event.error
+        envelope.job_id,
+        event.state,
+        stage="emit",
+        result=event.result,
+        error=event.error,
+        finished_at=event.finished_at,
     )
     return envelope

@@ -83,8 +83,9 @@ async def _track_endpoint(
     endpoint = await ctx.registry.failed(endpoint_id, now)
     failing_since = endpoint.failing_since if endpoint is not None else None
     if failing_since is not None and now - failing_since >= ctx.disable_after_s:
-        days = ctx.disable_after_s / 86400
-        await ctx.registry.disable(endpoint_id, f"every delivery failed for {days:g} days")
+        await ctx.registry.disable(
+            endpoint_id, f"every delivery failed for {_duration(ctx.disable_after_s)}"
+        )
 
 
 async def _record(
@@ -110,3 +111,12 @@ async def _record(
     )
     await ctx.registry.record(attempt)
     return attempt
+
+
+def _duration(seconds: float) -> str:
+    """A period in the unit people use for it."""
+    if seconds >= 86400:
+        return f"{seconds / 86400:g} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} hours"
+    return f"{seconds:g} seconds"

@@ -54,6 +54,7 @@ class DeliveryTask(Envelope):
     url: str
     event: CompletionEvent
     attempt: int = Field(default=0, ge=0)
+    not_before: float | None = Field(default=None, description="Unix time this attempt is due")
 
 
 class Attempt(Envelope):

@@ -75,12 +75,13 @@ class JobIntake:
         # so cancel and completion can never both speak for the same job.
         if not await self._jobs.claim(EMIT_CLAIM, job_id, self._ctx.claim_ttl_s):
             return await self._not_cancellable(job_id)
-        job = await self._jobs.transition(job_id, JobState.CANCELLED)
+        finished_at = time.time()
+        job = await self._jobs.transition(job_id, JobState.CANCELLED, finished_at=finished_at)
         if job is None:
             await self._jobs.release(EMIT_CLAIM, job_id)
             return await self._not_cancellable(job_id)
         error = ErrorDetail(type="cancelled", message="the job was cancelled", retryable=False)
-        event = failed_event(job_id, job.correlation_id, error, finished_at=time.time())
+        event = failed_event(job_id, job.correlation_id, error, finished_at=finished_at)
         if self._ctx.webhooks is not None:
             await self._ctx.webhooks.schedule(event, job)
         await self._publisher.publish_completion(event)
@@ -122,7 +123,11 @@ class JobIntake:
             await self._jobs.claim(EMIT_CLAIM, job_id, self._ctx.claim_ttl_s)
             await self._jobs.create(new_job(event, now=now))
             job = await self._jobs.transition(
-                job_id, JobState.SUCCEEDED, stage="lookup", result=completion.result
+                job_id,
+                JobState.SUCCEEDED,
+                stage="lookup",
+                result=completion.result,
+                finished_at=completion.finished_at,
             )
             try:
                 if self._ctx.webhooks is not None and job is not None:

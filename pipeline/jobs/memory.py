@@ -63,6 +63,7 @@ class MemoryJobStore:
         stage: str | None = None,
         result: GenerateResponse | None = None,
         error: ErrorDetail | None = None,
+        finished_at: float | None = None,
     ) -> Job | None:
         """Move a job on; None if it is unknown or already finished (finished is final)."""
         job = await self.get(job_id)
@@ -77,7 +78,8 @@ class MemoryJobStore:
         if error is not None:
             update["error"] = error
         if state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
-            update["finished_at"] = now
+            # A job's record and its completion event must agree on when it finished.
+            update["finished_at"] = finished_at if finished_at is not None else now
         job = job.model_copy(update=update)
         self._jobs[job_id] = job
         self._notify(job)

@@ -30,6 +30,7 @@ class JobStore(Protocol):
         stage: str | None = None,
         result: GenerateResponse | None = None,
         error: ErrorDetail | None = None,
+        finished_at: float | None = None,
     ) -> Job | None:
         """Move a job on; None if it is unknown or already finished (finished is final)."""
         ...

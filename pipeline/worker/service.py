@@ -1,5 +1,6 @@
 """The Celery side of one process: task runners, and the bridge plus worker that feed them."""
 
+import time
 from typing import Any
 
 from celery import Celery
@@ -19,6 +20,17 @@ from schemas.webhooks import DeliveryTask, Outcome
 
 # Bridge-side waits: admission only touches the job store and the bus.
 _ADMIT_TIMEOUT_S = 30.0
+# A delayed task sits unacknowledged in a worker until due: RabbitMQ closes a channel
+# holding one past its consumer timeout (30 min by default), and Redis hands it out
+# again after its visibility timeout. Long waits are therefore made in hops.
+MAX_HOP_S = 600.0
+
+
+def hop_delay(not_before: float | None, now: float) -> float | None:
+    """How long a delayed task must wait again before it is due; None when it is due."""
+    if not_before is None or not_before <= now + 1:
+        return None
+    return min(not_before - now, MAX_HOP_S)
 
 
 class TaskRunner:
@@ -55,11 +67,16 @@ class TaskRunner:
 
     def _run_webhook(self, payload: dict[str, Any]) -> tuple[dict[str, Any], float] | None:
         task = DeliveryTask.model_validate(payload)
+        now = time.time()
+        wait_s = hop_delay(task.not_before, now)
+        if wait_s is not None:
+            return payload, wait_s
         attempt = self._runner.run(deliver(task, self._webhooks), self._webhook_timeout_s)
         if attempt is None or attempt.outcome is not Outcome.RETRYING:
             return None
-        retry = task.model_copy(update={"attempt": task.attempt + 1})
-        return retry.model_dump(mode="json"), attempt.next_attempt_in_s or 0.0
+        wait_s = attempt.next_attempt_in_s or 0.0
+        retry = task.model_copy(update={"attempt": task.attempt + 1, "not_before": now + wait_s})
+        return retry.model_dump(mode="json"), min(wait_s, MAX_HOP_S)
 
 
 class JobWorker:

@@ -26,7 +26,7 @@ from pipeline.bus.topology import REASON_HEADER, Topology
 from pipeline.emulator import EmulatorConfig, start_emulator
 from pipeline.ingress import create_app
 from pipeline.ingress.keys import RUNTIME
-from pipeline.worker.celery_app import FAMILIES
+from pipeline.worker.celery_app import FAMILIES, WEBHOOK_FAMILY
 from tests.conftest import Emulator, Gateway, Reply, settings_for_test
 
 BROKER_URLS = {
@@ -37,7 +37,7 @@ BROKER_URLS = {
 BROKERS = tuple(BROKER_URLS)
 # memory:// lives inside one process: only these brokers reach a separate OS process.
 CROSS_PROCESS_BROKERS = ("rabbitmq", "redis")
-STAGE_FAMILIES = tuple(sorted(set(FAMILIES.values())))
+STAGE_FAMILIES = tuple(sorted({*FAMILIES.values(), WEBHOOK_FAMILY}))
 
 
 @dataclass

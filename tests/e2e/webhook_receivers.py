@@ -1,0 +1,255 @@
+"""Webhook test kit: scripted receivers, a connection counter, a task trace and a webhook bus.
+
+Receivers are real aiohttp servers on 127.0.0.1 port 0. Nothing here sends traffic anywhere
+but loopback.
+"""
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from celery import signals
+from standardwebhooks.webhooks import Webhook
+
+from pipeline.worker.celery_app import WEBHOOK_FAMILY, WEBHOOK_TASK
+from tests.e2e.brokers import Bus, JobEnv, job_env
+
+T = TypeVar("T")
+
+# A receiver that holds an answer is released at teardown, so the server stops at once.
+_SHUTDOWN_S = 2.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How a receiver answers one request."""
+
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+    hold_s: float = 0.0  # wait this long (or until the receiver is released) first
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request a receiver got."""
+
+    at: float  # time.monotonic() on arrival, before any answer
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers["webhook-id"]
+
+    @property
+    def signatures(self) -> list[str]:
+        return self.headers["webhook-signature"].split(" ")
+
+    def event(self) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(self.body)
+        return decoded
+
+    def verify(self, secret: str) -> dict[str, Any]:
+        """The event, if the Standard Webhooks library accepts the signature under `secret`."""
+        verified: dict[str, Any] = Webhook(secret).verify(self.body, self.headers)
+        return verified
+
+
+class Receiver:
+    """Answers its n-th request with the n-th scripted answer, then with `then` for ever."""
+
+    def __init__(self, script: tuple[Answer, ...], then: Answer) -> None:
+        self._script = script
+        self._then = then
+        self.received: list[Received] = []
+        self._changed = asyncio.Event()
+        self._released = asyncio.Event()
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        index = len(self.received)
+        self.received.append(
+            Received(
+                time.monotonic(),
+                request.path,
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+            )
+        )
+        self._changed.set()
+        answer = self._script[index] if index < len(self._script) else self._then
+        if answer.hold_s > 0:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), answer.hold_s)
+        return web.Response(status=answer.status, headers=dict(answer.headers), body=answer.body)
+
+    def release(self) -> None:
+        """End every held answer now."""
+        self._released.set()
+
+    async def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
+        """The first `count` requests, waiting up to `timeout_s` for them."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while len(self.received) < count:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"{self.url} got {len(self.received)} requests, not {count}, in {timeout_s:g}s"
+            ) from None
+        return self.received[:count]
+
+
+@asynccontextmanager
+async def receiving(*script: Answer, then: Answer | None = None) -> AsyncIterator[Receiver]:
+    """A receiver on 127.0.0.1, port 0, for the duration of the block."""
+    receiver = Receiver(script, then if then is not None else Answer())
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", receiver.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_S)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        receiver.url = f"http://127.0.0.1:{port}/hook"
+        yield receiver
+    finally:
+        receiver.release()
+        await runner.cleanup()
+
+
+class ConnectionCounter:
+    """A raw TCP listener that counts the connections it accepts (and closes each at once)."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.accepted = 0
+        self.port = 0
+
+    async def wait_accepted(self, count: int, timeout_s: float = 5.0) -> None:
+        """Wait, with a deadline, until `count` connections have been accepted."""
+
+        async def accepted() -> int:
+            return self.accepted
+
+        await poll(accepted, lambda n: n >= count, timeout_s=timeout_s, what=f"{count} accepts")
+
+    async def on_connect(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        writer.close()
+        with suppress(OSError):
+            await writer.wait_closed()
+
+
+@asynccontextmanager
+async def counting_listener(host: str) -> AsyncIterator[ConnectionCounter]:
+    """A ConnectionCounter listening on `host` (a loopback address), port 0."""
+    counter = ConnectionCounter(host)
+    server = await asyncio.start_server(counter.on_connect, host, 0)
+    counter.port = server.sockets[0].getsockname()[1]
+    try:
+        yield counter
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@dataclass(frozen=True)
+class Published:
+    """One webhook delivery task this process published (a first attempt or a retry)."""
+
+    job_id: str
+    endpoint_id: str | None
+    attempt: int
+
+
+class PublishTrace:
+    """Webhook tasks published while the block runs, seen by Celery's publish signal.
+
+    Deliveries are scheduled before a job is recorded as finished, so once a job has finished
+    every first attempt it will ever get is in `published`.
+    """
+
+    def __init__(self) -> None:
+        self._published: list[Published] = []
+        self._lock = threading.Lock()
+
+    def _on_publish(self, sender: str | None = None, body: Any = None, **_: Any) -> None:
+        if sender != WEBHOOK_TASK:
+            return
+        args = body[0] if isinstance(body, tuple | list) else body.get("args", ())
+        payload = args[0]
+        with self._lock:
+            self._published.append(
+                Published(payload["job_id"], payload.get("endpoint_id"), payload["attempt"])
+            )
+
+    def for_job(self, job_id: str) -> list[Published]:
+        with self._lock:
+            return [p for p in self._published if p.job_id == job_id]
+
+
+@contextmanager
+def traced_publishes() -> Iterator[PublishTrace]:
+    """Record webhook task publications while the block runs."""
+    trace = PublishTrace()
+    signals.before_task_publish.connect(trace._on_publish, weak=False)
+    try:
+        yield trace
+    finally:
+        signals.before_task_publish.disconnect(trace._on_publish)
+
+
+@contextmanager
+def webhook_stage_deleted(bus: Bus) -> Iterator[None]:
+    """Delete the webhook stage queue and exchange with the bus (its own clean-up misses them).
+
+    Enter it after the bus and leave it after every gateway on the bus has stopped.
+    """
+    name = bus.topology.stage_queue(WEBHOOK_FAMILY).name
+    bus.extra_queues.append(name)  # the bus deletes its extra queues when it ends
+    try:
+        yield
+    finally:
+        with bus.connection() as connection, suppress(KeyError):
+            connection.channel().exchange_delete(name)
+
+
+@asynccontextmanager
+async def webhook_env(broker: str, **overrides: Any) -> AsyncIterator[JobEnv]:
+    """`job_env`, whose clean-up also deletes the webhook stage queue and its exchange."""
+    buses: list[Bus] = []
+    try:
+        async with job_env(broker, **overrides) as env:
+            buses.append(env.bus)
+            env.bus.extra_queues.append(env.bus.topology.stage_queue(WEBHOOK_FAMILY).name)
+            yield env
+    finally:
+        for bus in buses:
+            with bus.connection() as connection, suppress(KeyError):
+                connection.channel().exchange_delete(bus.topology.stage_queue(WEBHOOK_FAMILY).name)
+
+
+async def poll(
+    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, timeout_s: float, what: str
+) -> T:
+    """Await `read()` until `done(value)`, with a deadline; the value that was done."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout_s:g}s; last: {value!r}")
+        await asyncio.sleep(0.02)
