@@ -373,6 +373,27 @@ class Bench:
         self.loads.append(load)
         return load
 
+    async def client_floor(self, emulator_url: str, run_id: str) -> Load:
+        """The LangChain client's own miss latency, measured in a process of its own."""
+        argv = [sys.executable, str(SCRIPT), "--client-floor", emulator_url, "--run-id", run_id]
+        argv += ["--duration", str(self.duration_s)]
+        child = self.children.start("client-floor", argv)
+        deadline = time.monotonic() + self.duration_s + 60
+        while child.process.poll() is None:
+            if time.monotonic() > deadline:
+                self.children.stop(child)
+                raise BenchError(f"the client floor run did not finish:\n{child.tail()}")
+            await asyncio.sleep(0.1)
+        if child.process.returncode != 0:
+            raise BenchError(f"the client floor run failed:\n{child.output()}")
+        numbers = json.loads(child.output().strip().splitlines()[-1])
+        errors = Errors()
+        for message in numbers["errors"]:
+            errors.add(message)
+        return Load(
+            numbers["requests"], numbers["rps"], numbers["p50_ms"], numbers["p99_ms"], errors
+        )
+
     async def unique_load(self, url: str, body_for: BodyFor, workers: int, duration_s: int) -> Load:
         """Load `url` with a fresh body per request, workers spread over one upstream latency."""
         stagger_s = EMULATOR_LATENCY_MS / 1000
@@ -528,7 +549,7 @@ async def overhead_phase(
     overhead = gateway.p50_ms - direct.p50_ms
     tail = gateway.p99_ms - direct.p99_ms
     print(f"  p50 overhead: {overhead:.2f} ms   p99 overhead: {tail:.2f} ms")
-    floor = await client_floor_load(emulator_url, OVERHEAD_WORKERS, bench.duration_s, run_id)
+    floor = await bench.client_floor(emulator_url, run_id)
     show("langchain client alone", floor)
     print(
         f"  the client library alone adds {floor.p50_ms - direct.p50_ms:.2f} ms at p50; "
@@ -544,6 +565,23 @@ async def overhead_phase(
             )
         )
     ]
+
+
+def run_client_floor(emulator_url: str, run_id: str, duration_s: float) -> None:
+    """Measure the LangChain client alone and print its numbers as one JSON line."""
+    load = asyncio.run(client_floor_load(emulator_url, OVERHEAD_WORKERS, duration_s, run_id))
+    print(
+        json.dumps(
+            {
+                "requests": load.requests,
+                "rps": load.rps,
+                "p50_ms": load.p50_ms,
+                "p99_ms": load.p99_ms,
+                "errors": load.errors.samples,
+                "error_count": load.errors.count,
+            }
+        )
+    )
 
 
 async def client_floor_load(
@@ -569,6 +607,8 @@ async def client_floor_load(
     latencies: list[float] = []
     errors = Errors()
     numbers = itertools.count()
+    for warm in range(3):  # the client's first calls build its SDK client and session
+        await llm.ainvoke([HumanMessage(content=f"warm {run_id} {warm}")])
 
     async def worker(index: int) -> None:
         await asyncio.sleep(EMULATOR_LATENCY_MS / 1000 * index / workers)
@@ -720,6 +760,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run promptbus as an ingress only, as production ingress processes run",
     )
     parser.add_argument("--raw-server", action="store_true", help="run only the raw baseline")
+    parser.add_argument("--client-floor", metavar="EMULATOR_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--run-id", default="floor", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help="port of the raw baseline server")
     args = parser.parse_args(argv)
     if args.raw_server and args.port is None:
@@ -734,6 +776,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.raw_server:
         serve_raw(args.port)
+        return 0
+    if args.client_floor:
+        run_client_floor(args.client_floor, args.run_id, args.duration)
         return 0
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with (
