@@ -31,6 +31,11 @@ class Settings(BaseSettings):
 
     broker_url: str = "memory://"
     redis_url: str | None = None
+    # Every Redis key starts with this: one deployment (or test run) per prefix.
+    redis_prefix: str = Field(default="promptbus:", pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+    redis_timeout_s: float = Field(default=0.5, gt=0, le=10)
+    redis_retry_after_s: float = Field(default=5.0, gt=0, le=300)
+    lock_ttl_s: float = Field(default=30.0, gt=0, le=600)
     embedded_worker: bool = True
     bus_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=64)
     publish_timeout_s: float = Field(default=5.0, gt=0, le=60)
