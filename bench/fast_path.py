@@ -7,31 +7,41 @@ import asyncio
 import hashlib
 import itertools
 import json
-import math
 import os
-import platform
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Final
 
 import aiohttp
+from _common import (
+    HOST,
+    JSON_HEADERS,
+    BenchError,
+    Check,
+    Child,
+    Children,
+    Errors,
+    Load,
+    describe_machine,
+    emulator_calls,
+    free_port,
+    pass_fail,
+    report,
+    run_bench,
+    start_emulator,
+    start_promptbus,
+    wait_healthy,
+)
 from aiohttp import web
 
-HOST: Final = "127.0.0.1"
 SCRIPT: Final = Path(__file__).resolve()
-PROMPTBUS: Final = (sys.executable, "-m", "pipeline.cli")
 GEMINI_PATH: Final = "/v1beta/models/gemini-2.5-flash:generateContent"
-JSON_HEADERS: Final = {"content-type": "application/json"}
 HIT_BODY: Final = b'{"model":"flash","prompt":"fast path benchmark: the one cached prompt"}'
 RAW_ANSWER: Final = json.dumps(
     {"text": "a fixed answer from the raw baseline", "cache": {"hit": True}}
@@ -39,11 +49,9 @@ RAW_ANSWER: Final = json.dumps(
 
 QUICK_DURATION_S: Final = 3
 WARMUP_S: Final = 1
-STARTUP_TIMEOUT_S: Final = 60.0
 EMULATOR_LATENCY_MS: Final = 200.0
 OVERHEAD_WORKERS: Final = 4
 THROUGHPUT_WORKERS: Final = 64
-ERROR_SAMPLES: Final = 5
 
 MIN_HIT_RATIO: Final = 0.5
 MAX_HIT_P99_MS: Final = 5.0
@@ -52,10 +60,7 @@ MIN_MISS_THROUGHPUT_RATIO: Final = 0.9
 
 BodyFor = Callable[[int], bytes]
 ExpectedHeader = tuple[str, str] | None
-
-
-class BenchError(Exception):
-    """The bench could not run: a server did not start or the load tool failed."""
+Request = Callable[[int], Awaitable[float | str]]
 
 
 def serve_raw(port: int) -> None:
@@ -78,138 +83,34 @@ def serve_raw(port: int) -> None:
     web.run_app(app, host=HOST, port=port, access_log=None, print=None)
 
 
-@dataclass
-class Child:
-    """A process the bench started, and the file its output goes to."""
+async def timed_workers(
+    request: Request, workers: int, duration_s: float, stagger_s: float = 0.0
+) -> Load:
+    """Run `workers` closed loops of `request` for `duration_s`; it times itself or says why not.
 
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
+    With `stagger_s`, worker k starts k/workers of it late. Closed-loop workers that
+    start together stay in lockstep when every answer takes the same time, so each
+    round arrives as one burst; staggering over one service time models a steady
+    stream instead. Each worker still runs for exactly `duration_s`.
+    """
+    latencies: list[float] = []
+    errors = Errors()
+    numbers = itertools.count()
 
-    def output(self) -> str:
-        """Everything the process has printed so far."""
-        return self.log.read_text(errors="replace")
+    async def worker(index: int) -> None:
+        await asyncio.sleep(stagger_s * index / workers)
+        deadline = time.perf_counter() + duration_s
+        while time.perf_counter() < deadline:
+            outcome = await request(next(numbers))
+            if isinstance(outcome, str):
+                errors.add(outcome)
+            else:
+                latencies.append(outcome)
 
-    def tail(self, lines: int = 20) -> str:
-        """The last `lines` lines the process printed."""
-        return "\n".join(self.output().splitlines()[-lines:])
-
-
-class Children:
-    """Starts child processes and stops each one still running when the block exits."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self._log_dir = log_dir
-        self._started: list[Child] = []
-
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Child:
-        """Start `argv` with its output in a log file."""
-        log = self._log_dir / f"{name}-{len(self._started)}.log"
-        with log.open("wb") as out:
-            # A session of its own: Ctrl-C reaches only the bench, which then stops the children.
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=None if env is None else dict(env),
-                start_new_session=True,
-            )
-        child = Child(name, process, log)
-        self._started.append(child)
-        return child
-
-    def stop(self, *children: Child) -> None:
-        """Terminate `children`, killing any that outlive a grace period."""
-        running = [c for c in children if c.process.poll() is None]
-        for child in running:
-            child.process.terminate()
-        for child in running:
-            try:
-                child.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
-
-    def __enter__(self) -> Children:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop(*reversed(self._started))
-
-
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Python dies on SIGTERM without unwinding; SystemExit runs the cleanup of the children.
-    raise SystemExit(128 + signum)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def child_env(**overrides: str) -> dict[str, str]:
-    """This environment without promptbus or Google settings, plus `overrides`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("PROMPTBUS_") and k != "GOOGLE_API_KEY"
-    }
-    env.update(PROMPTBUS_LOG_FORMAT="json", PROMPTBUS_LOG_LEVEL="warning", **overrides)
-    return env
-
-
-async def wait_healthy(session: aiohttp.ClientSession, child: Child, url: str) -> None:
-    """Return once `url` answers 200; fail if the child exits or takes too long."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        code = child.process.poll()
-        if code is not None:
-            raise BenchError(f"{child.name} exited with {code} before it was up:\n{child.tail()}")
-        try:
-            async with session.get(url) as response:
-                if response.status == 200:
-                    return
-        except (aiohttp.ClientError, TimeoutError):
-            pass
-        await asyncio.sleep(0.1)
-    raise BenchError(f"{child.name} was not up within {STARTUP_TIMEOUT_S:g}s:\n{child.tail()}")
-
-
-@dataclass
-class Errors:
-    """A count of failed requests and the first few of them."""
-
-    count: int = 0
-    samples: list[str] = field(default_factory=list)
-
-    def add(self, message: str, count: int = 1) -> None:
-        """Count `count` failures described by `message`."""
-        self.count += count
-        if len(self.samples) < ERROR_SAMPLES:
-            self.samples.append(message)
-
-
-@dataclass(frozen=True)
-class Load:
-    """What one load run measured."""
-
-    requests: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: Errors
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The nearest-rank `q` percentile (0-100) of already sorted values; nan if empty."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(index) for index in range(workers)))
+    elapsed = time.perf_counter() - started if not stagger_s else duration_s
+    return Load.of(latencies, elapsed, errors)
 
 
 async def aiohttp_load(
@@ -220,50 +121,26 @@ async def aiohttp_load(
     expect: ExpectedHeader = None,
     stagger_s: float = 0.0,
 ) -> Load:
-    """POST from `workers` keep-alive connections for `duration_s`, timing every request.
-
-    With `stagger_s`, worker k starts k/workers of it late. Closed-loop workers that
-    start together stay in lockstep when every answer takes the same time, so each
-    round arrives as one burst; staggering over one service time models a steady
-    stream instead. Each worker still runs for exactly `duration_s`.
-    """
-    latencies: list[float] = []
-    errors = Errors()
-    numbers = itertools.count()
+    """POST from `workers` keep-alive connections for `duration_s`, timing every request."""
     connector = aiohttp.TCPConnector(limit=workers)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def worker(index: int) -> None:
-            await asyncio.sleep(stagger_s * index / workers)
-            deadline = time.perf_counter() + duration_s
-            while time.perf_counter() < deadline:
-                body = body_for(next(numbers))
-                began = time.perf_counter()
-                try:
-                    async with session.post(url, data=body, headers=JSON_HEADERS) as response:
-                        payload = await response.read()
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    errors.add(f"{type(exc).__name__}: {exc}")
-                    continue
-                if response.status != 200:
-                    errors.add(f"HTTP {response.status}: {payload[:300].decode(errors='replace')}")
-                elif expect and (got := response.headers.get(expect[0])) != expect[1]:
-                    errors.add(f"{expect[0]} was {got}, not {expect[1]}")
-                else:
-                    latencies.append(time.perf_counter() - began)
+        async def post(number: int) -> float | str:
+            body = body_for(number)
+            began = time.perf_counter()
+            try:
+                async with session.post(url, data=body, headers=JSON_HEADERS) as response:
+                    payload = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return f"{type(exc).__name__}: {exc}"
+            if response.status != 200:
+                return f"HTTP {response.status}: {payload[:300].decode(errors='replace')}"
+            if expect and (got := response.headers.get(expect[0])) != expect[1]:
+                return f"{expect[0]} was {got}, not {expect[1]}"
+            return time.perf_counter() - began
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(index) for index in range(workers)))
-        elapsed = time.perf_counter() - started if not stagger_s else duration_s
-    latencies.sort()
-    return Load(
-        requests=len(latencies),
-        rps=len(latencies) / elapsed,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        errors=errors,
-    )
+        return await timed_workers(post, workers, duration_s, stagger_s)
 
 
 _WRK_TOTAL = re.compile(r"^\s*(\d+) requests in ", re.MULTILINE)
@@ -294,8 +171,8 @@ def parse_wrk(output: str) -> Load:
         errors.add(f"socket errors: {sockets[1]}", failed)
     return Load(
         # wrk counts answered requests, wrong ones included; socket errors are apart.
-        requests=int(total[1]) - not_ok,
-        rps=float(rps[1]),
+        completed=int(total[1]) - not_ok,
+        rate=float(rps[1]),
         p50_ms=_wrk_percentile_ms(output, 50),
         p99_ms=_wrk_percentile_ms(output, 99),
         errors=errors,
@@ -340,16 +217,6 @@ def wrk_version(wrk: str) -> str:
     return " ".join(words[:2]) or wrk
 
 
-@dataclass(frozen=True)
-class Check:
-    """One target: the measured value against the goal."""
-
-    name: str
-    measured: str
-    goal: str
-    passed: bool
-
-
 @dataclass
 class Bench:
     """What every phase shares: the children, a probe session and every load run so far."""
@@ -378,13 +245,7 @@ class Bench:
         argv = [sys.executable, str(SCRIPT), "--client-floor", emulator_url, "--run-id", run_id]
         argv += ["--duration", str(self.duration_s)]
         child = self.children.start("client-floor", argv)
-        deadline = time.monotonic() + self.duration_s + 60
-        while child.process.poll() is None:
-            if time.monotonic() > deadline:
-                self.children.stop(child)
-                raise BenchError(f"the client floor run did not finish:\n{child.tail()}")
-            await asyncio.sleep(0.1)
-        if child.process.returncode != 0:
+        if await self._finish(child, self.duration_s + 60, "the client floor run") != 0:
             raise BenchError(f"the client floor run failed:\n{child.output()}")
         numbers = json.loads(child.output().strip().splitlines()[-1])
         errors = Errors()
@@ -409,48 +270,43 @@ class Bench:
         # One thread: wrk keeps one core and the server under test gets the other.
         argv = [wrk, "-t1", f"-c{self.connections}", f"-d{duration_s}s", "--latency"]
         child = self.children.start("wrk", [*argv, "-s", str(script), url])
-        deadline = time.monotonic() + duration_s + 30
-        while child.process.poll() is None:
+        if code := await self._finish(child, duration_s + 30, "wrk"):
+            raise BenchError(f"wrk exited with {code}:\n{child.output()}")
+        return parse_wrk(child.output())
+
+    async def _finish(self, child: Child, timeout_s: float, what: str) -> int:
+        """The child's exit code; stop it and fail if it runs longer than `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while (code := child.process.poll()) is None:
             if time.monotonic() > deadline:
                 self.children.stop(child)
-                raise BenchError(f"wrk did not finish:\n{child.tail()}")
+                raise BenchError(f"{what} did not finish:\n{child.tail()}")
             await asyncio.sleep(0.05)
-        if child.process.returncode != 0:
-            raise BenchError(f"wrk exited with {child.process.returncode}:\n{child.output()}")
-        return parse_wrk(child.output())
+        return code
 
     async def post(self, url: str, body: bytes) -> tuple[int, str, str]:
         """One POST: status, X-Cache header and body text."""
         async with self.session.post(url, data=body, headers=JSON_HEADERS) as response:
             return response.status, response.headers.get("X-Cache", ""), await response.text()
 
-    async def emulator_calls(self, base_url: str) -> int:
+    async def emulator_calls(self, emulator_url: str) -> int:
         """How many generate calls the emulator has received."""
-        async with self.session.get(f"{base_url}/stats") as response:
-            stats = await response.json()
-        calls: int = stats["calls"]
-        return calls
+        return await emulator_calls(self.session, emulator_url)
 
 
 def show(label: str, load: Load) -> None:
     """Print one load run's numbers and its first errors."""
     print(
-        f"  {label:<26}{load.rps:>10.1f} req/s   p50 {load.p50_ms:8.2f} ms   "
-        f"p99 {load.p99_ms:8.2f} ms   requests {load.requests:>7}   errors {load.errors.count}"
+        f"  {label:<26}{load.rate:>10.1f} req/s   p50 {load.p50_ms:8.2f} ms   "
+        f"p99 {load.p99_ms:8.2f} ms   requests {load.completed:>7}   errors {load.errors.count}"
     )
-    for sample in load.errors.samples:
-        print(f"      error: {sample}")
+    load.errors.show()
 
 
 def verdict(check: Check) -> Check:
     """Print `check` as a target line and hand it back."""
     print(f"  target {check.name}: {check.measured}, goal {check.goal}: {pass_fail(check.passed)}")
     return check
-
-
-def pass_fail(passed: bool) -> str:
-    """PASS or FAIL."""
-    return "PASS" if passed else "FAIL"
 
 
 async def hit_phase(bench: Bench, raw_url: str, promptbus_url: str) -> list[Check]:
@@ -480,13 +336,13 @@ async def hit_phase(bench: Bench, raw_url: str, promptbus_url: str) -> list[Chec
     if status != 200 or cache != "HIT":
         raise BenchError(f"promptbus stopped answering from its cache: {status} {cache}")
     raw, promptbus = results["raw aiohttp"], results["promptbus (cache hit)"]
-    ratio = promptbus.rps / raw.rps if raw.rps else 0.0
+    ratio = promptbus.rate / raw.rate if raw.rate else 0.0
     print(f"  ratio promptbus/raw: {ratio:.2f}")
     return [
         verdict(
             Check(
                 "hit throughput promptbus/raw",
-                f"{ratio:.2f} ({promptbus.rps:.0f}/{raw.rps:.0f} req/s)",
+                f"{ratio:.2f} ({promptbus.rate:.0f}/{raw.rate:.0f} req/s)",
                 f">= {MIN_HIT_RATIO:g}",
                 ratio >= MIN_HIT_RATIO,
             )
@@ -514,13 +370,20 @@ def promptbus_body(label: str) -> BodyFor:
     return lambda n: json.dumps({"model": "flash", "prompt": f"{label} {n}"}).encode()
 
 
-async def all_missed(bench: Bench, emulator_url: str, load: Load, calls_before: int) -> None:
-    """Count it an error unless every promptbus request made exactly one upstream call."""
+async def promptbus_misses(
+    bench: Bench, emulator_url: str, promptbus_url: str, workers: int, label: str, warm: str
+) -> Load:
+    """Warm up, then load promptbus with unique prompts; an error unless each made one call."""
+    await bench.unique_load(promptbus_url, promptbus_body(warm), workers, WARMUP_S)
+    calls_before = await bench.emulator_calls(emulator_url)
+    load = await bench.unique_load(promptbus_url, promptbus_body(label), workers, bench.duration_s)
+    show("promptbus (miss)", load)
     upstream = await bench.emulator_calls(emulator_url) - calls_before
-    sent = load.requests + load.errors.count
+    sent = load.completed + load.errors.count
     print(f"  emulator calls during the run: {upstream} for {sent} requests to promptbus")
     if upstream != sent:
         load.errors.add(f"{sent} requests to promptbus but {upstream} upstream calls")
+    return load
 
 
 async def overhead_phase(
@@ -537,15 +400,9 @@ async def overhead_phase(
         direct_url, gemini_body(f"direct {run_id}"), OVERHEAD_WORKERS, bench.duration_s
     )
     show("emulator directly", direct)
-    await bench.unique_load(
-        promptbus_url, promptbus_body(f"warm {run_id}"), OVERHEAD_WORKERS, WARMUP_S
+    gateway = await promptbus_misses(
+        bench, emulator_url, promptbus_url, OVERHEAD_WORKERS, f"overhead {run_id}", f"warm {run_id}"
     )
-    calls_before = await bench.emulator_calls(emulator_url)
-    gateway = await bench.unique_load(
-        promptbus_url, promptbus_body(f"overhead {run_id}"), OVERHEAD_WORKERS, bench.duration_s
-    )
-    show("promptbus (miss)", gateway)
-    await all_missed(bench, emulator_url, gateway, calls_before)
     overhead = gateway.p50_ms - direct.p50_ms
     tail = gateway.p99_ms - direct.p99_ms
     print(f"  p50 overhead: {overhead:.2f} ms   p99 overhead: {tail:.2f} ms")
@@ -573,8 +430,8 @@ def run_client_floor(emulator_url: str, run_id: str, duration_s: float) -> None:
     print(
         json.dumps(
             {
-                "requests": load.requests,
-                "rps": load.rps,
+                "requests": load.completed,
+                "rps": load.rate,
                 "p50_ms": load.p50_ms,
                 "p99_ms": load.p99_ms,
                 "errors": load.errors.samples,
@@ -604,33 +461,18 @@ async def client_floor_load(
         timeout=30,
         temperature=None,
     )
-    latencies: list[float] = []
-    errors = Errors()
-    numbers = itertools.count()
     for warm in range(3):  # the client's first calls build its SDK client and session
         await llm.ainvoke([HumanMessage(content=f"warm {run_id} {warm}")])
 
-    async def worker(index: int) -> None:
-        await asyncio.sleep(EMULATOR_LATENCY_MS / 1000 * index / workers)
-        deadline = time.perf_counter() + duration_s
-        while time.perf_counter() < deadline:
-            began = time.perf_counter()
-            try:
-                await llm.ainvoke([HumanMessage(content=f"floor {run_id} {next(numbers)}")])
-            except Exception as exc:
-                errors.add(f"{type(exc).__name__}: {exc}")
-                continue
-            latencies.append(time.perf_counter() - began)
+    async def invoke(number: int) -> float | str:
+        began = time.perf_counter()
+        try:
+            await llm.ainvoke([HumanMessage(content=f"floor {run_id} {number}")])
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return time.perf_counter() - began
 
-    await asyncio.gather(*(worker(index) for index in range(workers)))
-    latencies.sort()
-    return Load(
-        requests=len(latencies),
-        rps=len(latencies) / duration_s,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        errors=errors,
-    )
+    return await timed_workers(invoke, workers, duration_s, EMULATOR_LATENCY_MS / 1000)
 
 
 async def throughput_phase(
@@ -642,55 +484,26 @@ async def throughput_phase(
         f"\n== 3. miss throughput: aiohttp, {THROUGHPUT_WORKERS} workers, unique prompts, "
         f"emulator at {EMULATOR_LATENCY_MS:g} ms, {bench.duration_s}s, ideal {ideal:g} req/s =="
     )
-    await bench.unique_load(
-        promptbus_url, promptbus_body(f"warm-many {run_id}"), THROUGHPUT_WORKERS, WARMUP_S
+    load = await promptbus_misses(
+        bench,
+        emulator_url,
+        promptbus_url,
+        THROUGHPUT_WORKERS,
+        f"many {run_id}",
+        f"warm-many {run_id}",
     )
-    calls_before = await bench.emulator_calls(emulator_url)
-    load = await bench.unique_load(
-        promptbus_url, promptbus_body(f"many {run_id}"), THROUGHPUT_WORKERS, bench.duration_s
-    )
-    show("promptbus (miss)", load)
-    await all_missed(bench, emulator_url, load, calls_before)
-    ratio = load.rps / ideal
+    ratio = load.rate / ideal
     print(f"  achieved/ideal: {ratio:.2f}")
     return [
         verdict(
             Check(
                 "miss throughput achieved/ideal",
-                f"{ratio:.2f} ({load.rps:.0f}/{ideal:g} req/s)",
+                f"{ratio:.2f} ({load.rate:.0f}/{ideal:g} req/s)",
                 f">= {MIN_MISS_THROUGHPUT_RATIO:g}",
                 ratio >= MIN_MISS_THROUGHPUT_RATIO,
             )
         )
     ]
-
-
-def describe_machine() -> str:
-    """Cores, CPU model and versions, for the header."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
-    return (
-        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}"
-    )
-
-
-def print_summary(checks: Sequence[Check]) -> None:
-    """Print every target as one table."""
-    width = max(len(c.name) for c in checks)
-    measured = max(len(c.measured) for c in checks)
-    print("\n== summary ==")
-    print(f"  {'target':<{width}}  {'measured':<{measured}}  {'goal':<10}  result")
-    for check in checks:
-        print(
-            f"  {check.name:<{width}}  {check.measured:<{measured}}  {check.goal:<10}  "
-            f"{pass_fail(check.passed)}"
-        )
 
 
 async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> int:
@@ -704,35 +517,21 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> i
         print(f"load tool (phase 1): {wrk_version(wrk)} ({wrk}), 1 thread")
     print("load tool (phases 2-3): aiohttp in the bench process")
 
-    raw_port, emulator_port, promptbus_port = free_port(), free_port(), free_port()
-    emulator_url = f"http://{HOST}:{emulator_port}"
+    raw_port = free_port()
     raw = children.start(
         "raw", [sys.executable, str(SCRIPT), "--raw-server", "--port", str(raw_port)]
     )
-    emulator_argv = ["emulator", "--host", HOST, "--port", str(emulator_port)]
-    emulator = children.start(
-        "emulator",
-        [*PROMPTBUS, *emulator_argv, "--latency-ms", f"{EMULATOR_LATENCY_MS:g}"],
-        env=child_env(),
-    )
-    serve = [*PROMPTBUS, "serve", *(["--no-worker"] if args.no_worker else [])]
+    emulator, emulator_url = start_emulator(children, EMULATOR_LATENCY_MS)
     print(f"promptbus: {'ingress only (--no-worker)' if args.no_worker else 'embedded default'}")
-    promptbus = children.start(
-        "promptbus",
-        serve,
-        env=child_env(
-            PROMPTBUS_HOST=HOST,
-            PROMPTBUS_PORT=str(promptbus_port),
-            PROMPTBUS_GEMINI_BASE_URL=emulator_url,
-        ),
-    )
-    promptbus_url = f"http://{HOST}:{promptbus_port}/v1/generate"
+    serve_args = ["--no-worker"] if args.no_worker else []
+    promptbus, promptbus_base = start_promptbus(children, emulator_url, *serve_args)
+    promptbus_url = f"{promptbus_base}/v1/generate"
     run_id = os.urandom(4).hex()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         await asyncio.gather(
             wait_healthy(session, raw, f"http://{HOST}:{raw_port}/healthz"),
             wait_healthy(session, emulator, f"{emulator_url}/healthz"),
-            wait_healthy(session, promptbus, f"http://{HOST}:{promptbus_port}/healthz"),
+            wait_healthy(session, promptbus, f"{promptbus_base}/healthz"),
         )
         bench = Bench(children, session, work_dir, wrk, duration_s, args.connections)
         checks = await hit_phase(bench, f"http://{HOST}:{raw_port}/v1/generate", promptbus_url)
@@ -740,10 +539,7 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> i
         checks += await throughput_phase(bench, emulator_url, promptbus_url, run_id)
     errors = sum(load.errors.count for load in bench.loads)
     checks.append(Check("no failed requests", f"{errors} errors", "0", errors == 0))
-    print_summary(checks)
-    passed = all(check.passed for check in checks)
-    print(f"\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}")
-    return 0 if passed else 1
+    return report(checks)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -780,19 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.client_floor:
         run_client_floor(args.client_floor, args.run_id, args.duration)
         return 0
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    with (
-        tempfile.TemporaryDirectory(prefix="promptbus-bench-") as tmp,
-        Children(Path(tmp)) as children,
-    ):
-        try:
-            return asyncio.run(run(args, children, Path(tmp)))
-        except KeyboardInterrupt:
-            print("\ninterrupted: stopping the servers", file=sys.stderr)
-            return 130
-        except BenchError as exc:
-            print(f"\nbench failed: {exc}", file=sys.stderr)
-            return 1
+    return run_bench(lambda children, work_dir: run(args, children, work_dir))
 
 
 if __name__ == "__main__":

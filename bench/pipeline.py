@@ -7,510 +7,74 @@ import asyncio
 import json
 import math
 import os
-import platform
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 import celery
 import kombu
-import redis
-from celery import Celery, chain, signals
-from celery.canvas import Signature
-from kombu.connection import Connection
-from kombu.entity import Exchange, Queue
-from kombu.message import Message
-from kombu.messaging import Consumer
+from _bare_celery import (
+    READY_MARKER,
+    WORKER_CONCURRENCY,
+    bare_chain,
+    bare_completions,
+    create_bare_celery,
+    run_bare_worker,
+)
+from _broker import (
+    BROKER_URLS,
+    Completions,
+    Listener,
+    audit,
+    clean_all,
+    clean_broker,
+    listener_queue_name,
+    promptbus_completions,
+)
+from _common import (
+    JSON_HEADERS,
+    BenchError,
+    Check,
+    Child,
+    Children,
+    Errors,
+    Load,
+    child_env,
+    describe_machine,
+    emulator_calls,
+    pass_fail,
+    report,
+    run_bench,
+    start_emulator,
+    start_promptbus,
+    wait_healthy,
+    wait_marker,
+)
 
-HOST: Final = "127.0.0.1"
 SCRIPT: Final = Path(__file__).resolve()
-REPO: Final = SCRIPT.parent.parent
-# Run with the repo as the working directory: this file's name would shadow the package.
-PROMPTBUS: Final = (sys.executable, "-m", "pipeline.cli")
-JSON_HEADERS: Final = {"content-type": "application/json"}
-
-BROKER_URLS: Final = {
-    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
-    "redis": "redis://127.0.0.1:6379/14",
-    "memory": "memory://",
-}
-# memory:// lives inside one process: only these can carry a bare baseline in another process.
-SHARED_BROKERS: Final = ("rabbitmq", "redis")
 
 DEFAULT_JOBS: Final = 2000
 QUICK_JOBS: Final = 300
 IN_FLIGHT: Final = 64
 WARMUP_JOBS: Final = 64
 MEMORY_WARMUP_JOBS: Final = 20
-# promptbus's default Settings.worker_concurrency; the bare worker gets the same.
-WORKER_CONCURRENCY: Final = 16
-STARTUP_TIMEOUT_S: Final = 60.0
 COMPLETION_TIMEOUT_S: Final = 60.0
 DUPLICATE_GRACE_S: Final = 1.0
 MEMORY_WAIT_S: Final = 10
-ERROR_SAMPLES: Final = 5
-READY_MARKER: Final = "bench bare worker ready"
+STOP_GRACE_S: Final = 10.0
 
 MIN_THROUGHPUT_RATIO: Final = 0.8
 MAX_MEMORY_P50_MS: Final = 25.0
 
-# The same chain as promptbus (pipeline/worker/steps.py) and the same stage families, one queue
-# each (pipeline/worker/celery_app.py).
-STEPS: Final = ("lookup", "generate", "postprocess", "emit")
-FAMILIES: Final = {
-    "lookup": "lookup",
-    "generate": "generate",
-    "postprocess": "finish",
-    "emit": "finish",
-}
-STAGE_FAMILIES: Final = tuple(sorted(set(FAMILIES.values())))
-# promptbus's stage queue families, its webhook deliveries included, for the clean-up.
-PROMPTBUS_FAMILIES: Final = (*STAGE_FAMILIES, "webhook")
-
-
-class BenchError(Exception):
-    """The bench could not run: a server did not start or a broker did not answer."""
-
-
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # SystemExit unwinds the stack, so the children are stopped and the broker is cleaned.
-    raise SystemExit(128 + signum)
-
-
-# --- names on the broker -------------------------------------------------------------------
-
-
-def bare_queue_name(family: str, suffix: str) -> str:
-    """The bare baseline's Celery queue (and exchange) of one stage family."""
-    return f"bench.bare.{family}{suffix}"
-
-
-def bare_completions(suffix: str) -> Exchange:
-    """Where the bare chain's last task publishes its completion message."""
-    return Exchange(f"bench.bare.completions{suffix}", type="topic", durable=True)
-
-
-def promptbus_completions(suffix: str) -> Exchange:
-    """promptbus's completions exchange under `suffix`."""
-    return Exchange(f"promptbus.completions{suffix}", type="topic", durable=True)
-
-
-def listener_queue_name(role: str, suffix: str) -> str:
-    """The bench's own queue of completion events for one side."""
-    return f"bench.listener.{role}{suffix}"
-
-
-def declared_names(suffix: str) -> tuple[list[str], list[str]]:
-    """Every queue and exchange a run under `suffix` may declare: (queues, exchanges)."""
-    stage_names = [f"promptbus.stage.{family}{suffix}" for family in PROMPTBUS_FAMILIES]
-    bare_names = [bare_queue_name(family, suffix) for family in STAGE_FAMILIES]
-    queues = [
-        f"promptbus.requests{suffix}",
-        f"promptbus.requests.dlq{suffix}",
-        *stage_names,
-        *bare_names,
-        listener_queue_name("bare", suffix),
-        listener_queue_name("promptbus", suffix),
-    ]
-    exchanges = [
-        f"promptbus.requests{suffix}",
-        f"promptbus.requests.dlx{suffix}",
-        promptbus_completions(suffix).name,
-        bare_completions(suffix).name,
-        # Each Celery stage queue has an exchange of the same name.
-        *stage_names,
-        *bare_names,
-    ]
-    return queues, exchanges
-
-
-def rabbitmq_names(command: str, suffix: str) -> list[str]:
-    """Queue or exchange names ending in `suffix` on vhost `/`, by rabbitmqctl; [] without it."""
-    rabbitmqctl = shutil.which("rabbitmqctl")
-    if rabbitmqctl is None:
-        return []
-    try:
-        listing = subprocess.run(
-            [rabbitmqctl, "-q", "--no-table-headers", command, "-p", "/", "name"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [name for name in listing.stdout.split() if name.endswith(suffix)]
-
-
-def clean_broker(broker: str, suffix: str) -> None:
-    """Delete what a run under `suffix` declared: named queues and exchanges, or Redis keys."""
-    url = BROKER_URLS[broker]
-    if broker == "redis":
-        with redis.Redis.from_url(url, socket_timeout=5) as client:
-            keys = list(client.scan_iter(match=f"*{suffix}*", count=500))
-            if keys:
-                client.delete(*keys)
-        return
-    if broker != "rabbitmq":
-        return
-    queues, exchanges = declared_names(suffix)
-    # Names promptbus may have added since this list was written: ask the broker, if we may.
-    queues += [n for n in rabbitmq_names("list_queues", suffix) if n not in queues]
-    exchanges += [n for n in rabbitmq_names("list_exchanges", suffix) if n not in exchanges]
-    with Connection(url, connect_timeout=5) as connection:
-        channel = connection.channel()
-        # RabbitMQ deletes what does not exist without a word.
-        for name in queues:
-            channel.queue_delete(name)
-        for name in exchanges:
-            channel.exchange_delete(name)
-
-
-# --- the bare Celery chain -----------------------------------------------------------------
-
-
-def transport_options(url: str) -> dict[str, Any]:
-    """The transport options promptbus uses (pipeline/bus/connection.py)."""
-    scheme = url.split("://", 1)[0]
-    if scheme in ("amqp", "pyamqp"):
-        return {"confirm_publish": True}
-    if scheme in ("redis", "rediss"):
-        return {"visibility_timeout": 3600}
-    return {}
-
-
-def bare_task_name(step: str) -> str:
-    """The Celery task name of a bare step."""
-    return f"bench.bare.{step}"
-
-
-def create_bare_celery(url: str, suffix: str) -> Celery:
-    """A Celery app configured as promptbus's, whose four tasks do nothing but the last publish."""
-    app = Celery("promptbus-bench-bare", broker=url, set_as_current=False)
-    queues = {}
-    for family in STAGE_FAMILIES:
-        name = bare_queue_name(family, suffix)
-        queues[family] = Queue(
-            name, exchange=Exchange(name, type="direct", durable=True), routing_key=name
-        )
-    # The same settings as pipeline/worker/celery_app.py:create_celery.
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        event_serializer="json",
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_ignore_result=True,
-        result_backend=None,
-        broker_transport_options=transport_options(url),
-        broker_connection_retry_on_startup=True,
-        task_queues=list(queues.values()),
-        task_default_queue=queues["lookup"].name,
-        task_routes={
-            bare_task_name(step): {"queue": queues[family].name}
-            for step, family in FAMILIES.items()
-        },
-        worker_enable_remote_control=False,
-        worker_hijack_root_logger=False,
-        worker_redirect_stdouts=False,
-        worker_concurrency=WORKER_CONCURRENCY,
-        broker_pool_limit=WORKER_CONCURRENCY,
-    )
-    completions = bare_completions(suffix)
-
-    def pass_on(payload: dict[str, Any]) -> dict[str, Any]:
-        return payload
-
-    def emit(payload: dict[str, Any]) -> dict[str, Any]:
-        event = {"job_id": payload["job_id"], "state": "succeeded"}
-        with app.producer_or_acquire() as producer:
-            # As promptbus publishes its completion: persistent JSON, routed by outcome.
-            producer.publish(
-                json.dumps(event).encode(),
-                exchange=completions,
-                routing_key="completion.succeeded",
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                declare=[completions],
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.1},
-            )
-        return payload
-
-    for step in STEPS:
-        app.task(name=bare_task_name(step), acks_late=True, shared=False)(
-            emit if step == "emit" else pass_on
-        )
-    return app
-
-
-def bare_chain(app: Celery, job_id: str, payload: dict[str, Any]) -> Signature:
-    """The four-task chain of one bare job, task ids `{job_id}.{step}` as promptbus's."""
-    first, *rest = (
-        app.signature(bare_task_name(step), task_id=f"{job_id}.{step}") for step in STEPS
-    )
-    return chain(first.clone(args=(payload,)), *rest)
-
-
-def run_bare_worker(url: str, suffix: str) -> None:
-    """Run the bare baseline's Celery worker on threads, as promptbus's embedded worker runs."""
-    app = create_bare_celery(url, suffix)
-
-    def ready(**_: Any) -> None:
-        print(READY_MARKER, flush=True)
-
-    signals.worker_ready.connect(ready, weak=False)
-    worker = app.Worker(
-        pool="threads",
-        concurrency=WORKER_CONCURRENCY,
-        loglevel="WARNING",
-        without_heartbeat=True,
-        without_mingle=True,
-        without_gossip=True,
-        redirect_stdouts=False,
-        quiet=True,
-        hostname=f"bench-bare-{os.getpid()}@localhost",
-    )
-    worker.start()
-
-
-# --- child processes -----------------------------------------------------------------------
-
-
-@dataclass
-class Child:
-    """A process the bench started, with its output in a file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 20) -> str:
-        """The last `lines` lines the process printed."""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-class Children:
-    """Starts child processes, each in its own session, and stops those still running on exit."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self._log_dir = log_dir
-        self._started: list[Child] = []
-
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Child:
-        """Start `argv` in the repo, its output in a log file."""
-        log = self._log_dir / f"{name}-{len(self._started)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                argv,
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=dict(env),
-                start_new_session=True,
-            )
-        child = Child(name, process, log)
-        self._started.append(child)
-        return child
-
-    def stop(self, *children: Child) -> None:
-        """Terminate `children` by pid, killing any that outlive a grace period."""
-        running = [c for c in children if c.process.poll() is None]
-        for child in running:
-            child.process.terminate()
-        for child in running:
-            try:
-                child.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
-
-    def __enter__(self) -> Children:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop(*reversed(self._started))
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def child_env(**overrides: str) -> dict[str, str]:
-    """This environment without promptbus or Google settings, plus `overrides`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("PROMPTBUS_") and k != "GOOGLE_API_KEY"
-    }
-    env.update(PROMPTBUS_LOG_FORMAT="json", PROMPTBUS_LOG_LEVEL="warning", **overrides)
-    return env
-
-
-async def wait_healthy(session: aiohttp.ClientSession, child: Child, url: str) -> None:
-    """Return once `url` answers 200; fail if the child exits or takes too long."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if (code := child.process.poll()) is not None:
-            raise BenchError(f"{child.name} exited with {code} before it was up:\n{child.tail()}")
-        with suppress(aiohttp.ClientError, TimeoutError):
-            async with session.get(url) as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.1)
-    raise BenchError(f"{child.name} was not up within {STARTUP_TIMEOUT_S:g}s:\n{child.tail()}")
-
-
-async def wait_marker(child: Child, marker: str) -> None:
-    """Return once the child has printed `marker`; fail if it exits or takes too long."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if marker in child.log.read_text(errors="replace"):
-            return
-        if (code := child.process.poll()) is not None:
-            raise BenchError(f"{child.name} exited with {code} before it was up:\n{child.tail()}")
-        await asyncio.sleep(0.1)
-    raise BenchError(f"{child.name} was not up within {STARTUP_TIMEOUT_S:g}s:\n{child.tail()}")
-
-
-# --- completion events ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """One completion event the listener received, and when."""
-
-    at: float
-    state: str | None
-    cache_hit: bool
-
-
-class Completions:
-    """Completion events by job id, and the waiters for those not yet in; loop thread only."""
-
-    def __init__(self) -> None:
-        self.arrivals: dict[str, list[Arrival]] = {}
-        self.unreadable = 0
-        self._waiters: dict[str, asyncio.Future[float]] = {}
-
-    def arrived(self, job_id: str | None, arrival: Arrival) -> None:
-        """Record one event and wake its waiter."""
-        if job_id is None:
-            self.unreadable += 1
-            return
-        self.arrivals.setdefault(job_id, []).append(arrival)
-        waiter = self._waiters.pop(job_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(arrival.at)
-
-    async def wait(self, job_id: str, timeout_s: float) -> float | None:
-        """When the job's first completion event arrived; None if none within `timeout_s`."""
-        if job_id in self.arrivals:
-            return self.arrivals[job_id][0].at
-        waiter = self._waiters[job_id] = asyncio.get_running_loop().create_future()
-        try:
-            return await asyncio.wait_for(waiter, timeout_s)
-        except TimeoutError:
-            return None
-        finally:
-            self._waiters.pop(job_id, None)
-
-
-class Listener:
-    """A queue of the bench's own, bound to a completions exchange before anything is sent."""
-
-    def __init__(self, url: str, exchange: Exchange, queue_name: str) -> None:
-        self._url = url
-        self._queue = Queue(
-            queue_name, exchange=exchange, routing_key="completion.*", durable=False
-        )
-        self.completions = Completions()
-        self._ready = threading.Event()
-        self._stop = threading.Event()
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="bench-listener", daemon=True)
-
-    async def __aenter__(self) -> Listener:
-        self._loop = asyncio.get_running_loop()
-        self._thread.start()
-        bound = await asyncio.to_thread(self._ready.wait, 15)
-        if not bound or self._failure is not None:
-            raise BenchError(f"listener on {self._queue.name} not bound: {self._failure!r}")
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        await asyncio.to_thread(self._thread.join, 15)
-
-    def _run(self) -> None:
-        # Short Redis BRPOPs, so that the thread stops quickly; arrivals wake it at once anyway.
-        options = {"polling_interval": 0.1} if self._url.startswith("redis") else {}
-        try:
-            with Connection(self._url, connect_timeout=5, transport_options=options) as connection:
-                consumer = Consumer(
-                    connection.channel(), [self._queue], on_message=self._on_message, no_ack=True
-                )
-                with consumer:
-                    self._ready.set()
-                    while not self._stop.is_set():
-                        with suppress(TimeoutError):
-                            connection.drain_events(timeout=0.1)
-        except BaseException as exc:
-            self._failure = exc
-            self._ready.set()
-
-    def _on_message(self, message: Message) -> None:
-        at = time.perf_counter()
-        job_id: str | None = None
-        state: str | None = None
-        hit = False
-        with suppress(ValueError, TypeError, AttributeError):
-            body = json.loads(message.body)
-            job_id, state = body.get("job_id"), body.get("state")
-            hit = bool((body.get("cache") or {}).get("hit"))
-        self._loop.call_soon_threadsafe(
-            self.completions.arrived, job_id, Arrival(at=at, state=state, cache_hit=hit)
-        )
+Submit = Callable[[int], Awaitable[str]]
 
 
 # --- load and results ----------------------------------------------------------------------
-
-
-@dataclass
-class Errors:
-    """A count of failures and the first few of them."""
-
-    count: int = 0
-    samples: list[str] = field(default_factory=list)
-
-    def add(self, message: str, count: int = 1) -> None:
-        """Count `count` failures described by `message`."""
-        if count <= 0:
-            return
-        self.count += count
-        if len(self.samples) < ERROR_SAMPLES:
-            self.samples.append(message)
 
 
 @dataclass(frozen=True)
@@ -519,11 +83,7 @@ class Result:
 
     label: str
     jobs: int
-    completed: int
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    errors: Errors
+    load: Load
     cpu: str = ""
 
 
@@ -559,33 +119,6 @@ def describe_cpu(before: CpuSnapshot, after: CpuSnapshot, jobs: int) -> str:
     total = after.total - before.total
     busy = 100 * (after.busy - before.busy) / total if total else math.nan
     return f"cpu ms/job: {per_job}; machine {busy:.0f}% busy ({os.cpu_count()} cores)"
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The nearest-rank `q` percentile (0-100) of already sorted values; nan if empty."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-Submit = Callable[[int], Awaitable[str]]
-
-
-def audit(completions: Completions, job_ids: Sequence[str], errors: Errors) -> None:
-    """Count every job without exactly one succeeded, uncached completion event as an error."""
-    missing = duplicates = not_succeeded = hits = 0
-    for job_id in job_ids:
-        arrivals = completions.arrivals.get(job_id, [])
-        missing += not arrivals
-        duplicates += max(0, len(arrivals) - 1)
-        not_succeeded += sum(a.state != "succeeded" for a in arrivals)
-        hits += sum(a.cache_hit for a in arrivals)
-    errors.add(f"{missing} jobs got no completion event", missing)
-    errors.add(f"{duplicates} duplicate completion events", duplicates)
-    errors.add(f"{not_succeeded} completion events not succeeded", not_succeeded)
-    errors.add(f"{hits} completions answered from the cache", hits)
-    errors.add(f"{completions.unreadable} unreadable completion events", completions.unreadable)
 
 
 async def closed_loop(
@@ -625,46 +158,20 @@ async def closed_loop(
     # A late duplicate would show up here.
     await asyncio.sleep(DUPLICATE_GRACE_S)
     audit(completions, job_ids, errors)
-    latencies.sort()
-    elapsed = last_done - started
-    return Result(
-        label=label,
-        jobs=count,
-        completed=len(latencies),
-        rate=len(latencies) / elapsed if elapsed > 0 else 0.0,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        errors=errors,
-        cpu=cpu,
-    )
+    return Result(label, count, Load.of(latencies, last_done - started, errors), cpu)
 
 
 def show(result: Result, unit: str = "jobs/s") -> None:
     """Print one result as a table row, then its first errors."""
+    load = result.load
     print(
-        f"  {result.label:<22}{result.rate:>9.1f} {unit:<7}p50 {result.p50_ms:8.2f} ms   "
-        f"p99 {result.p99_ms:8.2f} ms   completed {result.completed:>5}/{result.jobs:<5}   "
-        f"errors {result.errors.count}"
+        f"  {result.label:<22}{load.rate:>9.1f} {unit:<7}p50 {load.p50_ms:8.2f} ms   "
+        f"p99 {load.p99_ms:8.2f} ms   completed {load.completed:>5}/{result.jobs:<5}   "
+        f"errors {load.errors.count}"
     )
     if result.cpu:
         print(f"      {result.cpu}")
-    for sample in result.errors.samples:
-        print(f"      error: {sample}")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One target: the measured value against the goal."""
-
-    name: str
-    measured: str
-    goal: str
-    passed: bool
-
-
-def pass_fail(passed: bool) -> str:
-    """PASS or FAIL."""
-    return "PASS" if passed else "FAIL"
+    load.errors.show()
 
 
 # --- phases --------------------------------------------------------------------------------
@@ -699,21 +206,11 @@ class Bench:
 
     async def emulator_calls(self) -> int:
         """How many generate calls the emulator has received."""
-        async with self.session.get(f"{self.emulator_url}/stats") as response:
-            calls: int = (await response.json())["calls"]
-        return calls
+        return await emulator_calls(self.session, self.emulator_url)
 
     async def start_promptbus(self, **overrides: str) -> tuple[Child, str]:
-        """`promptbus serve` on a free port against the emulator; the child and its URL."""
-        port = free_port()
-        env = child_env(
-            PROMPTBUS_HOST=HOST,
-            PROMPTBUS_PORT=str(port),
-            PROMPTBUS_GEMINI_BASE_URL=self.emulator_url,
-            **overrides,
-        )
-        child = self.children.start("promptbus", [*PROMPTBUS, "serve"], env)
-        base_url = f"http://{HOST}:{port}"
+        """`promptbus serve` on a free port against the emulator, once up; the child and its URL."""
+        child, base_url = start_promptbus(self.children, self.emulator_url, **overrides)
         await wait_healthy(self.session, child, f"{base_url}/healthz")
         print(f"  promptbus serve: pid {child.process.pid}, {base_url}")
         return child, base_url
@@ -754,8 +251,8 @@ async def bare_side(bench: Bench, broker: str, suffix: str) -> Result:
             warm = await closed_loop(
                 "warm-up", WARMUP_JOBS, submitter("warm"), listener.completions
             )
-            if warm.errors.count:
-                raise BenchError(f"bare warm-up failed: {warm.errors.samples}")
+            if warm.load.errors.count:
+                raise BenchError(f"bare warm-up failed: {warm.load.errors.samples}")
             return await closed_loop(
                 "bare celery chain",
                 bench.jobs,
@@ -788,8 +285,8 @@ async def promptbus_side(bench: Bench, broker: str, suffix: str) -> Result:
             warm = await closed_loop(
                 "warm-up", WARMUP_JOBS, submitter("warm"), listener.completions
             )
-            if warm.errors.count:
-                raise BenchError(f"promptbus warm-up failed: {warm.errors.samples}")
+            if warm.load.errors.count:
+                raise BenchError(f"promptbus warm-up failed: {warm.load.errors.samples}")
             calls_before = await bench.emulator_calls()
             result = await closed_loop(
                 "promptbus",
@@ -800,7 +297,7 @@ async def promptbus_side(bench: Bench, broker: str, suffix: str) -> Result:
             )
             upstream = await bench.emulator_calls() - calls_before
             if upstream != bench.jobs:
-                result.errors.add(f"{bench.jobs} jobs but {upstream} emulator calls")
+                result.load.errors.add(f"{bench.jobs} jobs but {upstream} emulator calls")
             return result
     finally:
         bench.children.stop(child)
@@ -822,17 +319,17 @@ async def broker_phase(bench: Bench, broker: str) -> list[Check]:
         show(promptbus)
     finally:
         await asyncio.to_thread(clean_broker, broker, suffix)
-    ratio = promptbus.rate / bare.rate if bare.rate else 0.0
+    ratio = promptbus.load.rate / bare.load.rate if bare.load.rate else 0.0
     passed = ratio >= MIN_THROUGHPUT_RATIO
     print(
         f"  ratio promptbus/bare jobs/s: {ratio:.2f} (goal >= {MIN_THROUGHPUT_RATIO:g}): "
         f"{pass_fail(passed)}"
     )
-    errors = bare.errors.count + promptbus.errors.count
+    errors = bare.load.errors.count + promptbus.load.errors.count
     return [
         Check(
             f"{broker} throughput promptbus/bare",
-            f"{ratio:.2f} ({promptbus.rate:.0f}/{bare.rate:.0f} jobs/s)",
+            f"{ratio:.2f} ({promptbus.load.rate:.0f}/{bare.load.rate:.0f} jobs/s)",
             f">= {MIN_THROUGHPUT_RATIO:g}",
             passed,
         ),
@@ -872,23 +369,14 @@ async def memory_phase(bench: Bench) -> list[Check]:
         elapsed = time.perf_counter() - started
     finally:
         bench.children.stop(child)
-    latencies.sort()
-    result = Result(
-        label="promptbus (sequential)",
-        jobs=bench.jobs,
-        completed=len(latencies),
-        rate=len(latencies) / elapsed if elapsed > 0 else 0.0,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        errors=errors,
-    )
-    show(result)
-    passed = result.p50_ms <= MAX_MEMORY_P50_MS
-    print(f"  p50 {result.p50_ms:.2f} ms (goal <= {MAX_MEMORY_P50_MS:g} ms): {pass_fail(passed)}")
+    load = Load.of(latencies, elapsed, errors)
+    show(Result("promptbus (sequential)", bench.jobs, load))
+    passed = load.p50_ms <= MAX_MEMORY_P50_MS
+    print(f"  p50 {load.p50_ms:.2f} ms (goal <= {MAX_MEMORY_P50_MS:g} ms): {pass_fail(passed)}")
     return [
         Check(
             "memory submit->succeeded p50",
-            f"{result.p50_ms:.2f} ms (p99 {result.p99_ms:.2f} ms)",
+            f"{load.p50_ms:.2f} ms (p99 {load.p99_ms:.2f} ms)",
             f"<= {MAX_MEMORY_P50_MS:g} ms",
             passed,
         ),
@@ -901,47 +389,16 @@ async def memory_phase(bench: Bench) -> list[Check]:
     ]
 
 
-def describe_machine() -> str:
-    """Cores, CPU model and versions, for the header."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
-    return (
-        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, Celery {celery.__version__}, "
-        f"Kombu {kombu.__version__}, aiohttp {aiohttp.__version__}"
-    )
-
-
-def print_summary(checks: Sequence[Check]) -> None:
-    """Print every target as one table."""
-    width = max(len(c.name) for c in checks)
-    measured = max(len(c.measured) for c in checks)
-    print("\n== summary ==")
-    print(f"  {'target':<{width}}  {'measured':<{measured}}  {'goal':<10}  result")
-    for check in checks:
-        print(
-            f"  {check.name:<{width}}  {check.measured:<{measured}}  {check.goal:<10}  "
-            f"{pass_fail(check.passed)}"
-        )
-
-
 async def run(args: argparse.Namespace, children: Children, suffixes: list[str]) -> int:
     """Start the emulator, run each broker's phase and print the verdict; 0 if all passed."""
     jobs = QUICK_JOBS if args.quick else args.jobs
-    print(f"machine: {describe_machine()}")
+    machine = describe_machine(("Celery", celery.__version__), ("Kombu", kombu.__version__))
+    print(f"machine: {machine}")
     print(
         f"load: aiohttp and Celery clients in the bench process, closed loop: {IN_FLIGHT} slots, "
         "each submits a job and waits for its completion event before the next"
     )
-    emulator_port = free_port()
-    emulator_url = f"http://{HOST}:{emulator_port}"
-    emulator_argv = ["emulator", "--host", HOST, "--port", str(emulator_port), "--latency-ms", "0"]
-    emulator = children.start("emulator", [*PROMPTBUS, *emulator_argv], child_env())
+    emulator, emulator_url = start_emulator(children, 0)
     timeout = aiohttp.ClientTimeout(total=COMPLETION_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -962,10 +419,7 @@ async def run(args: argparse.Namespace, children: Children, suffixes: list[str])
                 checks += await memory_phase(bench)
             else:
                 checks += await broker_phase(bench, broker)
-    print_summary(checks)
-    passed = all(check.passed for check in checks)
-    print(f"\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}")
-    return 0 if passed else 1
+    return report(checks)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -997,38 +451,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def clean_all(brokers: Sequence[str], suffixes: Sequence[str]) -> None:
-    """Delete what every run suffix declared on each shared broker, reporting failures."""
-    for suffix in suffixes:
-        for broker in brokers:
-            if broker in SHARED_BROKERS:
-                try:
-                    clean_broker(broker, suffix)
-                except Exception as exc:
-                    print(f"cleaning {broker} {suffix} failed: {exc!r}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench, or the bare baseline's worker with --bare-worker."""
     args = parse_args(argv)
     if args.bare_worker:
         run_bare_worker(args.broker, args.suffix)
         return 0
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     suffixes: list[str] = []
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="promptbus-bench-") as tmp,
-            Children(Path(tmp)) as children,
-        ):
-            try:
-                return asyncio.run(run(args, children, suffixes))
-            except KeyboardInterrupt:
-                print("\ninterrupted: stopping the servers", file=sys.stderr)
-                return 130
-            except BenchError as exc:
-                print(f"\nbench failed: {exc}", file=sys.stderr)
-                return 1
+        return run_bench(lambda children, _: run(args, children, suffixes), STOP_GRACE_S)
     finally:
         # Again after the children stopped: nothing of theirs is left to declare a name anew.
         clean_all(args.brokers, suffixes)

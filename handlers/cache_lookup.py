@@ -15,5 +15,5 @@ async def cache_lookup(envelope: StageEnvelope, ctx: StageContext) -> StageEnvel
     cached = await ctx.cache.fresh(key, envelope.max_age_s, now)
     if cached is None:
         return envelope
-    response = cached.response(key, tier=ctx.cache.tier, age_s=cached.age(now))
+    response = cached.response(key, tier=cached.tier, age_s=cached.age(now))
     return envelope.model_copy(update={"response": response})

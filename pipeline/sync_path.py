@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -9,6 +10,9 @@ from handlers import Identity, StageContext, generate, identify, postprocess
 from pipeline.coalesce import SingleFlight
 from pipeline.errors import UpstreamTimeout
 from schemas import GenerateRequest, GenerateResponse, StageEnvelope
+
+if TYPE_CHECKING:
+    from pipeline.lock import RedisSingleFlight
 
 log = structlog.get_logger("promptbus.sync")
 
@@ -29,9 +33,16 @@ class Answer:
 class SyncPath:
     """Answers one request inline: the stages the Celery chain runs, in process."""
 
-    def __init__(self, ctx: StageContext, *, coalesce_wait_s: float) -> None:
+    def __init__(
+        self,
+        ctx: StageContext,
+        *,
+        coalesce_wait_s: float,
+        across_processes: "RedisSingleFlight | None" = None,
+    ) -> None:
         self._ctx = ctx
         self._flights: SingleFlight[GenerateResponse] = SingleFlight()
+        self._across = across_processes
         self._wait_s = coalesce_wait_s
 
     @property
@@ -57,7 +68,7 @@ class SyncPath:
             cached = await self._ctx.cache.fresh(key, max_age_s, now)
             if cached is not None:
                 age = cached.age(now)
-                return Answer(cached.body(key, tier=self._ctx.cache.tier, age_s=age), age)
+                return Answer(cached.body(key, tier=cached.tier, age_s=age), age)
         # Every field was validated already, so the envelope skips validation.
         envelope = StageEnvelope.model_construct(
             request_id=request_id,
@@ -82,12 +93,31 @@ class SyncPath:
         flight = f"{key}:{int(envelope.request.cache.no_store)}"
         try:
             response, shared = await self._flights.run(
-                flight, lambda: self._fill(envelope), wait_s=self._wait_s
+                flight, lambda: self._fill_once(envelope, key), wait_s=self._wait_s
             )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer within {self._wait_s:g}s") from exc
         if shared:
             info = response.cache.model_copy(update={"coalesced": True})
+            response = response.model_copy(update={"cache": info})
+        return response
+
+    async def _fill_once(self, envelope: StageEnvelope, key: str) -> GenerateResponse:
+        """One process's call, shared with other processes through Redis when there is one."""
+        # An answer that is not stored cannot be handed to other processes through the cache.
+        if self._across is None or envelope.request.cache.no_store:
+            return await self._fill(envelope)
+
+        async def stored() -> GenerateResponse | None:
+            now = time.time()
+            cached = await self._ctx.cache.fresh(key, None, now)
+            if cached is None:
+                return None
+            return cached.response(key, tier=cached.tier, age_s=cached.age(now))
+
+        response, shared = await self._across.run(key, lambda: self._fill(envelope), check=stored)
+        if shared:
+            info = response.cache.model_copy(update={"coalesced": True, "hit": False})
             response = response.model_copy(update={"cache": info})
         return response
 

@@ -33,6 +33,7 @@ class CachedAnswer:
     prefix: bytes
     stored_at: float
     ttl_s: int
+    tier: str = "l1"
 
     def age(self, now: float) -> float:
         """Seconds since the answer was stored."""
@@ -62,17 +63,15 @@ def encode(response: GenerateResponse, *, stored_at: float, ttl_s: int) -> bytes
     return f"{stored_at:.6f} {ttl_s}\n".encode() + body[:-1]
 
 
-def decode(entry: bytes) -> CachedAnswer:
-    """The answer in a cache entry."""
+def decode(entry: bytes, tier: str = "l1") -> CachedAnswer:
+    """The answer in a cache entry, as found in `tier`."""
     header, _, prefix = entry.partition(b"\n")
     stored_at, ttl_s = header.split(b" ")
-    return CachedAnswer(prefix, float(stored_at), int(ttl_s))
+    return CachedAnswer(prefix, float(stored_at), int(ttl_s), tier)
 
 
 class ResponseCache:
-    """Answers by cache key over one aiocache backend (the L1 LRU for now)."""
-
-    tier = "l1"
+    """Answers by cache key over one aiocache backend: the in-process LRU (L1)."""
 
     def __init__(self, backend: CacheBackend, *, default_ttl_s: int) -> None:
         self._backend = backend

@@ -1,0 +1,144 @@
+"""The pipeline bench's baseline: a bare Celery chain configured as promptbus's, doing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Final
+
+from celery import Celery, chain, signals
+from celery.canvas import Signature
+from kombu.entity import Exchange, Queue
+
+# promptbus's default Settings.worker_concurrency; the bare worker gets the same.
+WORKER_CONCURRENCY: Final = 16
+READY_MARKER: Final = "bench bare worker ready"
+
+# The same chain as promptbus (pipeline/worker/steps.py) and the same stage families, one queue
+# each (pipeline/worker/celery_app.py).
+STEPS: Final = ("lookup", "generate", "postprocess", "emit")
+FAMILIES: Final = {
+    "lookup": "lookup",
+    "generate": "generate",
+    "postprocess": "finish",
+    "emit": "finish",
+}
+STAGE_FAMILIES: Final = tuple(sorted(set(FAMILIES.values())))
+
+
+def bare_queue_name(family: str, suffix: str) -> str:
+    """The bare baseline's Celery queue (and exchange) of one stage family."""
+    return f"bench.bare.{family}{suffix}"
+
+
+def bare_completions(suffix: str) -> Exchange:
+    """Where the bare chain's last task publishes its completion message."""
+    return Exchange(f"bench.bare.completions{suffix}", type="topic", durable=True)
+
+
+def transport_options(url: str) -> dict[str, Any]:
+    """The transport options promptbus uses (pipeline/bus/connection.py)."""
+    scheme = url.split("://", 1)[0]
+    if scheme in ("amqp", "pyamqp"):
+        return {"confirm_publish": True}
+    if scheme in ("redis", "rediss"):
+        return {"visibility_timeout": 3600}
+    return {}
+
+
+def bare_task_name(step: str) -> str:
+    """The Celery task name of a bare step."""
+    return f"bench.bare.{step}"
+
+
+def create_bare_celery(url: str, suffix: str) -> Celery:
+    """A Celery app configured as promptbus's, whose four tasks do nothing but the last publish."""
+    app = Celery("promptbus-bench-bare", broker=url, set_as_current=False)
+    queues = {}
+    for family in STAGE_FAMILIES:
+        name = bare_queue_name(family, suffix)
+        queues[family] = Queue(
+            name, exchange=Exchange(name, type="direct", durable=True), routing_key=name
+        )
+    # The same settings as pipeline/worker/celery_app.py:create_celery.
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        broker_transport_options=transport_options(url),
+        broker_connection_retry_on_startup=True,
+        task_queues=list(queues.values()),
+        task_default_queue=queues["lookup"].name,
+        task_routes={
+            bare_task_name(step): {"queue": queues[family].name}
+            for step, family in FAMILIES.items()
+        },
+        worker_enable_remote_control=False,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_concurrency=WORKER_CONCURRENCY,
+        broker_pool_limit=WORKER_CONCURRENCY,
+    )
+    completions = bare_completions(suffix)
+
+    def pass_on(payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    def emit(payload: dict[str, Any]) -> dict[str, Any]:
+        event = {"job_id": payload["job_id"], "state": "succeeded"}
+        with app.producer_or_acquire() as producer:
+            # As promptbus publishes its completion: persistent JSON, routed by outcome.
+            producer.publish(
+                json.dumps(event).encode(),
+                exchange=completions,
+                routing_key="completion.succeeded",
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
+                declare=[completions],
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0.1},
+            )
+        return payload
+
+    for step in STEPS:
+        app.task(name=bare_task_name(step), acks_late=True, shared=False)(
+            emit if step == "emit" else pass_on
+        )
+    return app
+
+
+def bare_chain(app: Celery, job_id: str, payload: dict[str, Any]) -> Signature:
+    """The four-task chain of one bare job, task ids `{job_id}.{step}` as promptbus's."""
+    first, *rest = (
+        app.signature(bare_task_name(step), task_id=f"{job_id}.{step}") for step in STEPS
+    )
+    return chain(first.clone(args=(payload,)), *rest)
+
+
+def run_bare_worker(url: str, suffix: str) -> None:
+    """Run the bare baseline's Celery worker on threads, as promptbus's embedded worker runs."""
+    app = create_bare_celery(url, suffix)
+
+    def ready(**_: Any) -> None:
+        print(READY_MARKER, flush=True)
+
+    signals.worker_ready.connect(ready, weak=False)
+    worker = app.Worker(
+        pool="threads",
+        concurrency=WORKER_CONCURRENCY,
+        loglevel="WARNING",
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        redirect_stdouts=False,
+        quiet=True,
+        hostname=f"bench-bare-{os.getpid()}@localhost",
+    )
+    worker.start()
