@@ -7,21 +7,19 @@ import structlog
 from pydantic import SecretStr
 
 from handlers import StageContext
+from pipeline.backends import Backends, build_backends
 from pipeline.bus.admission import Admitter
 from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
 from pipeline.cache.lru import LRUMemoryCache
-from pipeline.cache.responses import ResponseCache
-from pipeline.cache.serializers import BytesSerializer
 from pipeline.catalog import ModelCatalog
 from pipeline.emulator import EMULATOR_API_KEY, EmulatorConfig, RunningEmulator, start_emulator
 from pipeline.jobs.intake import JobIntake
-from pipeline.jobs.memory import MemoryJobStore
 from pipeline.jobs.store import JobStore
 from pipeline.providers.gemini import GEMINI_API_URL, GeminiProvider
 from pipeline.settings import Settings
 from pipeline.sync_path import SyncPath
-from pipeline.webhooks.registry import MemoryWebhookRegistry, WebhookRegistry
+from pipeline.webhooks.registry import WebhookRegistry
 from pipeline.webhooks.scheduler import WebhookScheduler
 from pipeline.webhooks.sender import WebhookSender
 from pipeline.webhooks.setup import build_webhooks
@@ -39,6 +37,7 @@ class Runtime:
     settings: Settings
     catalog: ModelCatalog
     cache_backend: LRUMemoryCache
+    backends: Backends
     ctx: StageContext
     sync_path: SyncPath
     gemini: GeminiProvider
@@ -68,16 +67,10 @@ class Runtime:
             max_attempts=settings.provider_max_attempts,
         )
         catalog = ModelCatalog.from_file(settings.models_file)
-        backend = LRUMemoryCache(
-            max_entries=settings.cache_max_entries,
-            max_bytes=settings.cache_max_bytes,
-            namespace="promptbus:",
-            serializer=BytesSerializer(),
-        )
+        backends = build_backends(settings)
+        jobs, registry = backends.jobs, backends.webhooks
         topology = Topology(settings.bus_suffix)
-        jobs = MemoryJobStore(retention_s=settings.job_retention_s, max_jobs=settings.max_jobs)
         publisher = EventPublisher(settings, topology)
-        registry = MemoryWebhookRegistry(max_jobs_tracked=settings.max_jobs)
         webhooks = build_webhooks(settings, registry, jobs)
         tasks: list[TaskRunner] = []  # bound below: the scheduler and the tasks need each other
 
@@ -87,7 +80,7 @@ class Runtime:
         scheduler = WebhookScheduler(registry, enqueue)
         ctx = StageContext(
             catalog=catalog,
-            cache=ResponseCache(backend, default_ttl_s=settings.cache_default_ttl_s),
+            cache=backends.cache,
             providers={gemini.name: gemini},
             jobs=jobs,
             events=publisher,
@@ -105,9 +98,14 @@ class Runtime:
         return cls(
             settings=settings,
             catalog=catalog,
-            cache_backend=backend,
+            cache_backend=backends.l1,
+            backends=backends,
             ctx=ctx,
-            sync_path=SyncPath(ctx, coalesce_wait_s=settings.coalesce_wait_s),
+            sync_path=SyncPath(
+                ctx,
+                coalesce_wait_s=settings.coalesce_wait_s,
+                across_processes=backends.across_processes,
+            ),
             gemini=gemini,
             emulator=emulator,
             jobs=jobs,
@@ -128,7 +126,7 @@ class Runtime:
         await asyncio.to_thread(self.publisher.close)
         await self.sender.close()
         await self.gemini.aclose()
-        await self.cache_backend.close()
+        await self.backends.close()
         if self.emulator is not None:
             await self.emulator.stop()
 

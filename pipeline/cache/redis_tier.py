@@ -12,8 +12,6 @@ from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 T = TypeVar("T")
@@ -25,18 +23,6 @@ Clock = Callable[[], float]
 
 class RedisDown(Exception):
     """Redis was skipped (marked down) or the call failed or timed out."""
-
-
-def redis_client(url: str, *, timeout_s: float) -> "Redis":
-    """A bytes-valued asyncio client whose sockets give up after `timeout_s`, without retries."""
-    # redis-py retries failed calls with backoff by default; the guard decides instead.
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=False,
-    )
 
 
 class RedisGuard:

@@ -1,6 +1,8 @@
 """Liveness, readiness and the model list."""
 
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from pipeline.ingress.keys import RUNTIME
 
@@ -17,6 +19,8 @@ async def get_readyz(request: web.Request) -> web.Response:
         "provider": await runtime.gemini.ready(),
         "cache": await runtime.ctx.cache.ping(),
     }
+    if runtime.backends.redis is not None:
+        checks["redis"] = await _redis_ready(runtime.backends.redis)
     status = 200 if all(checks.values()) else 503
     return web.json_response(
         {"status": "ready" if status == 200 else "not_ready", "checks": checks}, status=status
@@ -37,3 +41,11 @@ async def get_models(request: web.Request) -> web.Response:
         for spec in catalog.specs()
     ]
     return web.json_response({"data": data})
+
+
+async def _redis_ready(redis: Redis) -> bool:
+    """Whether Redis answers a PING (the client's own timeout bounds it)."""
+    try:
+        return bool(await redis.ping())
+    except (RedisError, OSError):
+        return False

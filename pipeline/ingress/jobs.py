@@ -1,6 +1,7 @@
 """The async job routes: submit, status (long-poll), events (SSE), cancel, list."""
 
 import asyncio
+import contextlib
 
 import orjson
 from aiohttp import web
@@ -94,7 +95,10 @@ async def get_job_events(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         if pending is not None:
+            # The generator is busy inside the pending read until that read has ended.
             pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
         await changes.aclose()
     await stream.write_eof()
     return stream

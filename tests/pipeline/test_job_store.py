@@ -1,16 +1,77 @@
-"""The in-memory job store: records, final states, watches, claims, idempotency keys, bounds."""
+"""The job stores' contract, for memory and Redis: records, final states, watches, claims, keys.
+
+Tests that move a fake clock past an expiry are memory-only; Redis expires keys in real
+time, so tests/pipeline/test_redis_job_store.py checks its expiry with short real TTLs.
+"""
 
 import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from pipeline.errors import ServiceBusy
 from pipeline.jobs.memory import MemoryJobStore
+from pipeline.jobs.redis_store import RedisJobStore
+from pipeline.jobs.store import JobStore
+from pipeline.redis_client import redis_from_url
 from schemas import ErrorDetail, GenerateRequest, GenerateResponse, JobState
 from schemas.generate import CacheInfo, Cost, Usage
 from schemas.jobs import Job
 
 RETENTION_S = 600.0
+# Tests use database 15 only, under a prefix of their own (see /work/shared/SERVICES.md).
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+class RedisRun:
+    """Clients of the test database for one test, and the key prefix only it uses."""
+
+    def __init__(self) -> None:
+        self.prefix = f"promptbus-test:{os.urandom(6).hex()}:"
+        self._clients: list[Redis] = []
+
+    def client(self) -> Redis:
+        """A new client (its own connection pool), closed at the end of the test."""
+        client = redis_from_url(REDIS_URL, timeout_s=2.0)
+        self._clients.append(client)
+        return client
+
+    async def keys(self) -> list[bytes]:
+        """Every key under this test's prefix."""
+        return [key async for key in self._clients[0].scan_iter(match=self.prefix + "*")]
+
+    async def close(self) -> None:
+        """Delete this test's keys (and nobody else's), then close the clients."""
+        try:
+            keys = await self.keys()
+            if keys:
+                await self._clients[0].delete(*keys)
+        finally:
+            await self.disconnect()
+
+    async def disconnect(self) -> None:
+        """Close the clients."""
+        for client in self._clients:
+            await client.aclose()
+
+
+@asynccontextmanager
+async def redis_run() -> AsyncIterator[RedisRun]:
+    """A RedisRun; the test fails, never skips, when Redis does not answer."""
+    run = RedisRun()
+    try:
+        await run.client().ping()
+    except RedisError as exc:
+        await run.disconnect()
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} (it should always run): {exc}")
+    try:
+        yield run
+    finally:
+        await run.close()
 
 
 class Clock:
@@ -31,8 +92,21 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[JobStore]:
+    """Each store in turn, stamping jobs with the test's clock."""
+    if request.param == "memory":
+        yield MemoryJobStore(retention_s=RETENTION_S, max_jobs=100, clock=clock)
+        return
+    async with redis_run() as run:
+        yield RedisJobStore(
+            run.client(), prefix=run.prefix, retention_s=RETENTION_S, max_jobs=100, clock=clock
+        )
+
+
 @pytest.fixture
-def store(clock: Clock) -> MemoryJobStore:
+def memory_store(clock: Clock) -> MemoryJobStore:
+    """The memory store alone, for tests that move its clock past an expiry."""
     return MemoryJobStore(retention_s=RETENTION_S, max_jobs=100, clock=clock)
 
 
@@ -64,13 +138,13 @@ def answer(text: str = "the answer") -> GenerateResponse:
     )
 
 
-async def finish(store: MemoryJobStore, job_id: str) -> Job:
+async def finish(store: JobStore, job_id: str) -> Job:
     done = await store.transition(job_id, JobState.SUCCEEDED, stage="emit", result=answer())
     assert done is not None
     return done
 
 
-async def test_create_get_and_a_duplicate_create(store: MemoryJobStore, clock: Clock) -> None:
+async def test_create_get_and_a_duplicate_create(store: JobStore, clock: Clock) -> None:
     # Given a new job
     first = job("job_a", clock)
 
@@ -85,7 +159,7 @@ async def test_create_get_and_a_duplicate_create(store: MemoryJobStore, clock: C
 
 
 async def test_transitions_stamp_the_clock_and_a_finished_job_is_final(
-    store: MemoryJobStore, clock: Clock
+    store: JobStore, clock: Clock
 ) -> None:
     # Given a queued job
     await store.create(job("job_a", clock))
@@ -117,7 +191,7 @@ async def test_transitions_stamp_the_clock_and_a_finished_job_is_final(
 
 
 async def test_watch_yields_each_change_and_ends_at_the_final_state(
-    store: MemoryJobStore, clock: Clock
+    store: JobStore, clock: Clock
 ) -> None:
     # Given a queued job being watched
     await store.create(job("job_a", clock))
@@ -138,7 +212,7 @@ async def test_watch_yields_each_change_and_ends_at_the_final_state(
         await anext(changes)
 
 
-async def test_watching_a_finished_or_unknown_job(store: MemoryJobStore, clock: Clock) -> None:
+async def test_watching_a_finished_or_unknown_job(store: JobStore, clock: Clock) -> None:
     # Given a finished job
     await store.create(job("job_a", clock))
     await finish(store, "job_a")
@@ -152,9 +226,7 @@ async def test_watching_a_finished_or_unknown_job(store: MemoryJobStore, clock: 
     assert unknown == []
 
 
-async def test_a_slow_watcher_still_gets_the_final_state(
-    store: MemoryJobStore, clock: Clock
-) -> None:
+async def test_a_slow_watcher_still_gets_the_final_state(store: JobStore, clock: Clock) -> None:
     # Given a watcher that reads nothing while the job changes many times
     await store.create(job("job_a", clock))
     changes = store.watch("job_a")
@@ -171,7 +243,7 @@ async def test_a_slow_watcher_still_gets_the_final_state(
     assert len(seen) < 101
 
 
-async def test_wait_returns_when_the_job_finishes(store: MemoryJobStore, clock: Clock) -> None:
+async def test_wait_returns_when_the_job_finishes(store: JobStore, clock: Clock) -> None:
     # Given a queued job and a client waiting for it for up to 30 s
     await store.create(job("job_a", clock))
     waiting = asyncio.create_task(store.wait("job_a", 30))
@@ -190,7 +262,7 @@ async def test_wait_returns_when_the_job_finishes(store: MemoryJobStore, clock: 
 
 
 async def test_wait_returns_the_job_as_it_is_when_time_runs_out(
-    store: MemoryJobStore, clock: Clock
+    store: JobStore, clock: Clock
 ) -> None:
     # Given a job that is running and will not finish
     await store.create(job("job_a", clock))
@@ -206,9 +278,7 @@ async def test_wait_returns_the_job_as_it_is_when_time_runs_out(
     assert unknown is None
 
 
-async def test_claims_are_one_time_until_released_or_expired(
-    store: MemoryJobStore, clock: Clock
-) -> None:
+async def test_claims_are_one_time_until_released(store: JobStore) -> None:
     # Given a claim taken for a minute
     assert await store.claim("emit", "job_a", 60) is True
 
@@ -217,20 +287,26 @@ async def test_claims_are_one_time_until_released_or_expired(
     assert await store.claim("dispatch", "job_a", 60) is True
     assert await store.claim("emit", "job_b", 60) is True
 
-    # When it is released, it can be taken again
+    # When it is released, it can be taken again, once
     await store.release("emit", "job_a")
     assert await store.claim("emit", "job_a", 60) is True
-
-    # And once its time is up, it is free again
-    clock.advance(59)
     assert await store.claim("emit", "job_a", 60) is False
-    clock.advance(2)
-    assert await store.claim("emit", "job_a", 60) is True
 
 
-async def test_idempotency_keys_reserve_replay_and_expire(
-    store: MemoryJobStore, clock: Clock
+async def test_a_claim_is_free_again_once_its_time_is_up(
+    memory_store: MemoryJobStore, clock: Clock
 ) -> None:
+    # Given a claim taken for a minute
+    assert await memory_store.claim("emit", "job_a", 60) is True
+
+    # Then it holds until its time is up, and no longer
+    clock.advance(59)
+    assert await memory_store.claim("emit", "job_a", 60) is False
+    clock.advance(2)
+    assert await memory_store.claim("emit", "job_a", 60) is True
+
+
+async def test_idempotency_keys_reserve_replay_and_drop(store: JobStore) -> None:
     # Given a key reserved for a job for an hour
     assert await store.reserve_idempotency_key("default", "k1", "print-1", "job_a", 3600) is None
 
@@ -238,23 +314,55 @@ async def test_idempotency_keys_reserve_replay_and_expire(
     held = await store.reserve_idempotency_key("default", "k1", "print-2", "job_b", 3600)
     assert held == ("print-1", "job_a")
 
-    # And the same key of another tenant is another key
+    # And the same key of another tenant is another key, even one that looks alike
     assert await store.reserve_idempotency_key("acme", "k1", "print-2", "job_c", 3600) is None
-
-    # When its hour is up, it can be reserved afresh
-    clock.advance(3601)
-    assert await store.reserve_idempotency_key("default", "k1", "print-3", "job_d", 3600) is None
-    held = await store.reserve_idempotency_key("default", "k1", "print-4", "job_e", 3600)
-    assert held == ("print-3", "job_d")
+    assert await store.reserve_idempotency_key("acme:k1", "", "print-3", "job_d", 3600) is None
 
     # And a dropped key is free at once
     await store.drop_idempotency_key("default", "k1")
     assert await store.reserve_idempotency_key("default", "k1", "print-5", "job_f", 3600) is None
+    held = await store.reserve_idempotency_key("default", "k1", "print-6", "job_g", 3600)
+    assert held == ("print-5", "job_f")
+
+
+async def test_idempotency_keys_expire(memory_store: MemoryJobStore, clock: Clock) -> None:
+    # Given a key reserved for a job for an hour
+    assert await memory_store.reserve_idempotency_key("t", "k1", "print-1", "job_a", 3600) is None
+
+    # When its hour is up, it can be reserved afresh
+    clock.advance(3601)
+    assert await memory_store.reserve_idempotency_key("t", "k1", "print-3", "job_d", 3600) is None
+    held = await memory_store.reserve_idempotency_key("t", "k1", "print-4", "job_e", 3600)
+    assert held == ("print-3", "job_d")
+
+
+async def test_delete_forgets_a_job(store: JobStore, clock: Clock) -> None:
+    # Given two jobs
+    await store.create(job("job_a", clock))
+    await store.create(job("job_b", clock))
+
+    # When one is deleted (twice: the second time is a no-op)
+    await store.delete("job_a")
+    await store.delete("job_a")
+
+    # Then it is gone from reads, moves and the list
+    assert await store.get("job_a") is None
+    assert await store.transition("job_a", JobState.RUNNING) is None
+    page = await store.list(tenant="default", state=None, limit=10, cursor=None)
+    assert [j.id for j in page.data] == ["job_b"]
+
+    # And its id can be used afresh, listed once, as the new job
+    await store.delete("job_b")
+    clock.advance(1)
+    assert await store.create(job("job_b", clock)) is True
+    page = await store.list(tenant="default", state=None, limit=10, cursor=None)
+    assert [(j.id, j.created_at) for j in page.data] == [("job_b", clock.now)]
 
 
 async def test_finished_jobs_expire_after_retention_and_unfinished_ones_never(
-    store: MemoryJobStore, clock: Clock
+    memory_store: MemoryJobStore, clock: Clock
 ) -> None:
+    store = memory_store
     # Given a finished job and one still running
     await store.create(job("job_done", clock))
     await store.create(job("job_running", clock))
@@ -296,7 +404,7 @@ async def test_a_full_store_refuses_new_jobs_until_finished_ones_expire(clock: C
     assert await store.get("job_a") is None
 
 
-async def test_list_pages_newest_first_with_filters(store: MemoryJobStore, clock: Clock) -> None:
+async def test_list_pages_newest_first_with_filters(store: JobStore, clock: Clock) -> None:
     # Given five jobs, one a second, the second and fourth finished, and one of another tenant
     for n in range(1, 6):
         await store.create(job(f"job_{n}", clock))
@@ -313,7 +421,6 @@ async def test_list_pages_newest_first_with_filters(store: MemoryJobStore, clock
         pages.append([j.id for j in page.data])
         if page.next_cursor is None:
             break
-        assert page.next_cursor == page.data[-1].id
         cursor = page.next_cursor
 
     # Then the pages run newest first, without the other tenant's job
@@ -322,7 +429,7 @@ async def test_list_pages_newest_first_with_filters(store: MemoryJobStore, clock
     # And a state filter pages within that state
     succeeded = await store.list(tenant="default", state=JobState.SUCCEEDED, limit=1, cursor=None)
     assert [j.id for j in succeeded.data] == ["job_4"]
-    assert succeeded.next_cursor == "job_4"
+    assert succeeded.next_cursor is not None
     rest = await store.list(
         tenant="default", state=JobState.SUCCEEDED, limit=1, cursor=succeeded.next_cursor
     )

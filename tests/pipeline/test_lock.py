@@ -11,8 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from pipeline.cache import redis_tier
-from pipeline.cache.redis_tier import RedisGuard, redis_client
+from pipeline.cache.redis_tier import RedisGuard
 from pipeline.lock import RedisSingleFlight
+from pipeline.redis_client import redis_from_url
 from tests.pipeline.cache.test_tiered import LogRecorder, PrivateRedis, free_port
 
 SHARED_URL = "redis://127.0.0.1:6379/15"
@@ -23,7 +24,7 @@ SLACK_S = 0.3
 @pytest.fixture
 async def shared() -> AsyncIterator[tuple[Redis, str]]:
     """A client of the shared Redis (db 15) and a key prefix of this test's own."""
-    client = redis_client(SHARED_URL, timeout_s=2)
+    client = redis_from_url(SHARED_URL, timeout_s=2)
     try:
         await client.ping()
     except Exception as exc:
@@ -41,8 +42,8 @@ async def shared() -> AsyncIterator[tuple[Redis, str]]:
 @pytest.fixture
 async def clients() -> AsyncIterator[tuple[Redis, Redis]]:
     """Two clients of the shared Redis: two processes."""
-    a = redis_client(SHARED_URL, timeout_s=TIMEOUT_S)
-    b = redis_client(SHARED_URL, timeout_s=TIMEOUT_S)
+    a = redis_from_url(SHARED_URL, timeout_s=TIMEOUT_S)
+    b = redis_from_url(SHARED_URL, timeout_s=TIMEOUT_S)
     yield a, b
     await a.aclose()
     await b.aclose()
@@ -217,7 +218,7 @@ async def test_the_lock_is_released_when_the_call_fails(shared: tuple[Redis, str
 async def test_without_redis_every_caller_calls_directly(monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = LogRecorder()
     monkeypatch.setattr(redis_tier, "log", recorder)
-    client = redis_client(f"redis://127.0.0.1:{free_port()}/0", timeout_s=TIMEOUT_S)
+    client = redis_from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=TIMEOUT_S)
     sf = flight(client, "pbtest:")
     calls = 0
 
@@ -244,8 +245,8 @@ async def test_without_redis_every_caller_calls_directly(monkeypatch: pytest.Mon
 async def test_a_follower_calls_directly_when_redis_dies_while_it_waits(
     private_redis: PrivateRedis,
 ) -> None:
-    a = redis_client(private_redis.url, timeout_s=TIMEOUT_S)
-    b = redis_client(private_redis.url, timeout_s=TIMEOUT_S)
+    a = redis_from_url(private_redis.url, timeout_s=TIMEOUT_S)
+    b = redis_from_url(private_redis.url, timeout_s=TIMEOUT_S)
     sf_a, sf_b = flight(a, "pbtest:"), flight(b, "pbtest:")
     slow = Upstream("pbtest:", delay_s=1.0, stores=False)
     upstream = Upstream("pbtest:", stores=False)

@@ -17,10 +17,11 @@ from redis.asyncio import Redis
 
 from pipeline.cache import redis_tier
 from pipeline.cache.lru import LRUMemoryCache
-from pipeline.cache.redis_tier import RedisGuard, RedisTier, redis_client
+from pipeline.cache.redis_tier import RedisGuard, RedisTier
 from pipeline.cache.responses import encode
 from pipeline.cache.serializers import BytesSerializer
 from pipeline.cache.tiered import TieredResponseCache
+from pipeline.redis_client import redis_from_url
 from schemas import CacheInfo, Cost, GenerateResponse, Usage
 
 SHARED_URL = "redis://127.0.0.1:6379/15"
@@ -98,7 +99,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 @pytest.fixture
 async def shared() -> AsyncIterator[tuple[Redis, str]]:
     """A client of the shared Redis (db 15) and a key prefix of this test's own."""
-    client = redis_client(SHARED_URL, timeout_s=2)
+    client = redis_from_url(SHARED_URL, timeout_s=2)
     try:
         await client.ping()
     except Exception as exc:
@@ -238,8 +239,8 @@ async def test_a_put_writes_both_tiers_and_delete_removes_both(
 
 async def test_two_processes_share_l2(shared: tuple[Redis, str]) -> None:
     _, prefix = shared
-    client_a = redis_client(SHARED_URL, timeout_s=TIMEOUT_S)
-    client_b = redis_client(SHARED_URL, timeout_s=TIMEOUT_S)
+    client_a = redis_from_url(SHARED_URL, timeout_s=TIMEOUT_S)
+    client_b = redis_from_url(SHARED_URL, timeout_s=TIMEOUT_S)
     a, b = tiered(client_a, prefix), tiered(client_b, prefix)
     key = "v1:tenant-b:shared"
     try:
@@ -263,7 +264,7 @@ async def test_a_dead_redis_leaves_l1_working_and_is_used_again_once_back(
 ) -> None:
     recorder = LogRecorder()
     monkeypatch.setattr(redis_tier, "log", recorder)
-    client = redis_client(private_redis.url, timeout_s=TIMEOUT_S)
+    client = redis_from_url(private_redis.url, timeout_s=TIMEOUT_S)
     cache, other = tiered(client, "pbtest:"), tiered(client, "pbtest:")
     await cache.put("v1:t:before", answer(), 60)
     private_redis.kill()
@@ -302,7 +303,7 @@ async def test_a_dead_redis_leaves_l1_working_and_is_used_again_once_back(
 async def test_a_frozen_redis_costs_one_timeout_per_retry_window(
     private_redis: PrivateRedis,
 ) -> None:
-    client = redis_client(private_redis.url, timeout_s=TIMEOUT_S)
+    client = redis_from_url(private_redis.url, timeout_s=TIMEOUT_S)
     cache = tiered(client, "pbtest:")
     await cache.put("v1:t:warm", answer(), 60)
     private_redis.pause()

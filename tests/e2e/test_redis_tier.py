@@ -1,0 +1,88 @@
+"""Gateways that share Redis share answers, upstream calls and jobs."""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.conftest import Emulator, GatewayFactory
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own in the test database, deleted afterwards."""
+    prefix = f"pbtest-{os.urandom(5).hex()}:"
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    yield prefix
+    async for key in client.scan_iter(match=f"{prefix}*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+async def test_an_answer_cached_by_one_gateway_is_an_l2_hit_on_another(
+    start_gateway: GatewayFactory, emulator: Emulator, redis_prefix: str
+):
+    # Given two gateways sharing Redis
+    a = await start_gateway(redis_url=REDIS_URL, redis_prefix=redis_prefix)
+    b = await start_gateway(redis_url=REDIS_URL, redis_prefix=redis_prefix)
+    body = {"model": "flash", "prompt": "shared across processes"}
+
+    # When A answers a request, then B gets it twice
+    first = await a.generate(body)
+    from_l2 = await b.generate(body)
+    from_l1 = await b.generate(body)
+
+    # Then B's first answer comes from Redis, its second from its own LRU
+    assert first.header("X-Cache") == "MISS"
+    assert from_l2.header("X-Cache") == "HIT"
+    assert from_l2.body["cache"]["tier"] == "l2"
+    assert from_l1.body["cache"]["tier"] == "l1"
+    assert from_l2.body["text"] == first.body["text"]
+    assert await emulator.calls() == 1
+
+
+async def test_identical_requests_over_two_gateways_make_one_upstream_call(
+    start_gateway: GatewayFactory, emulator: Emulator, redis_prefix: str
+):
+    a = await start_gateway(redis_url=REDIS_URL, redis_prefix=redis_prefix)
+    b = await start_gateway(redis_url=REDIS_URL, redis_prefix=redis_prefix)
+    body = {"model": "flash", "prompt": "once for all [[emulator:delay=400]]"}
+
+    replies = await asyncio.gather(*(gw.generate(body) for gw in (a, b) * 20))
+
+    assert [r.status for r in replies] == [200] * 40
+    assert len({r.body["text"] for r in replies}) == 1
+    assert await emulator.calls() == 1
+
+
+async def test_a_job_submitted_to_one_gateway_is_read_and_long_polled_on_another(
+    start_gateway: GatewayFactory, emulator: Emulator, redis_prefix: str
+):
+    # Given a gateway that runs jobs and one that only serves HTTP, sharing Redis
+    worker = await start_gateway(
+        redis_url=REDIS_URL, redis_prefix=redis_prefix, embedded_worker=True
+    )
+    reader = await start_gateway(redis_url=REDIS_URL, redis_prefix=redis_prefix)
+    submitted = await worker.post_raw(
+        "/v1/jobs", '{"model": "flash", "prompt": "a job for two [[emulator:delay=300]]"}'
+    )
+    assert submitted.status == 202, submitted.body
+    job_id = submitted.body["id"]
+
+    # When the other gateway long-polls it
+    waited = await reader.get(f"/v1/jobs/{job_id}?wait=10")
+
+    # Then it sees the job finish, with the worker's answer
+    assert waited.status == 200
+    assert waited.body["state"] == "succeeded"
+    assert "a job for two" in waited.body["result"]["text"]
+    ready = await reader.get("/readyz")
+    assert ready.body["checks"]["redis"] is True
