@@ -2,6 +2,7 @@
 
 import ipaddress
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,17 +52,29 @@ def tenant_secret(settings: Settings) -> tuple[str, str | None]:
         secret_key(secret)
         return secret, None
     path = Path(settings.data_dir).resolve() / "webhook_secret"
-    if path.exists():
-        secret = path.read_text().strip()
-        secret_key(secret)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        secret = new_secret()
-        # Created readable by its owner only, before the secret is written to it.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Created readable by its owner only, and only once: processes starting together
+        # on one machine race here, and the losers read the winner's secret.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = _read_secret(path)
+    else:
+        secret = new_secret()
         with os.fdopen(fd, "w") as fh:
             fh.write(secret + "\n")
     return secret, f"per-job webhooks are signed with the secret in {path}"
+
+
+def _read_secret(path: Path, attempts: int = 50) -> str:
+    """The secret another process wrote (it may still be writing it)."""
+    for _ in range(attempts):
+        secret = path.read_text().strip()
+        if secret:
+            secret_key(secret)
+            return secret
+        time.sleep(0.01)
+    raise ValueError(f"{path} holds no webhook secret")
 
 
 def build_webhooks(settings: Settings, registry: WebhookRegistry, jobs: JobStore) -> WebhookSetup:
