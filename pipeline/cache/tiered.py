@@ -48,13 +48,6 @@ class TieredResponseCache(ResponseCache):
             await self._backend.set(key, entry, ttl=remaining)
         return answer
 
-    async def fresh(self, key: str, max_age_s: float | None, now: float) -> CachedAnswer | None:
-        """The answer under `key` if it is at most `max_age_s` old (any age if None)."""
-        cached = await self.get(key)
-        if cached is None or (max_age_s is not None and cached.age(now) > max_age_s):
-            return None
-        return cached
-
     async def put(self, key: str, response: GenerateResponse, ttl_s: int) -> bool:
         """Store an answer in both tiers; False when neither accepted it."""
         entry = encode(response, stored_at=self._clock(), ttl_s=ttl_s)

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from pipeline.errors import ServiceBusy
+from pipeline.jobs.store import wait_for_finish
 from pipeline.redis_client import RedisKeys, millis
 from schemas import ErrorDetail, GenerateResponse, JobState
 from schemas.jobs import TERMINAL_STATES, Job, JobPage
@@ -207,14 +208,7 @@ class RedisJobStore:
 
     async def wait(self, job_id: str, timeout_s: float) -> Job | None:
         """The job once finished, or as it is when `timeout_s` runs out."""
-        last = None
-        try:
-            async with asyncio.timeout(timeout_s):
-                async for job in self.watch(job_id):
-                    last = job
-        except TimeoutError:
-            pass
-        return last if last is not None else await self.get(job_id)
+        return await wait_for_finish(self, job_id, timeout_s)
 
     async def claim(self, kind: str, key: str, ttl_s: float) -> bool:
         """True for the first claim of (kind, key) within `ttl_s`; False after."""

@@ -1,5 +1,6 @@
 """The job store's interface: job records, one-time claims and idempotency keys."""
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Protocol
 
@@ -66,3 +67,15 @@ class JobStore(Protocol):
     async def drop_idempotency_key(self, tenant: str, key: str) -> None:
         """Forget an idempotency key (its job was never accepted)."""
         ...
+
+
+async def wait_for_finish(store: JobStore, job_id: str, timeout_s: float) -> Job | None:
+    """The job once finished, or as it is when `timeout_s` runs out (any store)."""
+    last = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for job in store.watch(job_id):
+                last = job
+    except TimeoutError:
+        pass
+    return last if last is not None else await store.get(job_id)

@@ -2,7 +2,6 @@
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,29 +13,12 @@ from pipeline.cache import redis_tier
 from pipeline.cache.redis_tier import RedisGuard
 from pipeline.lock import RedisSingleFlight
 from pipeline.redis_client import redis_from_url
-from tests.pipeline.cache.test_tiered import LogRecorder, PrivateRedis, free_port
+from tests.pipeline.redis_support import SHARED_URL, LogRecorder, PrivateRedis, free_port
 
-SHARED_URL = "redis://127.0.0.1:6379/15"
 TIMEOUT_S = 0.5
-SLACK_S = 0.3
-
-
-@pytest.fixture
-async def shared() -> AsyncIterator[tuple[Redis, str]]:
-    """A client of the shared Redis (db 15) and a key prefix of this test's own."""
-    client = redis_from_url(SHARED_URL, timeout_s=2)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        pytest.fail(f"Redis at {SHARED_URL} is required (see /work/shared/SERVICES.md): {exc!r}")
-    prefix = f"pbtest:{uuid.uuid4().hex[:12]}:"
-    yield client, prefix
-    keys = [key async for key in client.scan_iter(match=prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    assert [key async for key in client.scan_iter(match=prefix + "*")] == []
-    await client.aclose()
+# Generous: these assert "bounded, not hung" (the alternative is a 30 s lock or forever),
+# never a speed, so a loaded machine must not fail them.
+SLACK_S = 2.0
 
 
 @pytest.fixture
@@ -238,7 +220,7 @@ async def test_without_redis_every_caller_calls_directly(monkeypatch: pytest.Mon
 
     assert [result for result, _ in results] == [(b"direct", False)] * 10
     assert calls == 10
-    assert max(took for _, took in results) < TIMEOUT_S
+    assert max(took for _, took in results) < TIMEOUT_S + SLACK_S
     assert recorder.events == ["redis_down"]
 
 
