@@ -3,11 +3,13 @@
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import Emulator, GatewayFactory
+from tests.pipeline.redis_support import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -86,3 +88,48 @@ async def test_a_job_submitted_to_one_gateway_is_read_and_long_polled_on_another
     assert "a job for two" in waited.body["result"]["text"]
     ready = await reader.get("/readyz")
     assert ready.body["checks"]["redis"] is True
+
+
+async def test_hits_keep_coming_from_l1_while_redis_is_down_and_l2_comes_back_by_itself(
+    start_gateway: GatewayFactory, emulator: Emulator, tmp_path: Path
+):
+    # Given a gateway whose Redis is a private server of this test's own
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        gateway = await start_gateway(
+            redis_url=server.url, redis_timeout_s=0.3, redis_retry_after_s=0.5
+        )
+        warm = {"model": "flash", "prompt": "cached before the outage"}
+        assert (await gateway.generate(warm)).header("X-Cache") == "MISS"
+
+        # When Redis dies
+        server.kill()
+
+        # Then cached answers still come from L1, and misses are still answered upstream
+        hit = await gateway.generate(warm)
+        assert hit.status == 200
+        assert hit.body["cache"]["tier"] == "l1"
+        during = await gateway.generate({"model": "flash", "prompt": "asked during the outage"})
+        assert during.status == 200
+        assert during.header("X-Cache") == "MISS"
+        assert (await gateway.get("/readyz")).body["checks"]["redis"] is False
+
+        # And when Redis is back on the same port, L2 is written again without a restart
+        server.start()
+        after = {"model": "flash", "prompt": "asked after the outage"}
+        probe = aioredis.Redis.from_url(server.url)
+        try:
+            stored: list[bytes] = []
+            for _ in range(50):  # the guard retries Redis after 0.5 s
+                await gateway.generate({**after, "cache": {"no_cache": True}})
+                stored = [k async for k in probe.scan_iter(match="*cache:*")]
+                if stored:
+                    break
+                await asyncio.sleep(0.1)
+            assert stored, "nothing was written to Redis after it came back"
+        finally:
+            await probe.aclose()
+        assert (await gateway.get("/readyz")).body["checks"]["redis"] is True
+    finally:
+        server.kill()
