@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -17,13 +17,19 @@ import aiohttp
 import redis
 from _broker import (
     BROKER_URLS,
-    Completions,
     Listener,
-    audit,
     clean_all,
     clean_broker,
     listener_queue_name,
     promptbus_completions,
+)
+from _closed_loop import (
+    COMPLETION_TIMEOUT_S,
+    IN_FLIGHT,
+    Result,
+    Submit,
+    closed_loop,
+    show,
 )
 from _common import (
     JSON_HEADERS,
@@ -56,10 +62,7 @@ WORKER_READY: Final = "promptbus worker consuming"
 EMULATOR_LATENCY_MS: Final = 50.0
 DEFAULT_JOBS: Final = 600
 QUICK_JOBS: Final = 200
-IN_FLIGHT: Final = 64
 WARMUP_JOBS: Final = 64
-COMPLETION_TIMEOUT_S: Final = 60.0
-DUPLICATE_GRACE_S: Final = 1.0
 STOP_GRACE_S: Final = 10.0
 WORKER_COUNTS: Final = (1, 2)
 
@@ -69,8 +72,6 @@ WARMUP_BODIES: Final = 256
 HIT_CONNECTIONS: Final = 16
 
 MIN_SCALE_RATIO: Final = 1.7
-
-Submit = Callable[[int], Awaitable[str]]
 
 
 # --- clean-up ------------------------------------------------------------------------------
@@ -98,60 +99,6 @@ def clean_prefixes(prefixes: Sequence[str]) -> None:
             clean_redis(prefix)
         except Exception as exc:
             print(f"cleaning redis {prefix} failed: {exc!r}", file=sys.stderr)
-
-
-# --- results -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Result:
-    """What one measured run gave."""
-
-    label: str
-    count: int
-    load: Load
-
-
-def show(result: Result, unit: str) -> None:
-    """Print one result as a table row, then its first errors."""
-    load = result.load
-    print(
-        f"  {result.label:<22}{load.rate:>9.1f} {unit:<7}p50 {load.p50_ms:8.2f} ms   "
-        f"p99 {load.p99_ms:8.2f} ms   completed {load.completed:>5}/{result.count:<5}   "
-        f"errors {load.errors.count}"
-    )
-    load.errors.show()
-
-
-async def closed_loop(label: str, count: int, submit: Submit, completions: Completions) -> Result:
-    """`count` jobs from IN_FLIGHT slots, each submitting one job and awaiting its completion."""
-    numbers = iter(range(count))
-    latencies: list[float] = []
-    job_ids: list[str] = []
-    errors = Errors()
-    last_done = 0.0
-
-    async def slot() -> None:
-        nonlocal last_done
-        for number in numbers:
-            began = time.perf_counter()
-            try:
-                job_id = await submit(number)
-            except Exception as exc:
-                errors.add(f"submit failed: {type(exc).__name__}: {exc}")
-                continue
-            job_ids.append(job_id)
-            done_at = await completions.wait(job_id, COMPLETION_TIMEOUT_S)
-            if done_at is not None:
-                latencies.append(done_at - began)
-                last_done = max(last_done, done_at)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(slot() for _ in range(IN_FLIGHT)))
-    # A late duplicate would show up here.
-    await asyncio.sleep(DUPLICATE_GRACE_S)
-    audit(completions, job_ids, errors)
-    return Result(label, count, Load.of(latencies, last_done - started, errors))
 
 
 # --- the bench -----------------------------------------------------------------------------
