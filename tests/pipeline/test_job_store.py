@@ -18,9 +18,9 @@ from pipeline.jobs.memory import MemoryJobStore
 from pipeline.jobs.redis_store import RedisJobStore
 from pipeline.jobs.store import JobStore
 from pipeline.redis_client import redis_from_url
-from schemas import ErrorDetail, GenerateRequest, GenerateResponse, JobState
-from schemas.generate import CacheInfo, Cost, Usage
+from schemas import ErrorDetail, GenerateRequest, JobState
 from schemas.jobs import Job
+from tests.factories import answer
 
 RETENTION_S = 600.0
 # Tests use database 15 only, under a prefix of their own (see /work/shared/SERVICES.md).
@@ -120,21 +120,6 @@ def job(job_id: str, clock: Clock, *, tenant: str = "default") -> Job:
         created_at=clock(),
         updated_at=clock(),
         request=GenerateRequest(model="flash", prompt=f"prompt of {job_id}"),
-    )
-
-
-def answer(text: str = "the answer") -> GenerateResponse:
-    return GenerateResponse(
-        id="gen_1",
-        model="flash",
-        provider_model="gemini-2.5-flash",
-        provider="gemini",
-        text=text,
-        finish_reason="stop",
-        usage=Usage(input_tokens=1, output_tokens=2, total_tokens=3),
-        cost=Cost(input_usd=0.0, output_usd=0.0, total_usd=0.0),
-        cache=CacheInfo(hit=False, key="v1:k"),
-        created=0.0,
     )
 
 

@@ -14,7 +14,8 @@ from pipeline.cache.responses import encode
 from pipeline.cache.serializers import BytesSerializer
 from pipeline.cache.tiered import TieredResponseCache
 from pipeline.redis_client import redis_from_url
-from schemas import CacheInfo, Cost, GenerateResponse, Usage
+from schemas import GenerateResponse
+from tests.factories import answer
 from tests.pipeline.redis_support import SHARED_URL, LogRecorder, PrivateRedis
 
 TIMEOUT_S = 0.5
@@ -29,21 +30,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def answer(text: str = "the answer") -> GenerateResponse:
-    return GenerateResponse(
-        id="gen_1",
-        model="flash",
-        provider_model="gemini-2.5-flash",
-        provider="gemini",
-        text=text,
-        finish_reason="stop",
-        usage=Usage(input_tokens=1, output_tokens=2, total_tokens=3),
-        cost=Cost(input_usd=0.0, output_usd=0.0, total_usd=0.0),
-        cache=CacheInfo(hit=False, key="v1:t:k"),
-        created=0.0,
-    )
 
 
 def lru(clock: FakeClock | None = None) -> LRUMemoryCache:
