@@ -54,7 +54,6 @@ class EmulatorConfig:
     """Emulator settings."""
 
     latency_ms: float = 0.0
-    seed: int = 0
 
 
 @dataclass

@@ -36,7 +36,6 @@ class Runtime:
 
     settings: Settings
     catalog: ModelCatalog
-    cache_backend: LRUMemoryCache
     backends: Backends
     ctx: StageContext
     sync_path: SyncPath
@@ -98,7 +97,6 @@ class Runtime:
         return cls(
             settings=settings,
             catalog=catalog,
-            cache_backend=backends.l1,
             backends=backends,
             ctx=ctx,
             sync_path=SyncPath(
@@ -129,6 +127,11 @@ class Runtime:
         await self.backends.close()
         if self.emulator is not None:
             await self.emulator.stop()
+
+    @property
+    def cache_backend(self) -> LRUMemoryCache:
+        """The in-process LRU (L1), for its stats."""
+        return self.backends.l1
 
     def provider_description(self) -> str:
         """Which provider answers, for the start-up log."""

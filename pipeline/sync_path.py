@@ -24,11 +24,6 @@ class Answer:
     body: bytes
     age_s: float | None = None
 
-    @property
-    def hit(self) -> bool:
-        """Whether the cache answered."""
-        return self.age_s is not None
-
 
 class SyncPath:
     """Answers one request inline: the stages the Celery chain runs, in process."""

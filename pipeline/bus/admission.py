@@ -20,15 +20,10 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 @dataclass(frozen=True)
 class Admission:
-    """What to do with one event: run it, drop it as a duplicate, or dead-letter it."""
+    """An event's fate: run (envelope), dead-letter (reason), or drop as a duplicate (neither)."""
 
     envelope: StageEnvelope | None = None
     dead_reason: str | None = None
-
-    @property
-    def duplicate(self) -> bool:
-        """The event's job was seen before: acknowledge and drop it."""
-        return self.envelope is None and self.dead_reason is None
 
 
 def new_job(event: RequestEvent, *, now: float) -> Job:
