@@ -1,0 +1,11 @@
+"""Fixtures for the cache tests."""
+
+import pytest
+
+from tests.pipeline.cache.lru_support import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock that moves only when a test advances it."""
+    return FakeClock()
