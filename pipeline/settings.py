@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     memory_polling_interval_s: float = Field(default=0.002, gt=0, le=1)
     redis_visibility_timeout_s: int = Field(default=3600, ge=60)
     worker_concurrency: int = Field(default=16, ge=1, le=512)
+    worker_pool: Literal["threads", "prefork"] = "threads"
 
     job_retention_s: int = Field(default=24 * 3600, ge=60)
     max_jobs: int = Field(default=100_000, ge=10)
@@ -54,7 +55,31 @@ class Settings(BaseSettings):
     gemini_base_url: str | None = None
     emulator_latency_ms: float = Field(default=0.0, ge=0)
     provider_timeout_s: float = Field(default=30.0, gt=0)
+    provider_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
     provider_max_attempts: int = Field(default=1, ge=1, le=10)
+    # An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama...); unset: the built-in emulator's.
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "PROMPTBUS_OPENAI_API_KEY"),
+    )
+    # Extra providers: name -> "package.module:factory", a factory of LangChain chat models.
+    custom_providers: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+    # One retry budget across every layer: upstream calls per request, all deployments.
+    retry_max_attempts: int = Field(default=4, ge=1, le=20)
+    retry_base_s: float = Field(default=0.5, gt=0, le=60)
+    retry_max_backoff_s: float = Field(default=20.0, gt=0, le=600)
+    sync_deadline_s: float = Field(default=30.0, gt=0, le=600)
+    job_deadline_s: float = Field(default=600.0, gt=0, le=24 * 3600)
+    # A deployment failing this many times within the window is skipped for the cooldown.
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_window_s: float = Field(default=30.0, gt=0, le=3600)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+    # Rate limits (rpm/tpm per model in models.toml) count over this window; sync callers
+    # wait at most rate_limit_wait_s for room before a 429.
+    rate_limit_window_s: float = Field(default=60.0, gt=0, le=3600)
+    rate_limit_wait_s: float = Field(default=2.0, ge=0, le=60)
 
     cache_max_entries: int = Field(default=10_000, ge=1)
     cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

@@ -18,9 +18,11 @@ from schemas.generate import (
     GenerationParams,
     Message,
     Role,
+    RoutingInfo,
+    TemplateRef,
     Usage,
 )
-from schemas.stages import Generation, StageEnvelope
+from schemas.stages import Generation, RoutingState, StageEnvelope
 
 __all__ = [
     "COMPLETION_SCHEMA",
@@ -39,7 +41,10 @@ __all__ = [
     "Message",
     "RequestEvent",
     "Role",
+    "RoutingInfo",
+    "RoutingState",
     "StageEnvelope",
+    "TemplateRef",
     "Usage",
     "WebhookTarget",
 ]

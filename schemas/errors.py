@@ -13,6 +13,13 @@ class ErrorDetail(Envelope):
     retryable: bool
     finish_reason: str | None = Field(default=None, description="Set when the model stopped")
     field: str | None = Field(default=None, description="Set when one input field was invalid")
+    retry_after_s: float | None = Field(
+        default=None, ge=0, description="Set when a retry cannot succeed before this many s"
+    )
+    attempts: int | None = Field(default=None, ge=0, description="Upstream calls made, in all")
+    tried: tuple[str, ...] | None = Field(
+        default=None, description="Deployments tried, in order, when routing gave up"
+    )
 
 
 class ErrorBody(Envelope):

@@ -53,8 +53,26 @@ class CacheControl(Envelope):
     )
 
 
+TemplateId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+TemplateValue = Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | int | float | bool
+
+
+class TemplateRef(Envelope):
+    """A named, versioned prompt template from config/templates/ and its variables."""
+
+    id: TemplateId
+    version: int | None = Field(default=None, ge=1, description="Omitted: the newest version")
+    variables: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")], TemplateValue
+    ] = Field(default_factory=dict, max_length=64)
+
+
 class GenerateRequest(Envelope):
-    """A request for one model answer: a prompt or a list of messages."""
+    """A request for one model answer: a prompt, a list of messages or a template.
+
+    A template request is expanded on arrival: its rendered conversation is added as
+    `messages` and `template.version` is pinned, and from then on both travel together.
+    """
 
     model: Annotated[str, Field(min_length=1, max_length=128)]
     prompt: Text | None = None
@@ -62,25 +80,36 @@ class GenerateRequest(Envelope):
     messages: tuple[Message, ...] | None = Field(
         default=None, min_length=1, max_length=MAX_MESSAGES
     )
+    template: TemplateRef | None = None
+    response_schema: dict[str, Any] | None = Field(
+        default=None, description="A JSON Schema the answer must match; the answer is JSON"
+    )
     params: GenerationParams = GenerationParams()
     cache: CacheControl = CacheControl()
 
     @model_validator(mode="after")
     def _one_input(self) -> "GenerateRequest":
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("give exactly one of 'prompt' or 'messages'")
-        if self.messages is not None:
-            if self.system is not None:
-                raise ValueError("'system' goes with 'prompt'; use a system message instead")
-            if self.messages[-1].role is not Role.USER:
-                raise ValueError("the last message must have role 'user'")
+        given = [self.prompt is not None, self.messages is not None, self.template is not None]
+        expanded = self.template is not None and self.messages is not None
+        if sum(given) != 1 and not (expanded and self.prompt is None):
+            raise ValueError("give exactly one of 'prompt', 'messages' or 'template'")
+        if self.system is not None and self.prompt is None:
+            raise ValueError("'system' goes with 'prompt'; use a system message instead")
+        if self.messages is not None and self.messages[-1].role is not Role.USER:
+            raise ValueError("the last message must have role 'user'")
         return self
+
+    @property
+    def expanded(self) -> bool:
+        """Whether the request holds its conversation (a template request once rendered)."""
+        return self.prompt is not None or self.messages is not None
 
     def conversation(self) -> tuple[Message, ...]:
         """The request as one list of messages."""
         if self.messages is not None:
             return self.messages
-        assert self.prompt is not None
+        if self.prompt is None:
+            raise ValueError("a template request must be expanded before it is sent")
         head = (Message(role=Role.SYSTEM, content=self.system),) if self.system else ()
         return (*head, Message(role=Role.USER, content=self.prompt))
 
@@ -113,6 +142,17 @@ class CacheInfo(Envelope):
     ttl_s: int | None = None
 
 
+class RoutingInfo(Envelope):
+    """Which deployment answered, and what it took to get there."""
+
+    deployment: str = Field(description="provider/model of the deployment that answered")
+    attempts: int = Field(ge=1, description="Upstream calls made for this answer, in all")
+    fallbacks: tuple[str, ...] = Field(
+        default=(), description="Deployments that failed before, in the order tried"
+    )
+    strategy: str | None = None
+
+
 class GenerateResponse(Envelope):
     """One model answer, with usage, cost and provenance."""
 
@@ -125,5 +165,11 @@ class GenerateResponse(Envelope):
     usage: Usage
     cost: Cost
     cache: CacheInfo
+    routing: RoutingInfo | None = None
+    json_: Any = Field(
+        default=None,
+        alias="json",
+        description="The parsed answer when the request gave a response_schema",
+    )
     created: float = Field(description="Unix time the answer was generated")
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -1,5 +1,7 @@
 """The envelope the handler stages pass along: one request as it moves through them."""
 
+from typing import Any
+
 from pydantic import Field
 
 from schemas._base import Envelope
@@ -16,6 +18,17 @@ class Generation(Envelope):
     finish_reason: str = Field(description="Lower-case provider finish reason, e.g. 'stop'")
     usage: Usage
     latency_ms: float = Field(ge=0)
+    json_: Any = Field(default=None, alias="json", description="The parsed structured answer")
+
+
+class RoutingState(Envelope):
+    """How far routing got with one request: carried across retries and Celery hops."""
+
+    attempts: int = Field(default=0, ge=0, description="Upstream calls made so far")
+    tried: tuple[str, ...] = Field(default=(), description="Deployments that failed, in order")
+    deadline: float | None = Field(default=None, description="Unix time after which to give up")
+    deployment: str | None = Field(default=None, description="The deployment that answered")
+    strategy: str | None = None
 
 
 class StageEnvelope(Envelope):
@@ -30,6 +43,7 @@ class StageEnvelope(Envelope):
     provider_model: str | None = None
     cache_key: str | None = None
     max_age_s: float | None = Field(default=None, description="Oldest cached answer accepted")
+    routing: RoutingState | None = None
     generation: Generation | None = None
     response: GenerateResponse | None = None
     error: ErrorDetail | None = Field(default=None, description="Set when a stage failed")
