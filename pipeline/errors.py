@@ -13,12 +13,24 @@ class PromptbusError(Exception):
     retryable: ClassVar[bool] = False
 
     def __init__(
-        self, message: str, *, field: str | None = None, finish_reason: str | None = None
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        finish_reason: str | None = None,
+        retry_after_s: float | None = None,
+        attempts: int | None = None,
+        tried: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.finish_reason = finish_reason
+        # When the server (or a limit) said how long to wait before trying again.
+        self.retry_after_s = retry_after_s
+        # Set by routing when it gives up: upstream calls made and deployments tried.
+        self.attempts = attempts
+        self.tried = tried
 
     def detail(self) -> ErrorDetail:
         """The error as the wire's error detail."""
@@ -28,6 +40,9 @@ class PromptbusError(Exception):
             retryable=self.retryable,
             field=self.field,
             finish_reason=self.finish_reason,
+            retry_after_s=None if self.retry_after_s is None else round(self.retry_after_s, 3),
+            attempts=self.attempts,
+            tried=self.tried,
         )
 
     def body(self) -> ErrorBody:
@@ -83,6 +98,20 @@ class UnknownModel(NotFound):
     type = "unknown_model"
 
 
+class UnknownTemplate(NotFound):
+    """Raised when a request names a template (or version) that config/templates/ lacks."""
+
+    type = "unknown_template"
+
+
+class RateLimited(PromptbusError):
+    """Raised when a model's configured rate limit has no room within the caller's wait."""
+
+    status = 429
+    type = "rate_limited"
+    retryable = True
+
+
 class ContentBlocked(PromptbusError):
     """Raised when the provider refused to answer for safety or policy reasons."""
 
@@ -96,6 +125,13 @@ class UpstreamError(PromptbusError):
     status = 502
     type = "upstream_error"
     retryable = True
+
+
+class InvalidModelOutput(UpstreamError):
+    """Raised when the model's answer does not match the requested schema, even repaired."""
+
+    type = "invalid_model_output"
+    retryable = False
 
 
 class UpstreamRejected(UpstreamError):

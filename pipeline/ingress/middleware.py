@@ -1,5 +1,6 @@
 """Request ids on every request, and every error as the JSON error body."""
 
+import math
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -25,12 +26,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(error: PromptbusError, request_id: str) -> web.Response:
-    """The JSON error response for `error`."""
+    """The JSON error response for `error`, with `Retry-After` when it knows a wait."""
+    headers = {REQUEST_ID_HEADER: request_id}
+    if error.retry_after_s is not None and error.retryable:
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
     return web.Response(
         status=error.status,
         body=error.body().model_dump_json(exclude_none=True),
         content_type="application/json",
-        headers={REQUEST_ID_HEADER: request_id},
+        headers=headers,
     )
 
 

@@ -1,20 +1,31 @@
 """What the generate stage needs from a provider."""
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from schemas import GenerationParams, Message
 from schemas.stages import Generation
 
 
 class ChatProvider(Protocol):
-    """A chat model provider: one answer for one conversation."""
+    """A chat model provider: one answer for one conversation, one upstream call."""
 
     name: str
 
     async def generate(
-        self, provider_model: str, conversation: tuple[Message, ...], params: GenerationParams
+        self,
+        provider_model: str,
+        conversation: tuple[Message, ...],
+        params: GenerationParams,
+        *,
+        response_schema: dict[str, Any] | None = None,
     ) -> Generation:
-        """One answer; raises a PromptbusError subclass on failure."""
+        """One answer from one call, never retried here.
+
+        With `response_schema` the model is asked for JSON matching it (the provider's JSON
+        mode); the raw text comes back unvalidated. Failures raise a PromptbusError subclass
+        whose `retryable` says whether another call may succeed, with `retry_after_s` set
+        when the server said how long to wait.
+        """
         ...
 
     async def ready(self) -> bool:
