@@ -6,9 +6,11 @@ from typing import Any
 from celery import Celery, chain
 from celery.canvas import Signature
 
+from handlers.generate import StageDeferred
 from pipeline.bus.connection import broker_url, transport_options
 from pipeline.bus.topology import Topology
 from pipeline.settings import Settings
+from pipeline.worker.hops import max_hop_s
 from pipeline.worker.steps import CHAIN
 from schemas import StageEnvelope
 
@@ -20,6 +22,22 @@ WEBHOOK_FAMILY = "webhook"
 # Celery renders task arguments into every message for its logs; an envelope (and a
 # chain's nested signatures) makes that rendering cost more than the task itself.
 QUIET_REPR = {"argsrepr": "(payload)", "kwargsrepr": "{}"}
+
+# How a worker rides out faults. It waits for its broker as long as it takes: a worker that
+# gave up would stay up consuming nothing. A task running when the connection drops runs to
+# its end; the broker hands its message out again (RabbitMQ at once, Redis after the
+# visibility timeout) and the rerun finds the job finished. Cancelling it instead is not
+# possible on threads, and on Redis would only wait out the visibility timeout.
+RECOVERY: dict[str, Any] = {
+    "broker_connection_retry": True,
+    "broker_connection_max_retries": None,
+    "worker_cancel_long_running_tasks_on_connection_loss": False,
+    # A prefork child that died mid-task: its message is requeued once billiard stops
+    # waiting for a result it may have sent (10 s by default); a rerun is harmless here.
+    "worker_lost_wait": 2.0,
+    # A prefork child builds its own runtime before it reports up (4 s by default).
+    "worker_proc_alive_timeout": 30.0,
+}
 
 StepRunner = Callable[[str, dict[str, Any]], dict[str, Any]]
 # A delivery attempt: None when done, else the next attempt's payload and its delay.
@@ -63,9 +81,12 @@ def create_celery(
         worker_redirect_stdouts=False,
         worker_concurrency=settings.worker_concurrency,
         broker_pool_limit=settings.worker_concurrency,
+        **RECOVERY,
     )
+    # On Redis a countdown longer than the visibility timeout would run twice.
+    step_wait_max_s = min(STEP_WAIT_MAX_S, max_hop_s(settings))
     for step, _stage, _skip in CHAIN:
-        _register(app, step, run_step)
+        _register(app, step, run_step, step_wait_max_s)
     _register_webhook(app, run_webhook)
     return app
 
@@ -88,14 +109,36 @@ def _register_webhook(app: Celery, run_webhook: WebhookRunner) -> None:
     )
 
 
-def _register(app: Celery, step: str, run_step: StepRunner) -> None:
-    def task(payload: dict[str, Any]) -> dict[str, Any]:
-        return run_step(step, payload)
+# A deferred step waits at most this long per hop (it re-checks and defers again if need be),
+# below RabbitMQ's consumer timeout and the Redis visibility timeout (see pipeline.worker.hops).
+STEP_WAIT_MAX_S = 60.0
+
+
+def _register(app: Celery, step: str, run_step: StepRunner, wait_max_s: float) -> None:
+    def task(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return run_step(step, payload)
+        except StageDeferred as deferred:
+            # The step waits on the broker, not in a worker: a retry with a countdown, the
+            # same task id and the rest of the chain. The routing state it carries bounds
+            # the count (attempt budget and deadline).
+            args = (deferred.envelope.model_dump(mode="json", exclude_none=True),)
+            countdown = min(deferred.delay_s, wait_max_s)
+            raise self.retry(
+                args=args, countdown=countdown, max_retries=None, **QUIET_REPR
+            ) from None
 
     task.__name__ = task.__qualname__ = f"{step}_task"
     # shared=False: these closures belong to this app only, not to every app made later.
     # resultrepr_maxsize: Celery renders each return value (an envelope) for its logs.
-    app.task(name=task_name(step), acks_late=True, shared=False, resultrepr_maxsize=32)(task)
+    app.task(
+        name=task_name(step),
+        bind=True,
+        acks_late=True,
+        shared=False,
+        resultrepr_maxsize=32,
+        max_retries=None,
+    )(task)
 
 
 def step_task_id(job_id: str | None, step: str) -> str:

@@ -1,25 +1,34 @@
-"""A Celery worker on a thread pool, inside this process (the embedded default)."""
+"""A Celery worker inside this process: on a thread pool (the embedded default) or prefork."""
 
 import threading
 import warnings
+from typing import Literal
 
 import structlog
 from celery import Celery
 from celery.exceptions import SecurityWarning, WorkerShutdown
 
+Pool = Literal["threads", "prefork"]
+
 log = structlog.get_logger("promptbus.worker")
 
 
 class EmbeddedWorker:
-    """Runs `app.Worker` on a daemon thread and stops it on request."""
+    """Runs `app.Worker` on a daemon thread and stops it on request.
 
-    def __init__(self, app: Celery, *, concurrency: int, loglevel: str = "WARNING") -> None:
+    With `pool="prefork"` the tasks run in `concurrency` child processes forked from that
+    thread (see `pipeline.worker.prefork`); the consumer, and its acks, stay here.
+    """
+
+    def __init__(
+        self, app: Celery, *, concurrency: int, pool: Pool = "threads", loglevel: str = "WARNING"
+    ) -> None:
         # Celery warns about root because of pickle; this app accepts JSON only.
         warnings.filterwarnings(
             "ignore", message=".*superuser privileges", category=SecurityWarning
         )
         self._worker = app.Worker(
-            pool="threads",
+            pool=pool,
             concurrency=concurrency,
             loglevel=loglevel,
             without_heartbeat=True,

@@ -74,6 +74,31 @@ class Proc:
             f"{self.name}: {path} not 200 in time; log tail:\n{self.log()[-3000:]}"
         )
 
+    def send(self, sig: int) -> None:
+        """Signal this process alone (not its group: prefork children are left to it)."""
+        with suppress(ProcessLookupError):
+            os.kill(self.popen.pid, sig)
+
+    def exited_within(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the process to end by itself."""
+        try:
+            self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def children(self) -> list[int]:
+        """The pids of this process's children (Celery's prefork pool), from /proc."""
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.pid}/task").glob("*"):
+            with suppress(OSError):
+                pids.extend(int(p) for p in (task / "children").read_text().split())
+        return pids
+
+    def connected_to(self, port: int) -> bool:
+        """Whether this process holds an established TCP connection to 127.0.0.1:`port`."""
+        return bool(_socket_inodes(self.pid) & _established_to(port))
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal this process's group (it is the group leader), then reap it."""
         if self.popen.returncode is None:
@@ -139,9 +164,9 @@ class ProcessSet:
             proc.wait_for_line("promptbus worker consuming", 30)
         return proc
 
-    async def workers(self, count: int) -> list[Proc]:
+    async def workers(self, count: int, extra: dict[str, str] | None = None) -> list[Proc]:
         """Start `count` workers at once and wait until all consume."""
-        started = [self.worker(wait=False) for _ in range(count)]
+        started = [self.worker(extra, wait=False) for _ in range(count)]
         await asyncio.gather(
             *(asyncio.to_thread(p.wait_for_line, "promptbus worker consuming", 30) for p in started)
         )
@@ -162,12 +187,34 @@ class ProcessSet:
                 proc.popen.wait(timeout=5)
 
 
+def _socket_inodes(pid: int) -> set[str]:
+    inodes: set[str] = set()
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        with suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def _established_to(port: int) -> set[str]:
+    """Inodes of the machine's established IPv4 TCP sockets whose remote port is `port`."""
+    inodes: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state, inode = fields[2], fields[3], fields[9]
+        if state == "01" and int(remote.split(":")[1], 16) == port:
+            inodes.add(inode)
+    return inodes
+
+
 def base_env(
     *, broker_url: str, suffix: str, redis_url: str, redis_prefix: str, gemini: str, data_dir: Path
 ) -> dict[str, str]:
     """The inherited environment without PROMPTBUS_* or a provider key, plus these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTBUS_")}
     env.pop("GOOGLE_API_KEY", None)
+    env.pop("OPENAI_API_KEY", None)
     env.update(
         PROMPTBUS_HOST="127.0.0.1",
         PROMPTBUS_BROKER_URL=broker_url,
