@@ -1,7 +1,7 @@
 """What the stages share: the model catalogue, the response cache and the providers."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.cache.responses import ResponseCache
@@ -9,9 +9,11 @@ from pipeline.catalog import ModelCatalog
 from pipeline.errors import UpstreamUnavailable
 from pipeline.jobs.store import JobStore
 from pipeline.providers.base import ChatProvider
+from pipeline.templates import TemplateCatalog
 
 if TYPE_CHECKING:
     from handlers.emit import CompletionSink
+    from pipeline.resilience.router import Router
     from pipeline.webhooks.scheduler import WebhookScheduler
 
 
@@ -22,10 +24,12 @@ class StageContext:
     catalog: ModelCatalog
     cache: ResponseCache
     providers: Mapping[str, ChatProvider]
+    router: "Router"
     jobs: JobStore | None = None
     events: "CompletionSink | None" = None
     webhooks: "WebhookScheduler | None" = None
     claim_ttl_s: float = 24 * 3600
+    templates: TemplateCatalog = field(default_factory=TemplateCatalog)
 
     def provider(self, name: str) -> ChatProvider:
         """The provider called `name`."""

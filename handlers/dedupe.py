@@ -17,12 +17,18 @@ class Identity(NamedTuple):
 
 
 def identify(catalog: ModelCatalog, request: GenerateRequest, tenant: str) -> Identity:
-    """The request's identity; UnknownModel if its model is not in the catalogue."""
-    spec = catalog.resolve(request.model)
-    key = cache_key(
-        request, tenant=tenant, provider=spec.provider, provider_model=spec.provider_model
+    """The request's identity; UnknownModel if its model is not in the catalogue.
+
+    A model or alias keys as its provider model, so both share entries; a route of several
+    deployments keys as the route, since any of them may answer.
+    """
+    route = catalog.route(request.model)
+    primary = route.deployments[0].spec
+    provider, model = (
+        (primary.provider, primary.provider_model) if route.single else ("route", route.name)
     )
-    return Identity(spec.provider, spec.provider_model, key)
+    key = cache_key(request, tenant=tenant, provider=provider, provider_model=model)
+    return Identity(primary.provider, primary.provider_model, key)
 
 
 async def dedupe(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:

@@ -1,30 +1,65 @@
-"""Generate: ask the provider for an answer and refuse unusable ones."""
+"""Generate: the routed model call (retries, fallbacks, limits), and structured output."""
+
+import dataclasses
+import time
 
 from handlers.context import StageContext
-from pipeline.errors import ContentBlocked, EmptyAnswer
-from schemas import StageEnvelope
+from handlers.structured import structured_answer
+from pipeline.errors import PromptbusError
+from pipeline.resilience.router import BLOCKED_REASONS, Call, RetryLater
+from schemas import Message, RoutingState, StageEnvelope
+from schemas.stages import Generation
 
-# Finish reasons (lower-cased) that mean the provider withheld the answer.
-BLOCKED_REASONS = frozenset(
-    {"safety", "recitation", "blocklist", "prohibited_content", "spii", "image_safety", "other"}
-)
+__all__ = ["BLOCKED_REASONS", "StageDeferred", "generate"]
+
+
+class StageDeferred(Exception):
+    """A job's step must run again after `delay_s` with `envelope` (a Celery retry)."""
+
+    def __init__(self, delay_s: float, envelope: StageEnvelope, reason: str) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+        self.envelope = envelope
 
 
 async def generate(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
-    """Attach the provider's answer; a blocked or empty answer is an error."""
-    if envelope.provider is None or envelope.provider_model is None:
+    """Attach the answer of the first deployment that gives a usable one.
+
+    A sync request waits between attempts in process; a job's step is deferred instead
+    (StageDeferred), carrying its routing state so that the budget and deadline hold
+    across Celery retries.
+    """
+    if envelope.cache_key is None:
         raise ValueError("generate needs a resolved model: run dedupe first")
-    provider = ctx.provider(envelope.provider)
-    generation = await provider.generate(
-        envelope.provider_model, envelope.request.conversation(), envelope.request.params
-    )
-    reason = generation.finish_reason
-    if reason in BLOCKED_REASONS:
-        raise ContentBlocked(
-            f"the model withheld its answer (finish_reason {reason})", finish_reason=reason
+    request = envelope.request
+    router = ctx.router
+    route = ctx.catalog.route(request.model)
+    in_job = envelope.job_id is not None
+    policy = router.policy
+    budget_s = policy.job_deadline_s if in_job else policy.sync_deadline_s
+    state = envelope.routing or RoutingState(deadline=time.time() + budget_s)
+    call = Call(request.conversation(), request.params, request.response_schema)
+
+    async def routed(conversation: tuple[Message, ...]) -> Generation:
+        nonlocal state
+        answer, state = await router.generate(
+            route,
+            dataclasses.replace(call, conversation=conversation),
+            state,
+            wait_in_process=not in_job,
         )
-    if not generation.text.strip():
-        raise EmptyAnswer(
-            f"the model gave an empty answer (finish_reason {reason})", finish_reason=reason
-        )
-    return envelope.model_copy(update={"generation": generation})
+        return answer
+
+    try:
+        if request.response_schema is None:
+            generation = await routed(call.conversation)
+        else:
+            generation = await structured_answer(routed, call.conversation, request.response_schema)
+    except RetryLater as later:
+        deferred = envelope.model_copy(update={"routing": later.state})
+        raise StageDeferred(later.delay_s, deferred, later.reason.message) from None
+    except PromptbusError as exc:
+        if exc.attempts is None:
+            exc.attempts, exc.tried = state.attempts, state.tried or None
+        raise
+    return envelope.model_copy(update={"generation": generation, "routing": state})

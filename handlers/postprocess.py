@@ -3,7 +3,7 @@
 import time
 
 from handlers.context import StageContext
-from schemas import CacheInfo, GenerateResponse, StageEnvelope
+from schemas import CacheInfo, GenerateResponse, RoutingInfo, StageEnvelope
 
 
 async def postprocess(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
@@ -12,7 +12,9 @@ async def postprocess(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelo
     if generation is None or envelope.cache_key is None:
         raise ValueError("post-process needs a generation: run generate first")
     request = envelope.request
-    spec = ctx.catalog.resolve(request.model)
+    spec = ctx.catalog.deployment(generation.provider, generation.provider_model)
+    if spec is None:
+        spec = ctx.catalog.resolve(request.model)
     ttl = request.cache.ttl or ctx.cache.default_ttl_s
     response = GenerateResponse(
         id=f"gen_{envelope.request_id}",
@@ -24,6 +26,8 @@ async def postprocess(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelo
         usage=generation.usage,
         cost=spec.cost(generation.usage),
         cache=CacheInfo(hit=False, key=envelope.cache_key, ttl_s=ttl),
+        routing=_routing(envelope, generation.provider, generation.provider_model),
+        json_=generation.json_,
         created=time.time(),
     )
     stored = False
@@ -34,3 +38,14 @@ async def postprocess(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelo
             update={"cache": response.cache.model_copy(update={"stored": True})}
         )
     return envelope.model_copy(update={"response": response})
+
+
+def _routing(envelope: StageEnvelope, provider: str, provider_model: str) -> RoutingInfo:
+    """Which deployment answered and how many calls it took (one, unless routing says more)."""
+    state = envelope.routing
+    return RoutingInfo(
+        deployment=f"{provider}/{provider_model}",
+        attempts=max(1, state.attempts) if state else 1,
+        fallbacks=state.tried if state else (),
+        strategy=state.strategy if state else None,
+    )

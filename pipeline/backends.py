@@ -14,6 +14,8 @@ from pipeline.jobs.redis_store import RedisJobStore
 from pipeline.jobs.store import JobStore
 from pipeline.lock import RedisSingleFlight
 from pipeline.redis_client import redis_from_url
+from pipeline.resilience.ratelimit import MemoryRateLimiter, RateLimiter
+from pipeline.resilience.redis_ratelimit import RedisRateLimiter
 from pipeline.settings import Settings
 from pipeline.webhooks.redis_registry import RedisWebhookRegistry
 from pipeline.webhooks.registry import MemoryWebhookRegistry, WebhookRegistry
@@ -21,13 +23,14 @@ from pipeline.webhooks.registry import MemoryWebhookRegistry, WebhookRegistry
 
 @dataclass
 class Backends:
-    """The cache, the job store, the webhook registry and the cross-process lock."""
+    """The cache, the job store, the webhook registry, the cross-process lock, rate limits."""
 
     l1: LRUMemoryCache
     cache: ResponseCache
     jobs: JobStore
     webhooks: WebhookRegistry
     across_processes: RedisSingleFlight | None
+    limiter: RateLimiter
     redis: Redis | None
 
     async def close(self) -> None:
@@ -52,6 +55,7 @@ def build_backends(settings: Settings) -> Backends:
             jobs=MemoryJobStore(retention_s=settings.job_retention_s, max_jobs=settings.max_jobs),
             webhooks=MemoryWebhookRegistry(max_jobs_tracked=settings.max_jobs),
             across_processes=None,
+            limiter=MemoryRateLimiter(),
             redis=None,
         )
     redis = redis_from_url(settings.redis_url, timeout_s=settings.redis_timeout_s)
@@ -82,5 +86,6 @@ def build_backends(settings: Settings) -> Backends:
             wait_s=settings.coalesce_wait_s / 2,
             guard=guard,
         ),
+        limiter=RedisRateLimiter(redis, prefix=prefix, guard=guard),
         redis=redis,
     )

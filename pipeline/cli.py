@@ -68,7 +68,9 @@ async def _serve(settings: Settings) -> int:
     from pipeline.ingress.keys import RUNTIME
 
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # handler_cancellation: a caller that hangs up cancels its handler, and so its upstream
+    # call unless coalesced callers still wait for it (writes are shielded in their handlers).
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -97,12 +99,13 @@ async def _serve(settings: Settings) -> int:
 async def _work(settings: Settings) -> int:
     from pipeline.runtime import Runtime
 
-    runtime = await Runtime.start(settings, with_worker=True)
+    runtime = await Runtime.start(settings, with_worker=True, pool=settings.worker_pool)
     log = structlog.get_logger("promptbus")
     log.info(
         f"promptbus worker consuming {settings.broker_url.split('@')[-1]}; "
         f"provider {runtime.provider_description()}",
         concurrency=settings.worker_concurrency,
+        pool=settings.worker_pool,
     )
     try:
         await _until_signalled()

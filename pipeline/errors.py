@@ -104,6 +104,12 @@ class UnknownTemplate(NotFound):
     type = "unknown_template"
 
 
+class InvalidConfig(PromptbusError):
+    """Raised at start-up when a configuration file is invalid; the message names the file."""
+
+    type = "invalid_config"
+
+
 class RateLimited(PromptbusError):
     """Raised when a model's configured rate limit has no room within the caller's wait."""
 

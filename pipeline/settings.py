@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     bus_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=64)
     publish_timeout_s: float = Field(default=5.0, gt=0, le=60)
     memory_polling_interval_s: float = Field(default=0.002, gt=0, le=1)
-    redis_visibility_timeout_s: int = Field(default=3600, ge=60)
+    redis_visibility_timeout_s: int = Field(default=3600, ge=1)
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     worker_pool: Literal["threads", "prefork"] = "threads"
 
@@ -120,6 +120,21 @@ class Settings(BaseSettings):
         return self.config_dir / "models.toml"
 
     @property
-    def uses_emulator(self) -> bool:
-        """Whether promptbus must start its built-in Gemini emulator."""
+    def templates_dir(self) -> Path:
+        """The prompt templates, one TOML file per template id."""
+        return self.config_dir / "templates"
+
+    @property
+    def gemini_uses_emulator(self) -> bool:
+        """Whether Gemini calls go to the built-in emulator (no key, no base URL)."""
         return self.google_api_key is None and self.gemini_base_url is None
+
+    @property
+    def openai_uses_emulator(self) -> bool:
+        """Whether OpenAI-compatible calls go to the built-in emulator (no key, no base URL)."""
+        return self.openai_api_key is None and self.openai_base_url is None
+
+    @property
+    def uses_emulator(self) -> bool:
+        """Whether promptbus must start its built-in emulator (for either provider)."""
+        return self.gemini_uses_emulator or self.openai_uses_emulator

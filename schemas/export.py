@@ -9,6 +9,7 @@ from schemas.errors import ErrorBody
 from schemas.events import CompletionEvent, RequestEvent
 from schemas.generate import GenerateRequest, GenerateResponse
 from schemas.jobs import Job, JobSubmission
+from schemas.templates import TemplateList
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -20,6 +21,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "completion_event": CompletionEvent,
     "job_submission": JobSubmission,
     "job": Job,
+    "template_list": TemplateList,
 }
 
 

@@ -104,6 +104,7 @@ def settings_for_test(**overrides: Any) -> Settings:
         "host": "127.0.0.1",
         "port": 0,
         "google_api_key": None,
+        "openai_api_key": None,
         "log_format": "json",
         "log_level": "warning",
         # Sync-path tests need no job worker; job tests turn it on.
@@ -112,6 +113,10 @@ def settings_for_test(**overrides: Any) -> Settings:
         "webhook_allow_private": "127.0.0.0/8,::1/128",
     }
     values.update(overrides)
+    gemini_url = values.get("gemini_base_url")
+    if gemini_url and "openai_base_url" not in values:
+        # The test's emulator serves the OpenAI-compatible API too, under /v1.
+        values["openai_base_url"] = f"{gemini_url.rstrip('/')}/v1"
     return Settings(**values)
 
 
@@ -125,7 +130,7 @@ async def start_gateway(
     async def start(**overrides: Any) -> Gateway:
         overrides.setdefault("gemini_base_url", emulator.base_url)
         app = create_app(settings_for_test(**overrides))
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -8,7 +8,9 @@ import orjson
 from pydantic import ValidationError
 
 from handlers import StageContext, failed_event
+from handlers.arrival import arrive
 from handlers.emit import EMIT_CLAIM, CompletionSink
+from pipeline.errors import PromptbusError
 from pipeline.jobs.store import JobStore
 from schemas import REQUEST_SCHEMA, ErrorDetail, JobState, RequestEvent, StageEnvelope
 from schemas.jobs import Job
@@ -83,6 +85,11 @@ class Admitter:
         try:
             self._ctx.catalog.resolve(event.request.model)
         except Exception as exc:
+            return await self._dead(f"invalid event: {exc}", job_id)
+        try:
+            # A publisher's template request is expanded here, as the ingress expands its own.
+            event = event.model_copy(update={"request": arrive(event.request, self._ctx.templates)})
+        except PromptbusError as exc:
             return await self._dead(f"invalid event: {exc}", job_id)
         if not await self._jobs.claim(DISPATCH_CLAIM, event.job_id, self._ctx.claim_ttl_s):
             return Admission()

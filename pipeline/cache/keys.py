@@ -4,6 +4,7 @@ import hashlib
 
 import orjson
 
+from pipeline.errors import ValidationFailed
 from schemas import GenerateRequest
 
 KEY_VERSION = "v1"
@@ -14,20 +15,31 @@ def cache_key(request: GenerateRequest, *, tenant: str, provider: str, provider_
 
     Aliases resolve to the provider model first, so `flash` and `gemini-2.5-flash`
     share entries; a prompt with a system text keys the same as the equivalent
-    messages. Key order and whitespace in the request body never matter.
+    messages. Key order and whitespace in the request body never matter. A template
+    request must be expanded first: its key holds the rendered messages and the
+    template's id and pinned version (its variables only through what they rendered).
     """
+    if not request.expanded:
+        raise ValueError("a template request must be expanded before it is keyed")
+    template = request.template
     canonical = {
         "tenant": tenant,
         "provider": provider,
         "model": provider_model,
         "messages": _messages(request),
         "params": _params(request),
-        # Later request fields that shape the answer join here (template, schema).
-        "template": None,
-        "response_schema": None,
+        "template": None if template is None else {"id": template.id, "version": template.version},
+        # The schema as given: OPT_SORT_KEYS sorts its keys at every depth.
+        "response_schema": request.response_schema,
     }
-    digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return f"{KEY_VERSION}:{tenant}:{digest}"
+    try:
+        encoded = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        # Only the free-form schema can hold what JSON cannot carry (an integer past 64 bits).
+        raise ValidationFailed(
+            f"response_schema cannot be canonicalised: {exc}", field="response_schema"
+        ) from exc
+    return f"{KEY_VERSION}:{tenant}:{hashlib.sha256(encoded).hexdigest()}"
 
 
 def _messages(request: GenerateRequest) -> list[list[str]]:

@@ -10,6 +10,7 @@ from pipeline.ingress.jobs import delete_job, get_job, get_job_events, list_jobs
 from pipeline.ingress.keys import PARSED_BODIES, RUNTIME, SETTINGS
 from pipeline.ingress.memo import ParsedBodies
 from pipeline.ingress.middleware import request_context
+from pipeline.ingress.templates import add_routes as add_template_routes
 from pipeline.ingress.webhooks import add_routes as add_webhook_routes
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
@@ -27,6 +28,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_delete("/v1/jobs/{job_id}", delete_job)
     app.router.add_get("/v1/jobs/{job_id}/events", get_job_events)
     add_webhook_routes(app)
+    add_template_routes(app)
     app.router.add_get("/v1/models", get_models)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
@@ -36,6 +38,6 @@ def create_app(settings: Settings) -> web.Application:
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
     runtime = await Runtime.start(app[SETTINGS])
     app[RUNTIME] = runtime
-    app[PARSED_BODIES] = ParsedBodies(runtime.catalog)
+    app[PARSED_BODIES] = ParsedBodies(runtime.catalog, runtime.templates)
     yield
     await runtime.stop()

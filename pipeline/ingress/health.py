@@ -16,7 +16,7 @@ async def get_readyz(request: web.Request) -> web.Response:
     """The provider answers and the cache works; 503 otherwise."""
     runtime = request.app[RUNTIME]
     checks = {
-        "provider": await runtime.gemini.ready(),
+        "provider": await runtime.providers_ready(),
         "cache": await runtime.ctx.cache.ping(),
     }
     if runtime.backends.redis is not None:
@@ -28,8 +28,9 @@ async def get_readyz(request: web.Request) -> web.Response:
 
 
 async def get_models(request: web.Request) -> web.Response:
-    """Every model a request may name, with its aliases and prices."""
-    catalog = request.app[RUNTIME].catalog
+    """Every model and route a request may name: aliases, prices, limits and circuit state."""
+    runtime = request.app[RUNTIME]
+    catalog, breaker = runtime.catalog, runtime.ctx.router.breaker
     data = [
         {
             "id": spec.provider_model,
@@ -37,10 +38,22 @@ async def get_models(request: web.Request) -> web.Response:
             "aliases": list(spec.aliases),
             "input_per_million_usd": spec.input_per_million,
             "output_per_million_usd": spec.output_per_million,
+            "rpm": spec.rpm,
+            "tpm": spec.tpm,
+            "circuit": breaker.state(spec.deployment),
         }
         for spec in catalog.specs()
     ]
-    return web.json_response({"data": data})
+    routes = [
+        {
+            "id": route.name,
+            "strategy": route.strategy,
+            "fallback_on_blocked": route.fallback_on_blocked,
+            "deployments": [{"deployment": d.name, "weight": d.weight} for d in route.deployments],
+        }
+        for route in catalog.routes()
+    ]
+    return web.json_response({"data": data, "routes": routes})
 
 
 async def _redis_ready(redis: Redis) -> bool:

@@ -40,11 +40,14 @@ async def post_job(request: web.Request) -> web.Response:
         raise ValidationFailed(
             "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
         )
-    job = await runtime.intake.submit(
-        submission,
-        tenant=DEFAULT_TENANT,
-        correlation_id=request.headers.get("X-Correlation-Id"),
-        idempotency_key=key,
+    # Shielded: a caller that hangs up must not cut a submit between its store and its publish.
+    job = await asyncio.shield(
+        runtime.intake.submit(
+            submission,
+            tenant=DEFAULT_TENANT,
+            correlation_id=request.headers.get("X-Correlation-Id"),
+            idempotency_key=key,
+        )
     )
     response = _job_response(job, status=202)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -106,7 +109,7 @@ async def get_job_events(request: web.Request) -> web.StreamResponse:
 
 async def delete_job(request: web.Request) -> web.Response:
     """Cancel a queued or running job."""
-    job = await request.app[RUNTIME].intake.cancel(request.match_info["job_id"])
+    job = await asyncio.shield(request.app[RUNTIME].intake.cancel(request.match_info["job_id"]))
     return _job_response(job)
 
 

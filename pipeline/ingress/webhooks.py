@@ -1,5 +1,7 @@
 """Webhook endpoint routes: register, read, delete, rotate the secret, attempts, replay."""
 
+import asyncio
+
 import orjson
 from aiohttp import web
 
@@ -35,7 +37,7 @@ async def post_webhook(request: web.Request) -> web.Response:
         check_url(str(spec.url), runtime.sender.policy)
     except WebhookAddressRefused as exc:
         raise ValidationFailed(f"webhook url refused: {exc.reason}", field="url") from exc
-    endpoint, secret = await runtime.webhooks.create(DEFAULT_TENANT, spec)
+    endpoint, secret = await asyncio.shield(runtime.webhooks.create(DEFAULT_TENANT, spec))
     response = _json({**endpoint.model_dump(mode="json"), "secret": secret}, status=201)
     response.headers["Location"] = f"/v1/webhooks/{endpoint.id}"
     return response
@@ -55,14 +57,14 @@ async def get_webhook(request: web.Request) -> web.Response:
 async def delete_webhook(request: web.Request) -> web.Response:
     """Remove an endpoint; deliveries to it stop."""
     endpoint = await _endpoint(request)
-    await request.app[RUNTIME].webhooks.delete(endpoint.id)
+    await asyncio.shield(request.app[RUNTIME].webhooks.delete(endpoint.id))
     return web.Response(status=204)
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
     """A new secret; the old one keeps signing alongside for 24 hours."""
     endpoint = await _endpoint(request)
-    secret = await request.app[RUNTIME].webhooks.rotate(endpoint.id)
+    secret = await asyncio.shield(request.app[RUNTIME].webhooks.rotate(endpoint.id))
     return _json({"id": endpoint.id, "secret": secret})
 
 
@@ -82,7 +84,7 @@ async def replay(request: web.Request) -> web.Response:
         raise NotFound(f"no job {request.match_info['job_id']!r}")
     if not job.finished:
         raise Conflict(f"job {job.id!r} has not finished")
-    task = await runtime.scheduler.replay(job_completion(job), job, endpoint)
+    task = await asyncio.shield(runtime.scheduler.replay(job_completion(job), job, endpoint))
     return _json({"message_id": task.message_id, "job_id": job.id, "endpoint_id": endpoint.id}, 202)
 
 

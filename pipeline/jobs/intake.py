@@ -7,6 +7,7 @@ import time
 import orjson
 
 from handlers import StageContext, completion_event, failed_event
+from handlers.arrival import arrive
 from handlers.emit import EMIT_CLAIM
 from pipeline.bus.admission import DISPATCH_CLAIM, envelope_for, new_job
 from pipeline.bus.publisher import EventPublisher
@@ -55,6 +56,9 @@ class JobIntake:
         idempotency_key: str | None,
     ) -> Job:
         """The accepted job (or the earlier job under the same idempotency key)."""
+        # Expanded first: the fingerprint, the event and the job record carry the rendered
+        # messages and the pinned version, and a bad template changes nothing.
+        submission = arrive(submission, self._ctx.templates)
         job_id = new_job_id()
         if idempotency_key is not None:
             held = await self._jobs.reserve_idempotency_key(

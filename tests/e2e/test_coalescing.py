@@ -2,7 +2,7 @@
 
 import asyncio
 
-from tests.conftest import Emulator, Gateway
+from tests.conftest import Emulator, Gateway, GatewayFactory
 
 
 async def test_hundred_identical_requests_make_one_upstream_call(
@@ -33,8 +33,10 @@ async def test_distinct_requests_are_not_coalesced(gateway: Gateway, emulator: E
 
 
 async def test_an_error_reaches_every_coalesced_caller_and_is_not_cached(
-    gateway: Gateway, emulator: Emulator
+    start_gateway: GatewayFactory, emulator: Emulator
 ):
+    # Two attempts per request (one retry), and a breaker that stays closed throughout
+    gateway = await start_gateway(retry_max_attempts=2, retry_base_s=0.01, breaker_failures=10)
     body = {
         "model": "flash",
         "prompt": "fail together [[emulator:delay=200]] [[emulator:status=500]]",
@@ -43,6 +45,7 @@ async def test_an_error_reaches_every_coalesced_caller_and_is_not_cached(
 
     assert {r.status for r in replies} == {503}
     assert all(r.body["error"]["retryable"] for r in replies)
-    assert await emulator.calls() == 1
+    assert all(r.body["error"]["attempts"] == 2 for r in replies)
+    assert await emulator.calls() == 2, "ten coalesced callers share one request's attempts"
     assert (await gateway.generate(body)).status == 503
-    assert await emulator.calls() == 2
+    assert await emulator.calls() == 4

@@ -199,7 +199,8 @@ async def test_cache_control_max_age_refuses_older_answers(gateway: Gateway, emu
 
 
 async def test_errors_are_not_cached(gateway: Gateway, emulator: Emulator):
-    failing = {"model": "flash", "prompt": "boom [[emulator:status=503]]"}
+    # A rejected request (not retried, so each try is one upstream call)
+    failing = {"model": "flash", "prompt": "boom [[emulator:status=400]]"}
     blocked = {"model": "flash", "prompt": "bad [[emulator:block=safety]]"}
     empty = {"model": "flash", "prompt": "nothing [[emulator:empty]]"}
     for body in (failing, blocked, empty):

@@ -20,6 +20,15 @@ async def test_models_lists_aliases_and_prices(gateway: Gateway):
         assert name in models
     assert "flash" in models["gemini-2.5-flash"]["aliases"]
     assert models["gemini-2.5-pro"]["output_per_million_usd"] == 10.0
+    assert models["gpt-4o-mini"]["provider"] == "openai"
+    assert models["gemini-2.5-flash"]["circuit"] == "closed"
+    routes = {r["id"]: r for r in reply.body["routes"]}
+    assert routes["auto"]["strategy"] == "fallback"
+    assert [d["deployment"] for d in routes["auto"]["deployments"]] == [
+        "gemini/gemini-2.5-flash",
+        "gemini/gemini-2.0-flash",
+        "openai/gpt-4o-mini",
+    ]
 
 
 async def test_embedded_default_runs_its_own_emulator(start_gateway: GatewayFactory):

@@ -46,3 +46,12 @@ def test_messages_role_matters():
         messages=[{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]
     )
     assert as_user != as_assistant
+
+
+def test_response_schema_is_keyed_canonically():
+    schema = {"type": "object", "properties": {"a": {"type": "string", "minLength": 1}}}
+    reordered = {"properties": {"a": {"minLength": 1, "type": "string"}}, "type": "object"}
+
+    assert key(response_schema=schema) == key(response_schema=reordered)
+    assert key(response_schema=schema) != key()
+    assert key(response_schema=schema) != key(response_schema={**schema, "required": ["a"]})

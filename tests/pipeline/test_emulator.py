@@ -3,66 +3,42 @@
 import gc
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+from google import genai
 from google.genai.errors import ClientError, ServerError
 from langchain_core.exceptions import ModelAPIError, ModelRateLimitError
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_google_genai import ChatGoogleGenerativeAI
 
-from pipeline.emulator import (
-    EMULATOR_API_KEY,
-    EmulatorConfig,
-    RunningEmulator,
-    start_emulator,
+from pipeline.emulator import EMULATOR_API_KEY, EmulatorConfig, RunningEmulator
+from tests.pipeline.emulator_support import (
+    GEMINI_MODEL as MODEL,
+)
+from tests.pipeline.emulator_support import (
+    ZERO_STATS,
+    read_stats,
+    running,
+)
+from tests.pipeline.emulator_support import (
+    gemini_chat as chat,
 )
 
-MODEL = "gemini-2.5-flash"
 PROMPT = [("system", "be brief"), ("human", "hello")]
 GENERATE = f"/v1beta/models/{MODEL}:generateContent"
 STREAM = f"/v1beta/models/{MODEL}:streamGenerateContent"
 BODY = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}
 
-# google-genai subclasses aiohttp.ClientSession, which aiohttp deprecates
-# (googleapis/python-genai#1989); every first request on a loop warns.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Inheritance class AiohttpClientSession from ClientSession:DeprecationWarning"
-)
 # langchain-core reads error bodies with a sync response.json(); on the SDK's aiohttp
 # transport that creates a coroutine nobody awaits. Tests expecting errors collect it here.
 UNAWAITED_ERROR_BODY = "ignore:coroutine 'ClientResponse.json' was never awaited:RuntimeWarning"
 
 
-@asynccontextmanager
-async def running(config: EmulatorConfig) -> AsyncIterator[RunningEmulator]:
-    """Run an emulator for the duration of the block."""
-    emu = await start_emulator(config)
-    try:
-        yield emu
-    finally:
-        await emu.stop()
-
-
-@asynccontextmanager
-async def chat(emu: RunningEmulator, **kwargs: Any) -> AsyncIterator[ChatGoogleGenerativeAI]:
-    """Build the real LangChain client pointed at the emulator, closing it afterwards."""
-    options: dict[str, Any] = {"model": MODEL, "max_retries": 1, "timeout": 10, **kwargs}
-    llm = ChatGoogleGenerativeAI(
-        google_api_key=EMULATOR_API_KEY, base_url=emu.base_url, api_version="v1beta", **options
-    )
-    try:
-        yield llm
-    finally:
-        await llm.aclose()
-
-
 @pytest.fixture
 async def emu() -> AsyncIterator[RunningEmulator]:
-    async with running(EmulatorConfig()) as emulator:
+    async with running() as emulator:
         yield emulator
 
 
@@ -83,12 +59,16 @@ async def invoke(llm: ChatGoogleGenerativeAI, text: str) -> AIMessage:
     return await llm.ainvoke([("system", "be brief"), ("human", text)])
 
 
-async def stats(http: aiohttp.ClientSession) -> dict[str, Any]:
-    """Read the emulator's counters."""
-    async with http.get("/stats") as resp:
-        assert resp.status == 200
-        result: dict[str, Any] = await resp.json()
-        return result
+def gemini_stats(calls: int, stream_calls: int = 0, errors: int = 0) -> dict[str, object]:
+    """The counters after `calls` Gemini calls to MODEL."""
+    return {
+        **ZERO_STATS,
+        "calls": calls,
+        "by_model": {MODEL: calls},
+        "stream_calls": stream_calls,
+        "errors": errors,
+        "by_api": {"gemini": calls, "openai": 0},
+    }
 
 
 async def test_invoke_returns_answer_finish_reason_and_usage(
@@ -187,22 +167,17 @@ async def test_stream_wire_format_is_sse(http: aiohttp.ClientSession) -> None:
 async def test_stats_count_calls_by_model_and_reset(
     llm: ChatGoogleGenerativeAI, http: aiohttp.ClientSession
 ) -> None:
-    assert await stats(http) == {"calls": 0, "by_model": {}, "stream_calls": 0, "errors": 0}
+    assert await read_stats(http) == ZERO_STATS
 
     await llm.ainvoke(PROMPT)
     _ = [chunk async for chunk in llm.astream(PROMPT)]
     async with http.post(GENERATE, data=b"{not json") as resp:
         assert resp.status == 400
 
-    assert await stats(http) == {
-        "calls": 3,
-        "by_model": {MODEL: 3},
-        "stream_calls": 1,
-        "errors": 1,
-    }
+    assert await read_stats(http) == gemini_stats(3, stream_calls=1, errors=1)
     async with http.post("/stats/reset") as resp:
         assert resp.status == 200
-    assert await stats(http) == {"calls": 0, "by_model": {}, "stream_calls": 0, "errors": 0}
+    assert await read_stats(http) == ZERO_STATS
 
 
 @pytest.mark.filterwarnings(UNAWAITED_ERROR_BODY)
@@ -218,12 +193,7 @@ async def test_status_directive_raises_and_is_counted(
     del excinfo
     gc.collect()
 
-    assert await stats(http) == {
-        "calls": 1,
-        "by_model": {MODEL: 1},
-        "stream_calls": 0,
-        "errors": 1,
-    }
+    assert await read_stats(http) == gemini_stats(1, errors=1)
 
 
 @pytest.mark.filterwarnings(UNAWAITED_ERROR_BODY)
@@ -284,7 +254,7 @@ async def test_directives_combine(llm: ChatGoogleGenerativeAI) -> None:
 
 
 async def test_latency_config_delays_every_answer() -> None:
-    async with running(EmulatorConfig(latency_ms=200)) as emu, chat(emu) as llm:
+    async with running(EmulatorConfig(latency_ms=200)) as emulator, chat(emulator) as llm:
         started = time.perf_counter()
         await llm.ainvoke(PROMPT)
 
@@ -326,14 +296,28 @@ async def test_unknown_route_is_404_in_google_format(
     assert error == {"code": 404, "message": error["message"], "status": "NOT_FOUND"}
 
 
-@pytest.mark.parametrize("version", ["v1beta", "v1"])
-async def test_list_models(http: aiohttp.ClientSession, version: str) -> None:
-    async with http.get(f"/{version}/models") as resp:
+async def test_list_models_on_v1beta(http: aiohttp.ClientSession) -> None:
+    async with http.get("/v1beta/models") as resp:
         assert resp.status == 200
         names = [model["name"] for model in (await resp.json())["models"]]
 
     assert f"models/{MODEL}" in names
     assert len(names) >= 2
+
+
+@pytest.mark.parametrize("version", ["v1beta", "v1"])
+async def test_google_genai_lists_models_on_both_versions(
+    emu: RunningEmulator, version: str
+) -> None:
+    # GET /v1/models is OpenAI's list, but a request with only a Gemini key gets Gemini's.
+    options = genai.types.HttpOptions(base_url=emu.base_url, api_version=version)
+    client = genai.Client(api_key=EMULATOR_API_KEY, http_options=options)
+    try:
+        names = [model.name async for model in await client.aio.models.list()]
+    finally:
+        await client.aio.aclose()
+
+    assert f"models/{MODEL}" in names
 
 
 async def test_v1_generate_route(http: aiohttp.ClientSession) -> None:
@@ -353,3 +337,85 @@ async def test_healthz(http: aiohttp.ClientSession) -> None:
 async def test_base_url_is_loopback(emu: RunningEmulator) -> None:
     assert emu.port > 0
     assert emu.base_url == f"http://127.0.0.1:{emu.port}"
+
+
+@pytest.mark.filterwarnings(UNAWAITED_ERROR_BODY)
+async def test_retry_after_on_429_is_in_retry_info_and_header(llm: ChatGoogleGenerativeAI) -> None:
+    with pytest.raises(ModelRateLimitError) as excinfo:
+        await invoke(llm, "hello [[emulator:status=429,retry_after=2.5]]")
+
+    # LangChain raises GoogleRateLimitError from the SDK's ClientError; the SDK keeps the
+    # whole error body in `.details` and the aiohttp response in `.response`.
+    cause = excinfo.value.__cause__
+    assert isinstance(cause, ClientError)
+    assert cause.code == 429
+    assert cause.details["error"]["details"] == [
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2.500s"}
+    ]
+    assert cause.response.headers["Retry-After"] == "3"
+    del excinfo, cause
+    gc.collect()
+
+
+@pytest.mark.filterwarnings(UNAWAITED_ERROR_BODY)
+async def test_retry_after_on_503_is_on_the_server_error_itself(
+    llm: ChatGoogleGenerativeAI,
+) -> None:
+    with pytest.raises(ServerError) as excinfo:
+        await invoke(llm, "hello [[emulator:status=503,retry_after=4]]")
+
+    error = excinfo.value.details["error"]
+    assert error["status"] == "UNAVAILABLE"
+    assert error["details"][0]["retryDelay"] == "4s"
+    assert excinfo.value.response.headers["Retry-After"] == "4"
+    del excinfo
+    gc.collect()
+
+
+async def test_status_without_retry_after_has_no_details(http: aiohttp.ClientSession) -> None:
+    body = {"contents": [{"parts": [{"text": "x [[emulator:status=500]]"}]}]}
+    async with http.post(GENERATE, json=body) as resp:
+        assert resp.status == 500
+        assert "Retry-After" not in resp.headers
+        error = (await resp.json())["error"]
+
+    assert error == {"code": 500, "message": error["message"], "status": "INTERNAL"}
+
+
+async def test_retry_after_without_status_is_400(http: aiohttp.ClientSession) -> None:
+    body = {"contents": [{"parts": [{"text": "x [[emulator:retry_after=1]]"}]}]}
+    async with http.post(GENERATE, json=body) as resp:
+        assert resp.status == 400
+        assert "retry_after needs a status" in (await resp.json())["error"]["message"]
+
+
+async def test_reset_directive_drops_the_connection(
+    llm: ChatGoogleGenerativeAI, http: aiohttp.ClientSession
+) -> None:
+    # google-genai lets aiohttp's own error through: ClientOSError, ECONNRESET.
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await invoke(llm, "hello [[emulator:reset]]")
+    with pytest.raises(aiohttp.ClientConnectionError):
+        _ = [chunk async for chunk in llm.astream("hello [[emulator:reset]]")]
+
+    assert await read_stats(http) == gemini_stats(2, stream_calls=1, errors=2)
+    # The emulator keeps serving after a reset.
+    assert (await invoke(llm, "hello")).text.startswith(f"[{MODEL}] hello #")
+
+
+async def test_directives_are_read_from_the_last_user_turn_only(
+    llm: ChatGoogleGenerativeAI,
+) -> None:
+    msg = await llm.ainvoke(
+        [("human", "first [[emulator:status=503]]"), ("ai", "sorry"), ("human", "again")]
+    )
+
+    assert msg.content.startswith(f"[{MODEL}] again #")
+
+
+async def test_stop_sequences_cut_the_answer(emu: RunningEmulator) -> None:
+    async with chat(emu, stop=["three"]) as llm:
+        msg = await invoke(llm, "one two three four")
+
+    assert msg.content == f"[{MODEL}] one two "
+    assert msg.response_metadata["finish_reason"] == "STOP"

@@ -1,0 +1,57 @@
+"""What every generate call goes through, whichever API it came in on."""
+
+import asyncio
+import socket
+import struct
+from typing import Final
+
+from aiohttp import web
+
+from pipeline.emulator.directives import Directives
+from pipeline.emulator.faults import FaultBook
+from pipeline.emulator.state import Api, EmulatorConfig, EmulatorStats
+
+CONFIG_KEY: Final = web.AppKey("emulator_config", EmulatorConfig)
+STATS_KEY: Final = web.AppKey("emulator_stats", EmulatorStats)
+FAULTS_KEY: Final = web.AppKey("emulator_faults", FaultBook)
+
+
+def count_call(request: web.Request, api: Api, model: str | None, stream: bool) -> EmulatorStats:
+    """Count the call in /stats as it arrives; return the counters."""
+    stats = request.app[STATS_KEY]
+    stats.count(api, model, stream)
+    return stats
+
+
+async def apply_faults(
+    request: web.Request, api: Api, model: str, directives: Directives
+) -> Directives | None:
+    """Add the fault rule that fires, wait the delay; None when the connection was reset."""
+    rule = request.app[FAULTS_KEY].fire(api, model)
+    if rule is not None:
+        directives = rule.apply(directives)
+    delay_ms = request.app[CONFIG_KEY].latency_ms + directives.delay_ms
+    if delay_ms > 0:
+        await asyncio.sleep(delay_ms / 1000)
+    if directives.reset:
+        request.app[STATS_KEY].errors += 1
+        reset_connection(request)
+        return None
+    return directives
+
+
+def reset_connection(request: web.Request) -> None:
+    """Drop the connection with a TCP RST and no response at all."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # A zero linger time makes close() send RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def dropped() -> web.Response:
+    """Return what a handler returns after reset_connection (it is never sent)."""
+    return web.Response(status=499)

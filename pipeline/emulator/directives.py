@@ -1,0 +1,82 @@
+"""Fault directives written into prompts: `[[emulator:status=503,retry_after=2]]`."""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from pipeline.emulator.state import BadRequest
+
+JsonFault = Literal["invalid", "malformed", "invalid_then_valid", "malformed_then_valid"]
+
+JSON_FAULTS: Final[tuple[JsonFault, ...]] = (
+    "invalid",
+    "malformed",
+    "invalid_then_valid",
+    "malformed_then_valid",
+)
+_DIRECTIVE: Final = re.compile(r"\[\[emulator:([^\]]*)\]\]")
+
+
+@dataclass(frozen=True)
+class Directives:
+    """What a call must do instead of (or on top of) answering normally."""
+
+    status: int | None = None
+    retry_after_s: float | None = None
+    block: Literal["safety", "prompt"] | None = None
+    empty: bool = False
+    delay_ms: float = 0.0
+    reset: bool = False
+    json: JsonFault | None = None
+
+
+def strip_directives(text: str) -> str:
+    """Return text with every directive removed and whitespace collapsed."""
+    return " ".join(_DIRECTIVE.sub(" ", text).split())
+
+
+def _seconds(value: str) -> float | None:
+    """Parse a non-negative decimal number, or None."""
+    return float(value) if value.replace(".", "", 1).isdigit() else None
+
+
+def _parse_item(item: str) -> dict[str, Any]:
+    """Turn one `key=value` item into Directives fields; unknown items are a 400."""
+    key, _, value = item.partition("=")
+    if key == "status" and value.isdigit() and 400 <= int(value) <= 599:
+        return {"status": int(value)}
+    if key == "retry_after" and (seconds := _seconds(value)) is not None:
+        return {"retry_after_s": seconds}
+    if key == "block" and value in ("safety", "prompt"):
+        return {"block": value}
+    if key in ("empty", "reset") and not value:
+        return {key: True}
+    if key == "delay" and (delay := _seconds(value)) is not None:
+        return {"delay_ms": delay}
+    if key == "json" and value in JSON_FAULTS:
+        return {"json": value}
+    raise BadRequest(f"Unknown emulator directive: {item!r}")
+
+
+def _parse_text(text: str) -> dict[str, Any]:
+    """Collect the directive fields found in one text."""
+    found: dict[str, Any] = {}
+    for group in _DIRECTIVE.findall(text):
+        for item in filter(None, (part.strip() for part in group.split(","))):
+            found.update(_parse_item(item))
+    return found
+
+
+def parse_directives(user_turns: Sequence[str]) -> Directives:
+    """Read the directives of a conversation, given the text of each user turn in order.
+
+    Faults come from the last user turn only; a `json=` directive counts in any user
+    turn, because a repair re-ask appends a turn that does not repeat it.
+    """
+    parsed = [_parse_text(text) for text in user_turns]
+    found = parsed[-1] if parsed else {}
+    if "retry_after_s" in found and "status" not in found:
+        raise BadRequest("Emulator directive retry_after needs a status directive")
+    json_fault = next((p["json"] for p in reversed(parsed) if "json" in p), None)
+    return Directives(**{**found, "json": json_fault})

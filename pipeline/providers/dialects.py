@@ -1,0 +1,120 @@
+"""What differs between families of LangChain chat models: parameters, JSON mode, closing.
+
+The shared provider asks `dialect_of(model)` and never looks at a model's class itself, so
+a custom provider whose factory returns a `ChatOpenAI` or a `ChatGoogleGenerativeAI` gets
+that family's JSON mode and parameter names for free.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+from langchain_core.language_models import BaseChatModel
+from langchain_google_genai import ChatGoogleGenerativeAI
+from langchain_openai import ChatOpenAI
+
+from schemas import GenerationParams
+
+# The name OpenAI's json_schema response format requires; any name will do.
+SCHEMA_NAME: Final = "response"
+
+
+@dataclass(frozen=True, slots=True)
+class JsonMode:
+    """How to ask a model for JSON: extra call kwargs and/or a system instruction."""
+
+    kwargs: dict[str, Any]
+    instruction: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """One family's ways: call kwargs from params, JSON mode for a schema, and closing."""
+
+    name: str
+    call_kwargs: Callable[[GenerationParams], dict[str, Any]]
+    json_mode: Callable[[dict[str, Any]], JsonMode]
+    close: Callable[[BaseChatModel], Awaitable[None]]
+
+
+def _gemini_kwargs(params: GenerationParams) -> dict[str, Any]:
+    # ChatGoogleGenerativeAI takes Gemini's own names: top_k and max_output_tokens included.
+    kwargs: dict[str, Any] = params.model_dump(exclude_none=True)
+    if "stop" in kwargs:
+        kwargs["stop"] = list(kwargs["stop"])
+    return kwargs
+
+
+def _gemini_json(schema: dict[str, Any]) -> JsonMode:
+    return JsonMode({"response_mime_type": "application/json", "response_json_schema": schema})
+
+
+async def _gemini_close(model: BaseChatModel) -> None:
+    client = getattr(model, "client", None)
+    if client is not None:
+        # Not model.aclose(): that insists on the loop of the first call, and a Celery
+        # worker's loop may differ from the one stopping the runtime.
+        await client.aio.aclose()
+
+
+def _openai_kwargs(params: GenerationParams) -> dict[str, Any]:
+    # OpenAI's API has no top_k (it rejects unknown fields); max_tokens is sent as
+    # max_completion_tokens by ChatOpenAI.
+    kwargs: dict[str, Any] = {
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "max_tokens": params.max_output_tokens,
+        "stop": list(params.stop) if params.stop else None,
+    }
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _openai_json(schema: dict[str, Any]) -> JsonMode:
+    # strict=False: OpenAI's strict mode accepts only a subset of JSON Schema, and the
+    # structured-output step validates (and repairs) the answer anyway.
+    json_schema = {"name": SCHEMA_NAME, "schema": schema, "strict": False}
+    return JsonMode({"response_format": {"type": "json_schema", "json_schema": json_schema}})
+
+
+async def _openai_close(model: BaseChatModel) -> None:
+    async_client = getattr(model, "root_async_client", None)
+    if async_client is not None:
+        await async_client.close()
+    sync_client = getattr(model, "root_client", None)
+    if sync_client is not None:
+        sync_client.close()
+
+
+def _generic_kwargs(params: GenerationParams) -> dict[str, Any]:
+    # `stop` is the one parameter every LangChain chat model takes at call time; the
+    # factory configures anything else on the model it builds.
+    return {"stop": list(params.stop)} if params.stop else {}
+
+
+def _generic_json(schema: dict[str, Any]) -> JsonMode:
+    # A model family promptbus does not know has no JSON mode it can name: ask in words.
+    text = orjson.dumps(schema).decode()
+    return JsonMode(
+        {},
+        "Answer with one JSON value only, no prose and no code fence, that validates "
+        f"against this JSON Schema: {text}",
+    )
+
+
+async def _generic_close(model: BaseChatModel) -> None:
+    return None
+
+
+GEMINI: Final = Dialect("gemini", _gemini_kwargs, _gemini_json, _gemini_close)
+OPENAI: Final = Dialect("openai", _openai_kwargs, _openai_json, _openai_close)
+GENERIC: Final = Dialect("generic", _generic_kwargs, _generic_json, _generic_close)
+
+
+def dialect_of(model: BaseChatModel) -> Dialect:
+    """The dialect `model` speaks, by its LangChain class."""
+    if isinstance(model, ChatGoogleGenerativeAI):
+        return GEMINI
+    if isinstance(model, ChatOpenAI):
+        return OPENAI
+    return GENERIC

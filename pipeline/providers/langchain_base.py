@@ -1,0 +1,144 @@
+"""The one provider over LangChain chat models: a call, its timeout, its reply, its errors."""
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+from pipeline.providers._errors import translate
+from pipeline.providers.dialects import dialect_of
+from schemas import GenerationParams, Message, Role, Usage
+from schemas.stages import Generation
+
+_ROLE_TO_MESSAGE = {Role.SYSTEM: SystemMessage, Role.USER: HumanMessage, Role.ASSISTANT: AIMessage}
+# Where the reason an answer ended sits in `response_metadata`, by family.
+_FINISH_KEYS = ("finish_reason", "stop_reason", "done_reason")
+_PROBE_TIMEOUT_S = 2.0
+
+
+class LangChainProvider:
+    """A ChatProvider over LangChain chat models: one model per provider model, cached.
+
+    Subclasses say how to build a model (`build_model`) and, where they can, how to probe
+    the endpoint (`ready`); everything else is shared. Each `generate` makes exactly one
+    upstream call (SDK retries are off) bounded by the provider timeout.
+    """
+
+    def __init__(self, name: str, *, timeout_s: float) -> None:
+        self.name = name
+        self._timeout_s = timeout_s
+        self._models: dict[str, BaseChatModel] = {}
+        self._prompt = ChatPromptTemplate.from_messages([MessagesPlaceholder("conversation")])
+        self._parser = StrOutputParser()
+        self._probe: aiohttp.ClientSession | None = None
+
+    def build_model(self, provider_model: str) -> BaseChatModel:
+        """A new LangChain chat model for `provider_model`."""
+        raise NotImplementedError
+
+    def model(self, provider_model: str) -> BaseChatModel:
+        """The (cached) LangChain chat model for `provider_model`."""
+        model = self._models.get(provider_model)
+        if model is None:
+            model = self._models[provider_model] = self.build_model(provider_model)
+        return model
+
+    async def generate(
+        self,
+        provider_model: str,
+        conversation: tuple[Message, ...],
+        params: GenerationParams,
+        *,
+        response_schema: dict[str, Any] | None = None,
+    ) -> Generation:
+        """One answer from `provider_model`, from one upstream call."""
+        model = self.model(provider_model)
+        dialect = dialect_of(model)
+        kwargs = dialect.call_kwargs(params)
+        messages: list[BaseMessage] = [
+            _ROLE_TO_MESSAGE[m.role](content=m.content) for m in conversation
+        ]
+        if response_schema is not None:
+            mode = dialect.json_mode(response_schema)
+            kwargs.update(mode.kwargs)
+            if mode.instruction:
+                messages.insert(0, SystemMessage(content=mode.instruction))
+        # Template and parser are pure CPU: their sync forms avoid a thread hop each.
+        prompt = self._prompt.invoke({"conversation": messages})
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                reply = await model.ainvoke(prompt.to_messages(), **kwargs)
+        except Exception as exc:
+            raise translate(exc) from exc
+        latency_ms = (time.perf_counter() - started) * 1000
+        return Generation(
+            provider=self.name,
+            provider_model=provider_model,
+            text=self._parser.invoke(reply),
+            finish_reason=finish_reason(reply),
+            usage=usage(reply),
+            latency_ms=round(latency_ms, 3),
+        )
+
+    async def ready(self) -> bool:
+        """Whether the provider answers; a model built by a factory has no cheap probe."""
+        return True
+
+    async def _answers(self, url: str, headers: Mapping[str, str]) -> bool:
+        """Whether `url` answers a GET with any status below 500."""
+        if self._probe is None:
+            self._probe = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=min(_PROBE_TIMEOUT_S, self._timeout_s))
+            )
+        try:
+            async with self._probe.get(url, headers=dict(headers)) as resp:
+                return resp.status < 500
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def aclose(self) -> None:
+        """Close the readiness probe's session and every model's clients."""
+        if self._probe is not None:
+            await self._probe.close()
+            self._probe = None
+        models, self._models = list(self._models.values()), {}
+        for model in models:
+            await dialect_of(model).close(model)
+
+
+def finish_reason(reply: AIMessage) -> str:
+    """The reply's finish reason, lower-cased; a refused prompt's block reason instead."""
+    meta = reply.response_metadata
+    feedback = meta.get("prompt_feedback") or {}
+    blocked = feedback.get("block_reason") if isinstance(feedback, dict) else None
+    if blocked:
+        # Gemini refused the prompt itself: no candidate, so no finish reason.
+        return _lower(blocked)
+    for key in _FINISH_KEYS:
+        if meta.get(key):
+            return _lower(meta[key])
+    return "unknown"
+
+
+def usage(reply: AIMessage) -> Usage:
+    """Token counts of the reply (zeros when the provider reported none)."""
+    meta = reply.usage_metadata
+    if meta is None:
+        return Usage(input_tokens=0, output_tokens=0, total_tokens=0)
+    return Usage(
+        input_tokens=meta["input_tokens"],
+        output_tokens=meta["output_tokens"],
+        total_tokens=meta["total_tokens"],
+    )
+
+
+def _lower(value: Any) -> str:
+    # Gemini reports enums (FinishReason.STOP), OpenAI plain strings ("content_filter").
+    return str(getattr(value, "value", value)).lower()

@@ -1,0 +1,30 @@
+"""Resilience around the generate stage: retries, rate limits, circuit breakers, routing."""
+
+from collections.abc import Mapping
+
+from pipeline.providers.base import ChatProvider
+from pipeline.resilience.breaker import CircuitBreaker
+from pipeline.resilience.load import DeploymentLoad
+from pipeline.resilience.ratelimit import RateLimiter
+from pipeline.resilience.retry import RetryPolicy
+from pipeline.resilience.router import Router
+from pipeline.settings import Settings
+
+
+def build_router(
+    settings: Settings, providers: Mapping[str, ChatProvider], limiter: RateLimiter
+) -> Router:
+    """The router the settings describe, over `providers`, counting rates with `limiter`."""
+    return Router(
+        providers,
+        policy=RetryPolicy.from_settings(settings),
+        breaker=CircuitBreaker(
+            failures=settings.breaker_failures,
+            window_s=settings.breaker_window_s,
+            cooldown_s=settings.breaker_cooldown_s,
+        ),
+        limiter=limiter,
+        load=DeploymentLoad(),
+        window_s=settings.rate_limit_window_s,
+        rate_limit_wait_s=settings.rate_limit_wait_s,
+    )

@@ -1,0 +1,74 @@
+"""Helpers for the emulator tests: a running emulator and the real clients pointed at it."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+from langchain_google_genai import ChatGoogleGenerativeAI
+from langchain_openai import ChatOpenAI
+
+from pipeline.emulator import EMULATOR_API_KEY, EmulatorConfig, RunningEmulator, start_emulator
+
+GEMINI_MODEL = "gemini-2.5-flash"
+OPENAI_MODEL = "gpt-4o-mini"
+BEARER = {"Authorization": f"Bearer {EMULATOR_API_KEY}"}
+ZERO_STATS = {
+    "calls": 0,
+    "by_model": {},
+    "stream_calls": 0,
+    "errors": 0,
+    "by_api": {"gemini": 0, "openai": 0},
+}
+
+
+@asynccontextmanager
+async def running(config: EmulatorConfig | None = None) -> AsyncIterator[RunningEmulator]:
+    """Run an emulator for the duration of the block."""
+    emu = await start_emulator(config or EmulatorConfig())
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@asynccontextmanager
+async def gemini_chat(emu: RunningEmulator, **kwargs: Any) -> AsyncIterator[ChatGoogleGenerativeAI]:
+    """Build the real LangChain Gemini client pointed at the emulator, closing it afterwards."""
+    # max_retries=1 is one attempt: google-genai counts the first try.
+    options: dict[str, Any] = {"model": GEMINI_MODEL, "max_retries": 1, "timeout": 10, **kwargs}
+    llm = ChatGoogleGenerativeAI(
+        google_api_key=EMULATOR_API_KEY, base_url=emu.base_url, api_version="v1beta", **options
+    )
+    try:
+        yield llm
+    finally:
+        await llm.aclose()
+
+
+def openai_chat(emu: RunningEmulator, **kwargs: Any) -> ChatOpenAI:
+    """Build the real LangChain OpenAI client pointed at the emulator's `/v1`."""
+    options: dict[str, Any] = {
+        "model": OPENAI_MODEL,
+        "api_key": EMULATOR_API_KEY,
+        "max_retries": 0,
+        "timeout": 10,
+        **kwargs,
+    }
+    return ChatOpenAI(base_url=f"{emu.base_url}/v1", **options)
+
+
+async def read_stats(http: aiohttp.ClientSession) -> dict[str, Any]:
+    """Read the emulator's counters."""
+    async with http.get("/stats") as resp:
+        assert resp.status == 200
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+async def set_rules(http: aiohttp.ClientSession, *rules: dict[str, Any]) -> list[dict[str, Any]]:
+    """Replace the emulator's fault rules; return the listing it answers."""
+    async with http.post("/control/faults", json={"rules": list(rules)}) as resp:
+        assert resp.status == 200, await resp.text()
+        listing: list[dict[str, Any]] = (await resp.json())["rules"]
+        return listing
