@@ -69,3 +69,41 @@ async def test_jobs_over_the_rate_limit_wait_in_the_queue_instead_of_failing(
         assert (await calls_by_model(env.emulator))["test-limited"] == 5
         finished = sorted(job["finished_at"] for job in jobs)
         assert finished[-1] - finished[0] >= 1.0, "the last two jobs did not wait for room"
+
+
+async def test_a_job_waits_out_a_429_retry_delay_as_a_celery_countdown(
+    config_dir: Path,
+) -> None:
+    async with job_env("memory", config_dir=config_dir, **FAST) as env:
+        await set_faults(
+            env.emulator, fault("test-primary", status=429, retry_after_s=1.0, times=1)
+        )
+
+        job = await _finished(env, {"model": "test-primary", "prompt": new_id("job429")})
+
+        assert job["state"] == "succeeded", job
+        assert job["result"]["routing"]["attempts"] == 2
+        assert job["finished_at"] - job["created_at"] >= 1.0, "the retry delay was not honoured"
+
+
+async def test_a_job_is_not_retried_after_a_400_nor_a_safety_block(config_dir: Path) -> None:
+    async with job_env("memory", config_dir=config_dir, **FAST) as env:
+        await set_faults(env.emulator, fault("test-primary", status=400, times=1))
+        rejected = await _finished(env, {"model": "test-primary", "prompt": new_id("job400")})
+        await set_faults(env.emulator, fault("test-primary", "safety"))
+        blocked = await _finished(env, {"model": "primary-then-backup", "prompt": new_id("jobblk")})
+        fell_back = await _finished(
+            env, {"model": "blocked-then-openai", "prompt": new_id("jobblk2")}
+        )
+
+        assert rejected["state"] == "failed", rejected
+        assert (rejected["error"]["type"], rejected["error"]["attempts"]) == (
+            "upstream_rejected",
+            1,
+        )
+        assert blocked["state"] == "failed", blocked
+        assert blocked["error"]["type"] == "content_blocked"
+        assert blocked["error"]["attempts"] == 1
+        assert fell_back["state"] == "succeeded", fell_back
+        assert fell_back["result"]["routing"]["deployment"] == "openai/test-openai"
+        assert (await calls_by_model(env.emulator))["test-primary"] == 3

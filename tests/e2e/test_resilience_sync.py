@@ -227,3 +227,28 @@ async def test_an_open_circuit_answers_503_at_once_with_retry_after(
     assert 1 <= int(second.header("Retry-After") or 0) <= 5
     assert (await calls_by_model(emulator))["test-primary"] == 3
     assert took_s < FAST["breaker_cooldown_s"] / 2, "the caller was held for the cooldown"
+
+
+async def test_a_connection_reset_is_retried(
+    start_gateway: GatewayFactory, emulator: Emulator, config_dir: Path
+) -> None:
+    gateway = await start_gateway(config_dir=config_dir, **FAST)
+    await set_faults(emulator, fault("test-primary", "reset", times=1))
+
+    reply, _ = await timed(gateway, {"model": "test-primary", "prompt": new_id("reset")})
+
+    assert reply.status == 200, reply.body
+    assert reply.body["routing"]["attempts"] == 2
+    assert (await calls_by_model(emulator))["test-primary"] == 2
+
+
+async def test_a_slow_answer_times_out_and_is_retried(
+    start_gateway: GatewayFactory, emulator: Emulator, config_dir: Path
+) -> None:
+    gateway = await start_gateway(config_dir=config_dir, provider_timeout_s=0.5, **FAST)
+    await set_faults(emulator, fault("test-primary", "slow", delay_ms=3000, times=1))
+
+    reply, _ = await timed(gateway, {"model": "test-primary", "prompt": new_id("slow")})
+
+    assert reply.status == 200, reply.body
+    assert reply.body["routing"]["attempts"] == 2
