@@ -134,6 +134,7 @@ def start_promptbus(
         PROMPTBUS_HOST=HOST,
         PROMPTBUS_PORT=str(port),
         PROMPTBUS_GEMINI_BASE_URL=emulator_url,
+        PROMPTBUS_OPENAI_BASE_URL=f"{emulator_url}/v1",
         **overrides,
     )
     child = children.start("promptbus", [*PROMPTBUS, "serve", *serve_args], env)

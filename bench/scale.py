@@ -152,7 +152,9 @@ class Bench:
     def start_worker(self, suffix: str, prefix: str) -> Child:
         """`promptbus worker`; it is ready once it logs WORKER_READY."""
         env = child_env(
-            PROMPTBUS_GEMINI_BASE_URL=self.emulator_url, **self.settings(suffix, prefix)
+            PROMPTBUS_GEMINI_BASE_URL=self.emulator_url,
+            PROMPTBUS_OPENAI_BASE_URL=f"{self.emulator_url}/v1",
+            **self.settings(suffix, prefix),
         )
         # The ready line is logged at info level.
         env["PROMPTBUS_LOG_LEVEL"] = "info"

@@ -5,7 +5,7 @@ Redis (job store, cache, single-flight lock); one emulator process answers every
 call, so its `/stats` counts every call the whole deployment made. Each deployment has its
 own bus suffix and Redis key prefix, and everything it started or declared is removed when
 it ends, even after a failure. A `Proxy` of the test's own stands in for the broker when a
-test needs to cut a connection: the shared services themselves are never stopped.
+test needs to cut or silence a connection: the shared services themselves are never stopped.
 """
 
 import asyncio
@@ -115,6 +115,7 @@ async def deployment(broker: str, env: dict[str, str] | None = None) -> AsyncIte
         try:
             emulator = await asyncio.to_thread(procs.emulator)
             procs.env["PROMPTBUS_GEMINI_BASE_URL"] = emulator.url or ""
+            procs.env["PROMPTBUS_OPENAI_BASE_URL"] = f"{emulator.url}/v1"
             procs.env.update(env or {})
             async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=200),
@@ -157,12 +158,13 @@ async def completed_once(
 
 
 class Proxy:
-    """A TCP proxy of the test's own in front of the broker, which it can cut and reopen."""
+    """A TCP proxy of the test's own in front of the broker: it can cut, reopen and freeze."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self._upstream = upstream
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._pipes: set[asyncio.Future[Any]] = set()
         self.port = 0
 
     async def open(self) -> None:
@@ -171,7 +173,7 @@ class Proxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def cut(self) -> None:
-        """Stop listening and drop every connection (a no-op when already cut)."""
+        """Stop listening and drop every connection, frozen ones too (a no-op when cut)."""
         if self._server is None:
             return
         self._server.close()
@@ -180,6 +182,18 @@ class Proxy:
         self._writers.clear()
         await self._server.wait_closed()
         self._server = None
+
+    async def freeze(self) -> int:
+        """Silence every open connection: no byte forwarded either way, no reset, no close.
+
+        A path that dropped its state or froze, as the two ends see it. New connections
+        still forward as usual. Returns how many connections it froze.
+        """
+        pipes, self._pipes = self._pipes, set()
+        for pipes_of_one in pipes:
+            pipes_of_one.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
+        return len(pipes)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -196,7 +210,16 @@ class Proxy:
                     await dst.drain()
             dst.transport.abort()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        pipes = asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._pipes.add(pipes)
+        try:
+            await pipes
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return  # frozen: both sockets stay open until cut()
+        self._pipes.discard(pipes)
         self._writers.difference_update((writer, up_writer))
 
 
