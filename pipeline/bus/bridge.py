@@ -3,6 +3,7 @@
 import threading
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 
 import structlog
 from kombu.connection import Connection
@@ -10,14 +11,18 @@ from kombu.message import Message
 from kombu.messaging import Producer
 
 from pipeline.bus.admission import Admission
-from pipeline.bus.connection import connect
+from pipeline.bus.connection import HEARTBEAT_RATE, connect
 from pipeline.bus.topology import DEAD_LETTER_ROUTING_KEY, REASON_HEADER, Topology
 from pipeline.settings import Settings
 from schemas import StageEnvelope
 
 log = structlog.get_logger("promptbus.bridge")
 
+_RECONNECT_MIN_S = 0.1
 _RECONNECT_MAX_S = 5.0
+# How long one wait for events lasts: the heartbeat check between two waits must run at least
+# every interval / HEARTBEAT_RATE, which is 0.5 s or more (heartbeats come in whole seconds).
+_DRAIN_S = 0.25
 
 
 class Bridge:
@@ -37,6 +42,7 @@ class Bridge:
         self._start_chain = start_chain
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._backoff_s = _RECONNECT_MIN_S
         self._thread = threading.Thread(target=self._run, name="promptbus-bridge", daemon=True)
 
     def start(self, wait_s: float = 10.0) -> None:
@@ -50,16 +56,24 @@ class Bridge:
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        backoff = 0.1
         while not self._stop.is_set():
+            connection = connect(self._settings)
             try:
-                with connect(self._settings) as connection:
-                    self._consume(connection)
-                    backoff = 0.1
+                self._consume(connection)
             except Exception as exc:
-                log.warning("bridge lost the broker; reconnecting", error=str(exc), wait_s=backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, _RECONNECT_MAX_S)
+                # A close that ignores a broken connection's errors; on a silent one, each of its
+                # waits ends at the connection's I/O bound (a heartbeat interval).
+                connection.collect()
+                wait_s = self._backoff_s
+                log.warning(
+                    "bridge lost the broker; reconnecting",
+                    error=f"{type(exc).__name__}: {exc}",
+                    wait_s=wait_s,
+                )
+                self._stop.wait(wait_s)
+                self._backoff_s = min(wait_s * 2, _RECONNECT_MAX_S)
+            else:
+                connection.release()
 
     def _consume(self, connection: Connection) -> None:
         topology = self._topology
@@ -75,13 +89,15 @@ class Bridge:
             [topology.requests_queue], on_message=received.append, prefetch_count=64, accept=[]
         ):
             self._ready.set()
+            self._backoff_s = _RECONNECT_MIN_S
             while not self._stop.is_set():
                 while received and not self._stop.is_set():
                     self._handle(received.popleft(), producer)
-                try:
-                    connection.drain_events(timeout=0.25)
-                except TimeoutError:
-                    continue
+                with suppress(TimeoutError):
+                    connection.drain_events(timeout=_DRAIN_S)
+                # Sends our heartbeats, and raises once the broker's have been missing for two
+                # intervals (a connection gone silent, with no reset to tell): we reconnect then.
+                connection.heartbeat_check(rate=HEARTBEAT_RATE)
 
     def _handle(self, message: Message, producer: Producer) -> None:
         body = message.body if isinstance(message.body, bytes) else message.body.encode()

@@ -2,12 +2,14 @@
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
+from kombu.exceptions import OperationalError
 from kombu.messaging import Producer
 
 from pipeline.bus.connection import connect
@@ -19,8 +21,19 @@ from schemas import CompletionEvent, JobState, RequestEvent
 log = structlog.get_logger("promptbus.bus")
 
 
+# Pauses before trying again after a fast failure (refused, reset), while the bound allows.
+_RETRY_PAUSES_S = (0.1, 0.5)
+
+
 class EventPublisher:
-    """Publishes request and completion events as persistent JSON messages."""
+    """Publishes request and completion events as persistent JSON messages.
+
+    Each publishing thread keeps a connection of its own. Every publish is bounded by
+    `publish_timeout_s`, its connection's reads and writes included, so a connection gone
+    silent (no reset, no answer) fails the publish at the bound instead of holding the
+    thread. A failed connection is dropped, and so are the other threads' connections:
+    they most likely share its path to the broker, so the next publish connects afresh.
+    """
 
     def __init__(self, settings: Settings, topology: Topology, *, threads: int = 4) -> None:
         self._settings = settings
@@ -28,13 +41,16 @@ class EventPublisher:
         self._timeout_s = settings.publish_timeout_s
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="promptbus-publish")
         self._local = threading.local()
-        self._connections: list[Connection] = []
+        self._connections: set[Connection] = set()
         self._lock = threading.Lock()
+        # Bumped when a connection fails; a thread whose connection is older opens a new one.
+        self._generation = 0
 
     async def publish_request(self, event: RequestEvent) -> None:
         """Publish a request event; BrokerUnavailable if the broker did not take it in time."""
         await self._publish(
             event.model_dump_json(by_alias=True, exclude_none=True).encode(),
+            tries=1,
             exchange=self._topology.requests_exchange,
             routing_key=REQUEST_ROUTING_KEY,
             correlation_id=event.correlation_id or event.job_id,
@@ -43,10 +59,15 @@ class EventPublisher:
         )
 
     async def publish_completion(self, event: CompletionEvent) -> None:
-        """Publish a completion event, routed by outcome."""
+        """Publish a completion event, routed by outcome.
+
+        Nobody is waiting to try a completion again, so a publish that failed (on a connection
+        that went silent, say) is tried once more, on a fresh connection, with a fresh bound.
+        """
         succeeded = event.state is JobState.SUCCEEDED
         await self._publish(
             event.model_dump_json(by_alias=True, exclude_none=True).encode(),
+            tries=2,
             exchange=self._topology.completions_exchange,
             routing_key=SUCCEEDED_KEY if succeeded else FAILED_KEY,
             correlation_id=event.correlation_id,
@@ -54,19 +75,21 @@ class EventPublisher:
             declare=[self._topology.completions_exchange],
         )
 
-    async def _publish(self, body: bytes, **kwargs: Any) -> None:
+    async def _publish(self, body: bytes, *, tries: int, **kwargs: Any) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            # The thread bounds itself too (retry policy), so it does not publish late.
-            async with asyncio.timeout(self._timeout_s + 1):
-                await loop.run_in_executor(
-                    self._executor, lambda: self._publish_sync(body, **kwargs)
-                )
-        except BrokerUnavailable:
-            raise
-        except Exception as exc:
-            log.warning("publish failed", error=f"{type(exc).__name__}: {exc}")
-            raise BrokerUnavailable("the message broker is unavailable; try again") from exc
+        for tried in range(1, tries + 1):
+            try:
+                # The thread bounds itself (a deadline), so it does not publish late; this is
+                # the backstop.
+                async with asyncio.timeout(self._timeout_s + 1):
+                    await loop.run_in_executor(
+                        self._executor, lambda: self._publish_sync(body, **kwargs)
+                    )
+                return
+            except Exception as exc:
+                log.warning("publish failed", error=f"{type(exc).__name__}: {exc}", tried=tried)
+                if tried == tries:
+                    raise BrokerUnavailable("the message broker is unavailable; try again") from exc
 
     def _publish_sync(
         self,
@@ -78,51 +101,77 @@ class EventPublisher:
         schema: str,
         declare: list[Exchange | Queue],
     ) -> None:
-        producer = self._producer()
-        try:
-            producer.publish(
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                correlation_id=correlation_id,
-                headers={"schema": schema, "correlation_id": correlation_id},
-                declare=declare,
-                retry=True,
-                retry_policy={
-                    "max_retries": 2,
-                    "interval_start": 0.1,
-                    "interval_step": 0.5,
-                    "interval_max": 1.0,
-                },
-            )
-        except Exception:
-            self._reset()
-            raise
+        deadline = time.monotonic() + self._timeout_s
+        for tried in range(len(_RETRY_PAUSES_S) + 1):
+            producer = self._producer()
+            try:
+                producer.publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    correlation_id=correlation_id,
+                    headers={"schema": schema, "correlation_id": correlation_id},
+                    declare=declare,
+                    # The wait for the broker's confirm ends at the deadline.
+                    timeout=max(deadline - time.monotonic(), 0.001),
+                )
+                return
+            except Exception as exc:
+                connection = producer.connection
+                retryable = isinstance(
+                    exc,
+                    (
+                        OperationalError,
+                        *connection.recoverable_connection_errors,
+                        *connection.recoverable_channel_errors,
+                    ),
+                )
+                self._drop(renew=retryable)
+                if tried == len(_RETRY_PAUSES_S) or not retryable:
+                    raise
+                pause_s = _RETRY_PAUSES_S[tried]
+                if time.monotonic() + pause_s >= deadline:
+                    raise
+                time.sleep(pause_s)
 
     def _producer(self) -> Producer:
         producer: Producer | None = getattr(self._local, "producer", None)
+        if producer is not None and self._local.generation != self._generation:
+            # Another thread's connection failed since this one was opened: do not trust it.
+            self._drop(renew=False)
+            producer = None
         if producer is None:
-            # Three tries must fit in the publish bound, so each connect gets a third.
-            connection = connect(self._settings, connect_timeout_s=self._timeout_s / 3)
+            # Connects within a third of the bound (a retry still fits), reads and writes
+            # within the bound, and sends no heartbeats: it idles between publishes.
+            connection = connect(self._settings, publish_bound_s=self._timeout_s)
             with self._lock:
-                self._connections.append(connection)
+                self._connections.add(connection)
+                self._local.generation = self._generation
             producer = Producer(connection)
             self._local.producer = producer
         return producer
 
-    def _reset(self) -> None:
-        producer: Producer | None = getattr(self._local, "producer", None)
+    def _drop(self, *, renew: bool) -> None:
+        """Close this thread's connection, ignoring its errors (its waits end at the bound).
+
+        With `renew` (it failed as a connection fails), the other threads' connections as old
+        as this one are renewed too.
+        """
+        producer: Producer = self._local.producer
         self._local.producer = None
-        if producer is not None:
-            producer.connection.collect()
+        with self._lock:
+            self._connections.discard(producer.connection)
+            if renew and self._local.generation == self._generation:
+                self._generation += 1
+        producer.connection.collect()
 
     def close(self) -> None:
         """Stop the publishing threads and close their connections."""
         self._executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:
-            for connection in self._connections:
-                connection.release()
-            self._connections.clear()
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            connection.release()

@@ -7,7 +7,12 @@ from celery import Celery, chain
 from celery.canvas import Signature
 
 from handlers.generate import StageDeferred
-from pipeline.bus.connection import broker_url, transport_options
+from pipeline.bus.connection import (
+    HEARTBEAT_RATE,
+    broker_url,
+    liveness_options,
+    transport_options,
+)
 from pipeline.bus.topology import Topology
 from pipeline.settings import Settings
 from pipeline.worker.hops import max_hop_s
@@ -66,7 +71,11 @@ def create_celery(
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         result_backend=None,
-        broker_transport_options=transport_options(settings),
+        broker_transport_options={**transport_options(settings), **liveness_options(settings)},
+        # The consumer's connection: its event loop checks heartbeats every interval / rate and
+        # reconnects once the broker's have been missing for two intervals (a silent connection).
+        broker_heartbeat=settings.broker_heartbeat_s,
+        broker_heartbeat_checkrate=HEARTBEAT_RATE,
         broker_connection_retry_on_startup=True,
         task_queues=list(queues.values()),
         task_default_queue=queues["lookup"].name,

@@ -165,6 +165,7 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._pipes: set[asyncio.Future[Any]] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self.port = 0
 
     async def open(self) -> None:
@@ -180,6 +181,8 @@ class Proxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        # Each handler ends once its aborted sockets have; none is left for the loop to cancel.
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
 
@@ -196,6 +199,10 @@ class Proxy:
         return len(pipes)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         except OSError:
