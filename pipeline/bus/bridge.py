@@ -1,18 +1,23 @@
 """The bridge: consumes request events and starts one Celery chain per admitted job."""
 
+import hashlib
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from contextlib import suppress
 
 import structlog
 from kombu.connection import Connection
+from kombu.exceptions import OperationalError
 from kombu.message import Message
 from kombu.messaging import Producer
+from redis.exceptions import RedisError
 
 from pipeline.bus.admission import Admission
 from pipeline.bus.connection import HEARTBEAT_RATE, connect
 from pipeline.bus.topology import DEAD_LETTER_ROUTING_KEY, REASON_HEADER, Topology
+from pipeline.cache.redis_tier import RedisDown
+from pipeline.errors import BrokerUnavailable, ServiceBusy
 from pipeline.settings import Settings
 from schemas import StageEnvelope
 
@@ -23,6 +28,12 @@ _RECONNECT_MAX_S = 5.0
 # How long one wait for events lasts: the heartbeat check between two waits must run at least
 # every interval / HEARTBEAT_RATE, which is 0.5 s or more (heartbeats come in whole seconds).
 _DRAIN_S = 0.25
+# Failures of the infrastructure (Redis, the broker, a busy store) are waited out: the event
+# goes back to the queue, however long that takes. Any other failure to admit an event is its
+# own (a poison event): after this many tries it is dead-lettered.
+_TRANSIENT = (OSError, RedisError, RedisDown, OperationalError, BrokerUnavailable, ServiceBusy)
+ADMIT_MAX_ATTEMPTS = 5
+_POISON_TRACKED = 1024
 
 
 class Bridge:
@@ -43,6 +54,8 @@ class Bridge:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._backoff_s = _RECONNECT_MIN_S
+        self._failures: OrderedDict[bytes, int] = OrderedDict()
+        self._admit_backoff_s = _RECONNECT_MIN_S
         self._thread = threading.Thread(target=self._run, name="promptbus-bridge", daemon=True)
 
     def start(self, wait_s: float = 10.0) -> None:
@@ -101,19 +114,55 @@ class Bridge:
 
     def _handle(self, message: Message, producer: Producer) -> None:
         body = message.body if isinstance(message.body, bytes) else message.body.encode()
-        admission = self._admit(body)
-        if admission.dead_reason is not None:
-            log.info("event dead-lettered", reason=admission.dead_reason)
-            producer.publish(
-                body,
-                exchange=self._topology.dead_letter_exchange,
-                routing_key=DEAD_LETTER_ROUTING_KEY,
-                content_type=message.content_type or "application/octet-stream",
-                content_encoding=message.content_encoding or "binary",
-                delivery_mode=2,
-                headers={**(message.headers or {}), REASON_HEADER: admission.dead_reason[:1000]},
-                declare=[self._topology.dead_letter_queue],
+        try:
+            admission = self._admit(body)
+        except _TRANSIENT as exc:
+            # The store or the broker failed, not the event: back to the queue, and a pause
+            # that grows while the failures last. The connection stays (it may be fine).
+            wait_s = self._admit_backoff_s
+            log.warning(
+                "event not admitted; requeued", error=f"{type(exc).__name__}: {exc}", wait_s=wait_s
             )
+            message.requeue()
+            self._stop.wait(wait_s)
+            self._admit_backoff_s = min(wait_s * 2, _RECONNECT_MAX_S)
+            return
+        except Exception as exc:
+            self._poisoned(message, body, producer, exc)
+            return
+        self._admit_backoff_s = _RECONNECT_MIN_S
+        if admission.dead_reason is not None:
+            self._dead_letter(message, body, producer, admission.dead_reason)
         elif admission.envelope is not None:
             self._start_chain(admission.envelope)
         message.ack()
+
+    def _poisoned(
+        self, message: Message, body: bytes, producer: Producer, error: Exception
+    ) -> None:
+        """Requeue an event that failed to admit, or dead-letter it after the last try."""
+        key = hashlib.sha256(body).digest()
+        tries = self._failures.pop(key, 0) + 1
+        reason = f"{type(error).__name__}: {error}"
+        if tries < ADMIT_MAX_ATTEMPTS:
+            self._failures[key] = tries
+            while len(self._failures) > _POISON_TRACKED:
+                self._failures.popitem(last=False)
+            log.warning("event failed to admit; requeued", attempt=tries, error=reason)
+            message.requeue()
+            return
+        self._dead_letter(message, body, producer, f"admission failed {tries} times: {reason}")
+        message.ack()
+
+    def _dead_letter(self, message: Message, body: bytes, producer: Producer, reason: str) -> None:
+        log.info("event dead-lettered", reason=reason)
+        producer.publish(
+            body,
+            exchange=self._topology.dead_letter_exchange,
+            routing_key=DEAD_LETTER_ROUTING_KEY,
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            delivery_mode=2,
+            headers={**(message.headers or {}), REASON_HEADER: reason[:1000]},
+            declare=[self._topology.dead_letter_queue],
+        )
