@@ -12,9 +12,8 @@ from urllib.parse import unquote
 
 import orjson
 
-# No stubs ship with jsonschema (types-jsonschema is not a dependency).
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema.exceptions import SchemaError, best_match  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
 from referencing.exceptions import Unresolvable
 
 from pipeline.errors import InvalidModelOutput, ValidationFailed
