@@ -11,7 +11,6 @@ from typing import Any, Final, NoReturn
 from urllib.parse import unquote
 
 import orjson
-
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 from referencing.exceptions import Unresolvable
