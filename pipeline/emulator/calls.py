@@ -3,6 +3,7 @@
 import asyncio
 import socket
 import struct
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
@@ -38,6 +39,24 @@ async def apply_faults(
         reset_connection(request)
         return None
     return directives
+
+
+# An API's error response: (status, message, retry delay in seconds or None).
+ErrorResponse = Callable[[int, str, float | None], web.Response]
+
+
+async def faulted(
+    request: web.Request, api: Api, model: str, directives: Directives, error: ErrorResponse
+) -> Directives | web.StreamResponse:
+    """The call's directives with any fault rule applied, or the response a fault decided:
+    a reset connection, or an emulated error status in the API's own format."""
+    applied = await apply_faults(request, api, model, directives)
+    if applied is None:
+        return dropped()
+    if applied.status is not None:
+        request.app[STATS_KEY].errors += 1
+        return error(applied.status, f"Emulated error {applied.status}.", applied.retry_after_s)
+    return applied
 
 
 def reset_connection(request: web.Request) -> None:

@@ -7,7 +7,7 @@ import orjson
 from aiohttp import web
 
 from pipeline.emulator.answers import JsonMode, Prompt, compose, split_text
-from pipeline.emulator.calls import apply_faults, count_call, dropped
+from pipeline.emulator.calls import count_call, faulted
 from pipeline.emulator.directives import Directives, parse_directives
 from pipeline.emulator.state import BadRequest, Json
 
@@ -200,13 +200,9 @@ async def generate(request: web.Request) -> web.StreamResponse:
     except BadRequest as exc:
         stats.errors += 1
         return google_error(400, str(exc))
-    directives = await apply_faults(request, "gemini", model, parsed)
-    if directives is None:
-        return dropped()
-    if directives.status is not None:
-        stats.errors += 1
-        message = f"Emulated error {directives.status}."
-        return google_error(directives.status, message, directives.retry_after_s)
+    directives = await faulted(request, "gemini", model, parsed, google_error)
+    if isinstance(directives, web.StreamResponse):
+        return directives
     try:
         reply = _reply(prompt, directives)
     except BadRequest as exc:

@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from pipeline.emulator.answers import JsonMode, Prompt, compose, split_text
-from pipeline.emulator.calls import apply_faults, count_call, dropped
+from pipeline.emulator.calls import count_call, faulted
 from pipeline.emulator.directives import parse_directives
 from pipeline.emulator.gemini import MODEL_NAMES as GEMINI_MODEL_NAMES
 from pipeline.emulator.gemini import MODELS as GEMINI_MODELS
@@ -140,6 +140,10 @@ def _prompt(model: str, body: Json) -> Prompt:
     )
 
 
+def _status_error(status: int, message: str, retry_after_s: float | None) -> web.Response:
+    return openai_error(status, message, None, retry_after_s)
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """Serve `POST /v1/chat/completions`, plain or streamed."""
     if not _authorized(request):
@@ -161,13 +165,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     except BadRequest as exc:
         stats.errors += 1
         return openai_error(400, str(exc))
-    directives = await apply_faults(request, "openai", model, parsed)
-    if directives is None:
-        return dropped()
-    if directives.status is not None:
-        stats.errors += 1
-        message = f"Emulated error {directives.status}."
-        return openai_error(directives.status, message, None, directives.retry_after_s)
+    directives = await faulted(request, "openai", model, parsed, _status_error)
+    if isinstance(directives, web.StreamResponse):
+        return directives
     if directives.block == "prompt":
         stats.errors += 1
         message = "The prompt was filtered by the content management policy."
