@@ -4,11 +4,10 @@ from handlers.cache_lookup import cache_lookup
 from handlers.context import StageContext
 from handlers.dedupe import Identity, dedupe, identify
 from handlers.emit import CompletionSink, completion_event, emit, failed_event, job_completion
-from handlers.generate import BLOCKED_REASONS, generate
+from handlers.generate import generate
 from handlers.postprocess import postprocess
 
 __all__ = [
-    "BLOCKED_REASONS",
     "CompletionSink",
     "Identity",
     "StageContext",

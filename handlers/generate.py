@@ -6,11 +6,9 @@ import time
 from handlers.context import StageContext
 from handlers.structured import structured_answer
 from pipeline.errors import PromptbusError
-from pipeline.resilience.router import BLOCKED_REASONS, Call, RetryLater
+from pipeline.resilience.router import Call, RetryLater
 from schemas import Message, RoutingState, StageEnvelope
 from schemas.stages import Generation
-
-__all__ = ["BLOCKED_REASONS", "StageDeferred", "generate"]
 
 
 class StageDeferred(Exception):
