@@ -5,12 +5,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from langchain_core.messages import AIMessage
 from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 
 from pipeline.emulator import EMULATOR_API_KEY, EmulatorConfig, RunningEmulator, start_emulator
 
 GEMINI_MODEL = "gemini-2.5-flash"
+GEMINI_PROMPT = [("system", "be brief"), ("human", "hello")]
+GEMINI_GENERATE = f"/v1beta/models/{GEMINI_MODEL}:generateContent"
 OPENAI_MODEL = "gpt-4o-mini"
 BEARER = {"Authorization": f"Bearer {EMULATOR_API_KEY}"}
 ZERO_STATS = {
@@ -44,6 +47,23 @@ async def gemini_chat(emu: RunningEmulator, **kwargs: Any) -> AsyncIterator[Chat
         yield llm
     finally:
         await llm.aclose()
+
+
+async def gemini_invoke(llm: ChatGoogleGenerativeAI, text: str) -> AIMessage:
+    """Ask one question with a fixed system prompt."""
+    return await llm.ainvoke([("system", "be brief"), ("human", text)])
+
+
+def gemini_stats(calls: int, stream_calls: int = 0, errors: int = 0) -> dict[str, object]:
+    """The counters after `calls` Gemini calls to GEMINI_MODEL."""
+    return {
+        **ZERO_STATS,
+        "calls": calls,
+        "by_model": {GEMINI_MODEL: calls},
+        "stream_calls": stream_calls,
+        "errors": errors,
+        "by_api": {"gemini": calls, "openai": 0},
+    }
 
 
 def openai_chat(emu: RunningEmulator, **kwargs: Any) -> ChatOpenAI:

@@ -1,4 +1,4 @@
-"""Tests of the emulator's JSON mode: the schema-driven documents and both APIs' JSON answers."""
+"""Tests of the emulator's JSON mode over the Gemini and OpenAI APIs, with the real clients."""
 
 import json
 from collections.abc import AsyncIterator
@@ -6,16 +6,13 @@ from typing import Any, Literal
 
 import aiohttp
 import jsonschema
-import orjson
 import pytest
 from google import genai
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
 from pipeline.emulator import EMULATOR_API_KEY, RunningEmulator
-from pipeline.emulator.answers import malformed_text
-from pipeline.emulator.gemini import from_openapi
-from pipeline.emulator.jsondocs import invalid_document, valid_document
+from tests.pipeline.emulator_schemas import OBJECT, SCHEMAS, validate
 from tests.pipeline.emulator_support import (
     BEARER,
     GEMINI_MODEL,
@@ -24,118 +21,6 @@ from tests.pipeline.emulator_support import (
     openai_chat,
     running,
 )
-
-FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
-OBJECT = {
-    "type": "object",
-    "properties": {"title": {"type": "string"}, "count": {"type": "integer"}},
-    "required": ["title", "count"],
-}
-SCHEMAS: dict[str, dict[str, Any]] = {
-    "object": OBJECT,
-    "closed object": {**OBJECT, "additionalProperties": False},
-    "formats": {
-        "type": "object",
-        "properties": {
-            name: {"type": "string", "format": name}
-            for name in ("date", "date-time", "email", "uri", "uuid", "time")
-        },
-        "required": ["date", "email"],
-    },
-    "integer bounds": {
-        "type": "object",
-        "properties": {
-            "low": {"type": "integer", "minimum": 10, "maximum": 20},
-            "high": {"type": "integer", "maximum": -3},
-            "exclusive": {"type": "integer", "exclusiveMinimum": 5},
-            "multiple": {"type": "integer", "minimum": 30, "multipleOf": 7},
-        },
-        "required": ["low", "high", "exclusive", "multiple"],
-    },
-    "number bounds": {
-        "type": "object",
-        "properties": {
-            "small": {"type": "number", "maximum": 1},
-            "negative": {"type": "number", "exclusiveMaximum": 0},
-            "between": {"type": "number", "exclusiveMinimum": 2, "exclusiveMaximum": 3},
-        },
-        "required": ["small", "negative", "between"],
-    },
-    "strings": {
-        "type": "object",
-        "properties": {
-            "long": {"type": "string", "minLength": 50},
-            "short": {"type": "string", "maxLength": 3},
-        },
-        "required": ["long", "short"],
-    },
-    "arrays": {
-        "type": "object",
-        "properties": {
-            "tags": {
-                "type": "array",
-                "items": {"type": "string"},
-                "minItems": 3,
-                "uniqueItems": True,
-            },
-            "none": {"type": "array", "items": {"type": "integer"}, "maxItems": 0},
-            "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "boolean"}]},
-        },
-        "required": ["tags", "none", "pair"],
-    },
-    "enum and const": {
-        "type": "object",
-        "properties": {"colour": {"enum": ["red", "green"]}, "version": {"const": 2}},
-        "required": ["colour", "version"],
-    },
-    "root enum": {"enum": ["yes", "no"]},
-    "root string": {"type": "string"},
-    "root integer": {"type": "integer"},
-    "root array": {"type": "array", "items": OBJECT},
-    "anyOf and oneOf": {
-        "type": "object",
-        "properties": {
-            "either": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-            "one": {"oneOf": [{"type": "boolean"}, {"type": "string"}]},
-        },
-        "required": ["either", "one"],
-    },
-    "root anyOf": {
-        "anyOf": [{"type": "integer"}, {"$ref": "#/$defs/S"}],
-        "$defs": {"S": {"type": "string"}},
-    },
-    "type list": {
-        "type": "object",
-        "properties": {"maybe": {"type": ["null", "integer"]}},
-        "required": ["maybe"],
-    },
-    "$defs ref": {
-        "$defs": {"Item": OBJECT},
-        "type": "object",
-        "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/Item"}}},
-        "required": ["items"],
-    },
-    "definitions ref": {
-        "definitions": {"Point": {**OBJECT, "properties": {"x": {"type": "number"}}}},
-        "$ref": "#/definitions/Point",
-    },
-    "allOf": {
-        "allOf": [OBJECT, {"properties": {"extra": {"type": "boolean"}}, "required": ["extra"]}],
-    },
-    "recursive tree": {
-        "$defs": {
-            "Node": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}},
-                },
-                "required": ["name"],
-            }
-        },
-        "$ref": "#/$defs/Node",
-    },
-}
 
 
 class Inner(BaseModel):
@@ -164,11 +49,6 @@ DIRECTIVE_CASES = [
 ]
 
 
-def validate(document: Any, schema: dict[str, Any]) -> None:
-    """Raise ValidationError unless document follows schema (formats checked too)."""
-    jsonschema.validate(document, schema, format_checker=FORMATS)
-
-
 def follows(text: str, schema: dict[str, Any]) -> tuple[bool, bool]:
     """Whether text is JSON, and whether it follows schema."""
     try:
@@ -194,73 +74,6 @@ async def emu() -> AsyncIterator[RunningEmulator]:
 async def http(emu: RunningEmulator) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=emu.base_url) as session:
         yield session
-
-
-@pytest.mark.parametrize("schema", SCHEMAS.values(), ids=SCHEMAS.keys())
-def test_valid_document_follows_the_schema(schema: dict[str, Any]) -> None:
-    document = valid_document(schema, "some echoed words")
-
-    validate(document, schema)
-    assert valid_document(schema, "some echoed words") == document
-
-
-@pytest.mark.parametrize("schema", SCHEMAS.values(), ids=SCHEMAS.keys())
-def test_invalid_document_is_json_that_breaks_the_schema(schema: dict[str, Any]) -> None:
-    document = invalid_document(schema, "some echoed words")
-
-    orjson.dumps(document)
-    with pytest.raises(jsonschema.ValidationError):
-        validate(document, schema)
-
-
-@pytest.mark.parametrize("schema", SCHEMAS.values(), ids=SCHEMAS.keys())
-def test_malformed_text_is_not_json(schema: dict[str, Any]) -> None:
-    text = orjson.dumps(valid_document(schema, "words")).decode()
-
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(malformed_text(text))
-
-
-def test_strings_come_from_the_echo() -> None:
-    assert valid_document({"type": "string"}, "the echo") == "the echo"
-    assert valid_document({"type": "string"}, "") == "text"
-
-
-def test_openapi_subset_becomes_json_schema() -> None:
-    openapi = {
-        "type": "OBJECT",
-        "properties": {
-            "name": {"type": "STRING", "title": "Name"},
-            "kind": {"type": "STRING", "format": "enum", "enum": ["x", "y"]},
-            "inner": {
-                "type": "OBJECT",
-                "nullable": True,
-                "properties": {"x": {"type": "INTEGER"}},
-                "required": ["x"],
-            },
-            "tags": {"type": "ARRAY", "items": {"type": "STRING"}, "minItems": "2"},
-        },
-        "required": ["name", "kind", "tags"],
-        "propertyOrdering": ["name", "kind", "inner", "tags"],
-    }
-
-    converted = from_openapi(openapi)
-
-    assert converted == {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "title": "Name"},
-            "kind": {"type": "string", "format": "enum", "enum": ["x", "y"]},
-            "inner": {
-                "type": ["object", "null"],
-                "properties": {"x": {"type": "integer"}},
-                "required": ["x"],
-            },
-            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-        },
-        "required": ["name", "kind", "tags"],
-    }
-    validate(valid_document(converted, "w"), converted)
 
 
 async def test_gemini_with_structured_output(emu: RunningEmulator) -> None:

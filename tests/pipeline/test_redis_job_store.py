@@ -9,7 +9,8 @@ import pytest
 from pipeline.errors import ServiceBusy
 from pipeline.jobs.redis_store import RedisJobStore
 from schemas import ErrorDetail, JobState
-from tests.pipeline.test_job_store import Clock, RedisRun, answer, finish, job, redis_run
+from tests.factories import answer
+from tests.pipeline.job_store_support import Clock, RedisRun, finish, job, redis_run
 
 
 @pytest.fixture

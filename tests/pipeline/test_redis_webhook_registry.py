@@ -8,7 +8,7 @@ import pytest
 from pipeline.webhooks.redis_registry import RedisWebhookRegistry
 from pipeline.webhooks.registry import ROTATION_OVERLAP_S, MemoryWebhookRegistry, WebhookRegistry
 from schemas.webhooks import Attempt, EndpointCreate, EventType, Outcome
-from tests.pipeline.test_job_store import Clock, RedisRun, redis_run
+from tests.pipeline.job_store_support import Clock, RedisRun, redis_run
 
 Pair = tuple[WebhookRegistry, WebhookRegistry]
 
