@@ -1,8 +1,9 @@
-"""What both benchmarks share: child processes, free ports, latency records and the verdict."""
+"""What the benchmarks share: child processes, ports, HTTP helpers, latency records, verdict."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import platform
@@ -141,6 +142,16 @@ def start_promptbus(
     return child, f"http://{HOST}:{port}"
 
 
+async def start_emulator_up(
+    children: Children, session: aiohttp.ClientSession, latency_ms: float
+) -> tuple[Child, str]:
+    """`start_emulator`, then wait until it is healthy and print it; the child and its base URL."""
+    emulator, emulator_url = start_emulator(children, latency_ms)
+    await wait_healthy(session, emulator, f"{emulator_url}/healthz")
+    print(f"emulator: pid {emulator.process.pid}, {emulator_url}, {latency_ms:g} ms latency")
+    return emulator, emulator_url
+
+
 async def wait_up(child: Child, is_up: Callable[[], Awaitable[bool]]) -> None:
     """Return once `is_up()` holds; fail if the child exits or takes too long."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -172,6 +183,24 @@ async def wait_marker(child: Child, marker: str) -> None:
         return marker in child.output()
 
     await wait_up(child, printed)
+
+
+def client_session(connections: int, timeout_s: float) -> aiohttp.ClientSession:
+    """A client session of at most `connections` keep-alive connections, `timeout_s` per request."""
+    connector = aiohttp.TCPConnector(limit=connections)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+
+async def post_job_prompt(session: aiohttp.ClientSession, base_url: str, prompt: str) -> str:
+    """POST /v1/jobs with `prompt` for the flash model; the job id of the 202."""
+    body = json.dumps({"model": "flash", "prompt": prompt}).encode()
+    async with session.post(f"{base_url}/v1/jobs", data=body, headers=JSON_HEADERS) as r:
+        text = await r.text()
+    if r.status != 202:
+        raise BenchError(f"POST /v1/jobs answered {r.status}: {text[:300]}")
+    job_id: str = json.loads(text)["id"]
+    return job_id
 
 
 async def emulator_calls(session: aiohttp.ClientSession, emulator_url: str) -> int:

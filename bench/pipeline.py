@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
@@ -42,7 +41,6 @@ from _closed_loop import (
     show,
 )
 from _common import (
-    JSON_HEADERS,
     BenchError,
     Check,
     Child,
@@ -50,12 +48,14 @@ from _common import (
     Errors,
     Load,
     child_env,
+    client_session,
     describe_machine,
     emulator_calls,
     pass_fail,
+    post_job_prompt,
     report,
     run_bench,
-    start_emulator,
+    start_emulator_up,
     start_promptbus,
     wait_healthy,
     wait_marker,
@@ -89,24 +89,10 @@ class Bench:
     jobs: int
     suffixes: list[str]
 
-    def promptbus_body(self, label: str, number: int) -> bytes:
-        """A job submission with a prompt of its own, so that none is a cache hit."""
-        prompt = f"pipeline bench {self.run_id} {label} {number}"
-        return json.dumps({"model": "flash", "prompt": prompt}).encode()
-
     async def post_job(self, base_url: str, label: str, number: int) -> str:
-        """POST /v1/jobs; the job id of the 202."""
-        body = self.promptbus_body(label, number)
-        async with self.session.post(f"{base_url}/v1/jobs", data=body, headers=JSON_HEADERS) as r:
-            text = await r.text()
-        if r.status != 202:
-            raise BenchError(f"POST /v1/jobs answered {r.status}: {text[:300]}")
-        job_id: str = json.loads(text)["id"]
-        return job_id
-
-    async def emulator_calls(self) -> int:
-        """How many generate calls the emulator has received."""
-        return await emulator_calls(self.session, self.emulator_url)
+        """POST /v1/jobs with a prompt of its own (no cache hit); the job id of the 202."""
+        prompt = f"pipeline bench {self.run_id} {label} {number}"
+        return await post_job_prompt(self.session, base_url, prompt)
 
     async def start_promptbus(self, **overrides: str) -> tuple[Child, str]:
         """`promptbus serve` on a free port against the emulator, once up; the child and its URL."""
@@ -187,7 +173,7 @@ async def promptbus_side(bench: Bench, broker: str, suffix: str) -> Result:
             )
             if warm.load.errors.count:
                 raise BenchError(f"promptbus warm-up failed: {warm.load.errors.samples}")
-            calls_before = await bench.emulator_calls()
+            calls_before = await emulator_calls(bench.session, bench.emulator_url)
             result = await closed_loop(
                 "promptbus",
                 bench.jobs,
@@ -195,7 +181,7 @@ async def promptbus_side(bench: Bench, broker: str, suffix: str) -> Result:
                 listener.completions,
                 {"promptbus": child.process.pid, "emulator": bench.emulator_pid},
             )
-            upstream = await bench.emulator_calls() - calls_before
+            upstream = await emulator_calls(bench.session, bench.emulator_url) - calls_before
             if upstream != bench.jobs:
                 result.load.errors.add(f"{bench.jobs} jobs but {upstream} emulator calls")
             return result
@@ -298,12 +284,8 @@ async def run(args: argparse.Namespace, children: Children, suffixes: list[str])
         f"load: aiohttp and Celery clients in the bench process, closed loop: {IN_FLIGHT} slots, "
         "each submits a job and waits for its completion event before the next"
     )
-    emulator, emulator_url = start_emulator(children, 0)
-    timeout = aiohttp.ClientTimeout(total=COMPLETION_TIMEOUT_S)
-    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await wait_healthy(session, emulator, f"{emulator_url}/healthz")
-        print(f"emulator: pid {emulator.process.pid}, {emulator_url}, 0 ms latency")
+    async with client_session(IN_FLIGHT, COMPLETION_TIMEOUT_S) as session:
+        emulator, emulator_url = await start_emulator_up(children, session, 0)
         bench = Bench(
             children,
             session,

@@ -1,0 +1,63 @@
+"""The floor of a miss: LangChain's Gemini client alone, run in a process of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from _common import Load
+from _http_load import timed_workers
+
+
+def run_client_floor(
+    emulator_url: str, run_id: str, duration_s: float, workers: int, stagger_s: float
+) -> None:
+    """Measure the LangChain client alone and print its numbers as one JSON line."""
+    load = asyncio.run(client_floor_load(emulator_url, workers, duration_s, run_id, stagger_s))
+    print(
+        json.dumps(
+            {
+                "requests": load.completed,
+                "rps": load.rate,
+                "p50_ms": load.p50_ms,
+                "p99_ms": load.p99_ms,
+                "errors": load.errors.samples,
+                "error_count": load.errors.count,
+            }
+        )
+    )
+
+
+async def client_floor_load(
+    emulator_url: str, workers: int, duration_s: float, run_id: str, stagger_s: float
+) -> Load:
+    """The same staggered load through LangChain's Gemini client alone: the floor of a miss.
+
+    promptbus must call Gemini through `ChatGoogleGenerativeAI`; this measures what
+    that client costs by itself, configured as promptbus configures it.
+    """
+    from langchain_core.messages import HumanMessage
+    from langchain_google_genai import ChatGoogleGenerativeAI
+
+    llm = ChatGoogleGenerativeAI(
+        model="gemini-2.5-flash",
+        google_api_key="emulator",
+        base_url=emulator_url,
+        api_version="v1beta",
+        max_retries=1,
+        timeout=30,
+        temperature=None,
+    )
+    for warm in range(3):  # the client's first calls build its SDK client and session
+        await llm.ainvoke([HumanMessage(content=f"warm {run_id} {warm}")])
+
+    async def invoke(number: int) -> float | str:
+        began = time.perf_counter()
+        try:
+            await llm.ainvoke([HumanMessage(content=f"floor {run_id} {number}")])
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return time.perf_counter() - began
+
+    return await timed_workers(invoke, workers, duration_s, stagger_s)
