@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 
 from _common import Load
 from _http_load import timed_workers
+
+GC_GEN0_THRESHOLD = 20_000  # promptbus's default `gc_gen0_threshold`
 
 
 def run_client_floor(
@@ -35,8 +38,13 @@ async def client_floor_load(
     """The same staggered load through LangChain's Gemini client alone: the floor of a miss.
 
     promptbus must call Gemini through `ChatGoogleGenerativeAI`; this measures what
-    that client costs by itself, configured as promptbus configures it.
+    that client costs by itself, configured as promptbus configures it: its google-genai
+    client on an aiohttp session that does not read the environment per request, and the
+    garbage collector set as `pipeline/heap.py` sets it.
     """
+    import aiohttp
+    from google.genai import Client
+    from google.genai.types import HttpOptions
     from langchain_core.messages import HumanMessage
     from langchain_google_genai import ChatGoogleGenerativeAI
 
@@ -49,6 +57,13 @@ async def client_floor_load(
         timeout=30,
         temperature=None,
     )
+    session = aiohttp.ClientSession(trust_env=False)
+    llm.client = Client(
+        api_key="emulator",
+        http_options=HttpOptions(
+            base_url=emulator_url, api_version="v1beta", aiohttp_client=session
+        ),
+    )
     for warm in range(3):  # the client's first calls build its SDK client and session
         await llm.ainvoke([HumanMessage(content=f"warm {run_id} {warm}")])
 
@@ -60,4 +75,10 @@ async def client_floor_load(
             return f"{type(exc).__name__}: {exc}"
         return time.perf_counter() - began
 
-    return await timed_workers(invoke, workers, duration_s, stagger_s)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+    try:
+        return await timed_workers(invoke, workers, duration_s, stagger_s)
+    finally:
+        await session.close()

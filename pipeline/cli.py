@@ -10,6 +10,7 @@ from importlib.metadata import version
 import structlog
 from aiohttp import web
 
+from pipeline import heap
 from pipeline.logs import configure_logging
 from pipeline.settings import Settings
 
@@ -75,6 +76,7 @@ async def _serve(settings: Settings) -> int:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     host, port = _bound(site, settings)
+    heap.settle(settings.gc_gen0_threshold)
     log = structlog.get_logger("promptbus")
     log.info(
         f"promptbus listening on http://{host}:{port}; "
@@ -100,6 +102,7 @@ async def _work(settings: Settings) -> int:
     from pipeline.runtime import Runtime
 
     runtime = await Runtime.start(settings, with_worker=True, pool=settings.worker_pool)
+    heap.settle(settings.gc_gen0_threshold)
     log = structlog.get_logger("promptbus")
     log.info(
         f"promptbus worker consuming {settings.broker_url.split('@')[-1]}; "

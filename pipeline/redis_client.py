@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 # Idle pooled connections are pinged before reuse after this long, so a dead one is
 # replaced instead of failing a request.

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     cache_default_ttl_s: int = Field(default=3600, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Allocations between young garbage collections (CPython's default is 700): see heap.py.
+    gc_gen0_threshold: int = Field(default=20_000, ge=100, le=1_000_000)
     coalesce_wait_s: float = Field(default=60.0, gt=0)
 
     data_dir: Path = Path(".promptbus")

@@ -204,7 +204,7 @@ class RedisJobStore:
                     return
                 held = await self._next_change(pubsub, job_id, version)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # unannotated before redis-py 8
 
     async def wait(self, job_id: str, timeout_s: float) -> Job | None:
         """The job once finished, or as it is when `timeout_s` runs out."""

@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import aiohttp
@@ -33,7 +33,7 @@ class LangChainProvider:
     def __init__(self, name: str, *, timeout_s: float) -> None:
         self.name = name
         self._timeout_s = timeout_s
-        self._models: dict[str, BaseChatModel] = {}
+        self._models: dict[Hashable, BaseChatModel] = {}
         self._prompt = ChatPromptTemplate.from_messages([MessagesPlaceholder("conversation")])
         self._parser = StrOutputParser()
         self._probe: aiohttp.ClientSession | None = None
@@ -42,11 +42,16 @@ class LangChainProvider:
         """A new LangChain chat model for `provider_model`."""
         raise NotImplementedError
 
+    def model_key(self, provider_model: str) -> Hashable:
+        """What a cached model is kept under: the provider model, unless a subclass binds more."""
+        return provider_model
+
     def model(self, provider_model: str) -> BaseChatModel:
         """The (cached) LangChain chat model for `provider_model`."""
-        model = self._models.get(provider_model)
+        key = self.model_key(provider_model)
+        model = self._models.get(key)
         if model is None:
-            model = self._models[provider_model] = self.build_model(provider_model)
+            model = self._models[key] = self.build_model(provider_model)
         return model
 
     async def generate(
