@@ -4,8 +4,8 @@ import math
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.backoff import NoBackoff
 from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 # Idle pooled connections are pinged before reuse after this long, so a dead one is
 # replaced instead of failing a request.
