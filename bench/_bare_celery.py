@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from typing import Any, Final
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
 
+from _gemini_client import gemini_client, settle_heap
 from celery import Celery, chain, signals
 from celery.canvas import Signature
 from kombu.entity import Exchange, Queue
+
+T = TypeVar("T")
+Step = Callable[[dict[str, Any]], dict[str, Any]]
+CLIENT_TIMEOUT_S: Final = 60.0
 
 # promptbus's default Settings.worker_concurrency; the bare worker gets the same.
 WORKER_CONCURRENCY: Final = 16
@@ -51,8 +59,11 @@ def bare_task_name(step: str) -> str:
     return f"bench.bare.{step}"
 
 
-def create_bare_celery(url: str, suffix: str) -> Celery:
-    """A Celery app configured as promptbus's, whose four tasks do nothing but the last publish."""
+def create_bare_celery(url: str, suffix: str, generate: Step | None = None) -> Celery:
+    """A Celery app configured as promptbus's, whose four tasks do nothing but the last publish.
+
+    With `generate`, the generate task runs it instead of passing its payload on.
+    """
     app = Celery("promptbus-bench-bare", broker=url, set_as_current=False)
     queues = {}
     for family in STAGE_FAMILIES:
@@ -107,10 +118,14 @@ def create_bare_celery(url: str, suffix: str) -> Celery:
             )
         return payload
 
+    def call(payload: dict[str, Any]) -> dict[str, Any]:
+        assert generate is not None
+        return generate(payload)
+
+    # Celery makes tasks of functions: the step object is called from one.
+    bodies = {"emit": emit, "generate": call if generate else pass_on}
     for step in STEPS:
-        app.task(name=bare_task_name(step), acks_late=True, shared=False)(
-            emit if step == "emit" else pass_on
-        )
+        app.task(name=bare_task_name(step), acks_late=True, shared=False)(bodies.get(step, pass_on))
     return app
 
 
@@ -122,9 +137,38 @@ def bare_chain(app: Celery, job_id: str, payload: dict[str, Any]) -> Signature:
     return chain(first.clone(args=(payload,)), *rest)
 
 
-def run_bare_worker(url: str, suffix: str) -> None:
-    """Run the bare baseline's Celery worker on threads, as promptbus's embedded worker runs."""
-    app = create_bare_celery(url, suffix)
+class ClientStep:
+    """The generate task's one LangChain call to the emulator, on a long-lived event loop.
+
+    As promptbus runs its stages from Celery's threads: each task thread hands the call to
+    one loop thread and waits for it.
+    """
+
+    def __init__(self, emulator_url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="bare-client", daemon=True).start()
+        self._llm, self._session = self._run(self._build(emulator_url))
+
+    def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+        reply = self._run(self._llm.ainvoke(payload["prompt"]))
+        return {**payload, "text": reply.text}
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(CLIENT_TIMEOUT_S)
+
+    @staticmethod
+    async def _build(emulator_url: str) -> tuple[Any, Any]:
+        return gemini_client(emulator_url)
+
+
+def run_bare_worker(url: str, suffix: str, emulator_url: str | None = None) -> None:
+    """Run the bare baseline's Celery worker on threads, as promptbus's embedded worker runs.
+
+    With `emulator_url`, its generate task makes the LangChain call promptbus makes.
+    """
+    generate = ClientStep(emulator_url) if emulator_url else None
+    app = create_bare_celery(url, suffix, generate)
+    settle_heap()  # as promptbus settles its own once started
 
     def ready(**_: Any) -> None:
         print(READY_MARKER, flush=True)

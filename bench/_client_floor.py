@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import time
 
 from _common import Load
+from _gemini_client import gemini_client, settle_heap
 from _http_load import timed_workers
-
-GC_GEN0_THRESHOLD = 20_000  # promptbus's default `gc_gen0_threshold`
 
 
 def run_client_floor(
@@ -42,28 +40,9 @@ async def client_floor_load(
     client on an aiohttp session that does not read the environment per request, and the
     garbage collector set as `pipeline/heap.py` sets it.
     """
-    import aiohttp
-    from google.genai import Client
-    from google.genai.types import HttpOptions
     from langchain_core.messages import HumanMessage
-    from langchain_google_genai import ChatGoogleGenerativeAI
 
-    llm = ChatGoogleGenerativeAI(
-        model="gemini-2.5-flash",
-        google_api_key="emulator",
-        base_url=emulator_url,
-        api_version="v1beta",
-        max_retries=1,
-        timeout=30,
-        temperature=None,
-    )
-    session = aiohttp.ClientSession(trust_env=False)
-    llm.client = Client(
-        api_key="emulator",
-        http_options=HttpOptions(
-            base_url=emulator_url, api_version="v1beta", aiohttp_client=session
-        ),
-    )
+    llm, session = gemini_client(emulator_url)
     for warm in range(3):  # the client's first calls build its SDK client and session
         await llm.ainvoke([HumanMessage(content=f"warm {run_id} {warm}")])
 
@@ -75,9 +54,7 @@ async def client_floor_load(
             return f"{type(exc).__name__}: {exc}"
         return time.perf_counter() - began
 
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+    settle_heap()
     try:
         return await timed_workers(invoke, workers, duration_s, stagger_s)
     finally:

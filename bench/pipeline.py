@@ -102,8 +102,11 @@ class Bench:
         return child, base_url
 
 
-async def bare_side(bench: Bench, broker: str, suffix: str) -> Result:
-    """The bare Celery chain: a worker process, chains submitted from here."""
+async def bare_side(bench: Bench, broker: str, suffix: str, *, with_client: bool) -> Result:
+    """The bare Celery chain: a worker process, chains submitted from here.
+
+    `with_client`: its generate task makes promptbus's LangChain call to the emulator.
+    """
     url = BROKER_URLS[broker]
     worker_argv = [
         sys.executable,
@@ -114,20 +117,25 @@ async def bare_side(bench: Bench, broker: str, suffix: str) -> Result:
         "--suffix",
         suffix,
     ]
+    if with_client:
+        worker_argv += ["--emulator", bench.emulator_url]
+    label, tag = (
+        ("bare chain + client", "bareclient") if with_client else ("bare celery chain", "bare")
+    )
     worker = bench.children.start("bare-worker", worker_argv, child_env())
     app = create_bare_celery(url, suffix)
     executor = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="bench-submit")
     loop = asyncio.get_running_loop()
     try:
         await wait_marker(worker, READY_MARKER)
-        print(f"  bare worker: pid {worker.process.pid}, concurrency {WORKER_CONCURRENCY} threads")
-        listener_queue = listener_queue_name("bare", suffix)
+        print(f"  {tag} worker: pid {worker.process.pid}, concurrency {WORKER_CONCURRENCY} threads")
+        listener_queue = listener_queue_name(tag, suffix)
         async with Listener(url, bare_completions(suffix), listener_queue) as listener:
 
-            def submitter(label: str) -> Submit:
+            def submitter(phase: str) -> Submit:
                 async def submit(number: int) -> str:
-                    job_id = f"bare_{bench.run_id}_{label}_{number}"
-                    payload = {"job_id": job_id, "prompt": f"pipeline bench {label} {number}"}
+                    job_id = f"{tag}_{bench.run_id}_{phase}_{number}"
+                    payload = {"job_id": job_id, "prompt": f"pipeline bench {phase} {number}"}
                     signature = bare_chain(app, job_id, payload)
                     await loop.run_in_executor(executor, signature.apply_async)
                     return job_id
@@ -138,14 +146,19 @@ async def bare_side(bench: Bench, broker: str, suffix: str) -> Result:
                 "warm-up", WARMUP_JOBS, submitter("warm"), listener.completions
             )
             if warm.load.errors.count:
-                raise BenchError(f"bare warm-up failed: {warm.load.errors.samples}")
-            return await closed_loop(
-                "bare celery chain",
+                raise BenchError(f"{tag} warm-up failed: {warm.load.errors.samples}")
+            calls_before = await emulator_calls(bench.session, bench.emulator_url)
+            result = await closed_loop(
+                label,
                 bench.jobs,
                 submitter("run"),
                 listener.completions,
                 {"worker": worker.process.pid},
             )
+            upstream = await emulator_calls(bench.session, bench.emulator_url) - calls_before
+            if upstream != (bench.jobs if with_client else 0):
+                result.load.errors.add(f"{bench.jobs} jobs but {upstream} emulator calls")
+            return result
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         await asyncio.to_thread(app.close)
@@ -199,8 +212,10 @@ async def broker_phase(bench: Bench, broker: str) -> list[Check]:
         f"after {WARMUP_JOBS} warm-up jobs =="
     )
     try:
-        bare = await bare_side(bench, broker, suffix)
+        bare = await bare_side(bench, broker, suffix, with_client=False)
         show(bare)
+        with_client = await bare_side(bench, broker, suffix, with_client=True)
+        show(with_client)
         promptbus = await promptbus_side(bench, broker, suffix)
         show(promptbus)
     finally:
@@ -211,7 +226,13 @@ async def broker_phase(bench: Bench, broker: str) -> list[Check]:
         f"  ratio promptbus/bare jobs/s: {ratio:.2f} (goal >= {MIN_THROUGHPUT_RATIO:g}): "
         f"{pass_fail(passed)}"
     )
-    errors = bare.load.errors.count + promptbus.load.errors.count
+    ceiling = with_client.load.rate / bare.load.rate if bare.load.rate else 0.0
+    of_ceiling = promptbus.load.rate / with_client.load.rate if with_client.load.rate else 0.0
+    print(
+        f"  the LangChain call alone caps a chain at {ceiling:.2f} of the bare chain; "
+        f"promptbus reaches {of_ceiling:.2f} of that cap (no target)"
+    )
+    errors = bare.load.errors.count + with_client.load.errors.count + promptbus.load.errors.count
     return [
         Check(
             f"{broker} throughput promptbus/bare",
@@ -319,6 +340,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bare-worker", action="store_true", help="run only the bare worker")
     parser.add_argument("--broker", help="broker URL of the bare worker")
     parser.add_argument("--suffix", help="name suffix of the bare worker's queues")
+    parser.add_argument(
+        "--emulator", help="with --bare-worker: its generate task calls this emulator via LangChain"
+    )
     args = parser.parse_args(argv)
     if args.bare_worker:
         if not args.broker or args.suffix is None:
@@ -337,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench, or the bare baseline's worker with --bare-worker."""
     args = parse_args(argv)
     if args.bare_worker:
-        run_bare_worker(args.broker, args.suffix)
+        run_bare_worker(args.broker, args.suffix, args.emulator)
         return 0
     suffixes: list[str] = []
     try:
