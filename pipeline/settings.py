@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # AMQP heartbeat (and Redis broker health-check) interval: a silent connection is dropped
     # after about two of them. 0 = off.
     broker_heartbeat_s: int = Field(default=30, ge=0, le=3600)
-    memory_polling_interval_s: float = Field(default=0.002, gt=0, le=1)
+    memory_polling_interval_s: float = Field(default=0.05, gt=0, le=1)
     redis_visibility_timeout_s: int = Field(default=3600, ge=1)
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     worker_pool: Literal["threads", "prefork"] = "threads"

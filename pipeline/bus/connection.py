@@ -5,7 +5,10 @@ from typing import Any
 
 from kombu.connection import Connection
 
+from pipeline.bus import memory_transport
 from pipeline.settings import Settings
+
+memory_transport.register()
 
 # Kombu's Redis transport sweeps unacknowledged messages back to their queues every
 # `unacked_restore_interval` seconds, but scans only every `unacked_restore_throttle`-th
@@ -26,7 +29,8 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     """Options for the broker's transport, shared by Kombu and Celery."""
     scheme = broker_scheme(settings)
     if scheme == "memory":
-        # The memory transport polls; its default of 1 s would add a second per hop.
+        # Consumers wake on each message (memory_transport.py); this bounds a wait between
+        # checks, kombu's default of 1 s would be the delay of any wake-up missed.
         return {"polling_interval": settings.memory_polling_interval_s}
     if scheme == "amqp":
         # Publisher confirms: a publish returns only once the broker has the message.
@@ -62,8 +66,10 @@ def _unacked_keys(suffix: str) -> dict[str, str]:
 
 
 def broker_url(settings: Settings) -> str:
-    """The broker URL; `memory://` gets a host so Kombu does not warn about it."""
-    return "memory://localhost/" if settings.broker_url == "memory://" else settings.broker_url
+    """The broker URL; `memory://` is kombu's memory transport woken by each message."""
+    if broker_scheme(settings) == "memory":
+        return f"{memory_transport.SCHEME}://localhost/"
+    return settings.broker_url
 
 
 # Heartbeat checks per heartbeat interval: Kombu asks for at least two, py-amqp sends a
