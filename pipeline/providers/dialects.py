@@ -55,6 +55,7 @@ async def _gemini_close(model: BaseChatModel) -> None:
     if client is not None:
         # Not model.aclose(): that insists on the loop of the first call, and a Celery
         # worker's loop may differ from the one stopping the runtime.
+        client.close()  # the SDK's sync transport (built even when unused)
         await client.aio.aclose()
 
 
