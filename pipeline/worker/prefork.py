@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 from celery import signals
 
+from pipeline import heap
 from pipeline.bus.connection import broker_scheme
 from pipeline.providers.setup import on_emulator
 from pipeline.settings import Settings
@@ -66,9 +67,10 @@ def child_settings(settings: Settings, emulator_url: str | None) -> Settings:
 class PreforkChildren:
     """Hooks a pool's children so each runs `tasks` on a runtime of its own."""
 
-    def __init__(self, tasks: "TaskRunner", build: ChildFactory) -> None:
+    def __init__(self, tasks: "TaskRunner", build: ChildFactory, *, gc_gen0_threshold: int) -> None:
         self._tasks = tasks
         self._build = build
+        self._gc_gen0_threshold = gc_gen0_threshold
         self._child: tuple[ChildRuntime, LoopRunner] | None = None
 
     def connect(self) -> None:
@@ -89,6 +91,8 @@ class PreforkChildren:
         child = runner.run(self._build(), _BUILD_TIMEOUT_S)
         self._tasks.adopt(child.tasks)
         self._child = (child, runner)
+        # Forked before the parent settled its heap: the child settles its own, once built.
+        heap.settle(self._gc_gen0_threshold)
         log.debug("pool child ready")
 
     def _on_child_end(self, **_: Any) -> None:

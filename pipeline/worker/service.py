@@ -108,7 +108,9 @@ class JobWorker:
             check_prefork(settings)
             if child_runtime is None:
                 raise ValueError("a prefork pool needs a way to build each child's runtime")
-            self._children = PreforkChildren(tasks, child_runtime)
+            self._children = PreforkChildren(
+                tasks, child_runtime, gc_gen0_threshold=settings.gc_gen0_threshold
+            )
         self._worker = EmbeddedWorker(
             tasks.celery, concurrency=settings.worker_concurrency, pool=pool
         )
