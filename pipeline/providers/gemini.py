@@ -77,10 +77,19 @@ class GeminiProvider(LangChainProvider):
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
+            self._forget_stopped_loops()
             session = self._sessions[loop] = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS), trust_env=False
             )
         return session
+
+    def _forget_stopped_loops(self) -> None:
+        # A loop that has closed (a finished test, a worker's stopped runtime) takes its
+        # session with it; its models must not pin them.
+        for loop in [loop for loop in self._sessions if loop.is_closed()]:
+            del self._sessions[loop]
+        for key in [key for key in self._models if isinstance(key, tuple) and key[0].is_closed()]:
+            del self._models[key]
 
     async def ready(self) -> bool:
         """Whether the models endpoint answers (any status below 500)."""

@@ -1,5 +1,6 @@
 """The Gemini client's own HTTP session: proxies from the environment, closing and reopening."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -107,3 +108,25 @@ async def test_closing_twice_is_harmless(emulator: Emulator):
     await gemini.aclose()
 
     assert generation.text.startswith(f"[{MODEL}] after close")
+
+
+async def test_a_provider_outlives_the_loops_that_used_it(emulator: Emulator):
+    gemini = GeminiProvider(
+        api_key=SecretStr("k"), base_url=emulator.base_url, timeout_s=5, max_attempts=1
+    )
+
+    def on_short_lived_loops() -> list[str]:
+        # Each asyncio.run is a loop of its own, closed when it returns (as a stopped runtime's).
+        return [
+            asyncio.run(gemini.generate(MODEL, ask(f"loop {n}"), PARAMS)).text for n in range(3)
+        ]
+
+    texts = await asyncio.to_thread(on_short_lived_loops)
+    generation = await gemini.generate(MODEL, ask("the test's own loop"), PARAMS)
+
+    assert [text.split("#")[0] for text in texts] == [f"[{MODEL}] loop {n} " for n in range(3)]
+    assert generation.text.startswith(f"[{MODEL}] the test's own loop")
+    # What the closed loops built is forgotten: one session and one model, for this loop.
+    assert list(gemini._sessions) == [asyncio.get_running_loop()]
+    assert len(gemini._models) == 1
+    await gemini.aclose()
