@@ -118,12 +118,13 @@ def create_bare_celery(url: str, suffix: str, generate: Step | None = None) -> C
             )
         return payload
 
-    def call(payload: dict[str, Any]) -> dict[str, Any]:
-        assert generate is not None
-        return generate(payload)
+    generate_step = generate or pass_on
 
-    # Celery makes tasks of functions: the step object is called from one.
-    bodies = {"emit": emit, "generate": call if generate else pass_on}
+    def run_generate(payload: dict[str, Any]) -> dict[str, Any]:
+        # Celery makes tasks of functions, not of callable objects such as a ClientStep.
+        return generate_step(payload)
+
+    bodies = {"emit": emit, "generate": run_generate}
     for step in STEPS:
         app.task(name=bare_task_name(step), acks_late=True, shared=False)(bodies.get(step, pass_on))
     return app
@@ -147,7 +148,8 @@ class ClientStep:
     def __init__(self, emulator_url: str) -> None:
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="bare-client", daemon=True).start()
-        self._llm, self._session = self._run(self._build(emulator_url))
+        # The model's client holds its session; the worker process ends with both.
+        self._llm, _ = self._run(self._build(emulator_url))
 
     def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
         reply = self._run(self._llm.ainvoke(payload["prompt"]))

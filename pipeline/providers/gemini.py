@@ -2,7 +2,6 @@
 
 import asyncio
 import urllib.request
-from collections.abc import Hashable
 from typing import Final
 
 import aiohttp
@@ -45,9 +44,9 @@ class GeminiProvider(LangChainProvider):
         self._max_attempts = max(1, max_attempts)
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
-    def model_key(self, provider_model: str) -> Hashable:
+    def loop_scope(self) -> asyncio.AbstractEventLoop:
         """A model per event loop: its client's session belongs to the loop that made it."""
-        return (asyncio.get_running_loop(), provider_model)
+        return asyncio.get_running_loop()
 
     def build_model(self, provider_model: str) -> ChatGoogleGenerativeAI:
         """A ChatGoogleGenerativeAI for `provider_model`, with SDK retries off."""
@@ -77,19 +76,13 @@ class GeminiProvider(LangChainProvider):
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
-            self._forget_stopped_loops()
+            # A loop that has closed took its session with it.
+            for stopped in [loop for loop in self._sessions if loop.is_closed()]:
+                del self._sessions[stopped]
             session = self._sessions[loop] = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS), trust_env=False
             )
         return session
-
-    def _forget_stopped_loops(self) -> None:
-        # A loop that has closed (a finished test, a worker's stopped runtime) takes its
-        # session with it; its models must not pin them.
-        for loop in [loop for loop in self._sessions if loop.is_closed()]:
-            del self._sessions[loop]
-        for key in [key for key in self._models if isinstance(key, tuple) and key[0].is_closed()]:
-            del self._models[key]
 
     async def ready(self) -> bool:
         """Whether the models endpoint answers (any status below 500)."""

@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -33,7 +33,8 @@ class LangChainProvider:
     def __init__(self, name: str, *, timeout_s: float) -> None:
         self.name = name
         self._timeout_s = timeout_s
-        self._models: dict[Hashable, BaseChatModel] = {}
+        # Keyed by (event loop the model is bound to, or None when it is not; provider model).
+        self._models: dict[tuple[asyncio.AbstractEventLoop | None, str], BaseChatModel] = {}
         self._prompt = ChatPromptTemplate.from_messages([MessagesPlaceholder("conversation")])
         self._parser = StrOutputParser()
         self._probe: aiohttp.ClientSession | None = None
@@ -42,15 +43,18 @@ class LangChainProvider:
         """A new LangChain chat model for `provider_model`."""
         raise NotImplementedError
 
-    def model_key(self, provider_model: str) -> Hashable:
-        """What a cached model is kept under: the provider model, unless a subclass binds more."""
-        return provider_model
+    def loop_scope(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop a model built now is bound to; None: one model serves every loop."""
+        return None
 
     def model(self, provider_model: str) -> BaseChatModel:
-        """The (cached) LangChain chat model for `provider_model`."""
-        key = self.model_key(provider_model)
+        """The (cached) LangChain chat model for `provider_model` (and this loop, if bound)."""
+        key = (self.loop_scope(), provider_model)
         model = self._models.get(key)
         if model is None:
+            # Models of a loop that has closed (a finished runtime) must not pin its clients.
+            for stale in [k for k in self._models if k[0] is not None and k[0].is_closed()]:
+                del self._models[stale]
             model = self._models[key] = self.build_model(provider_model)
         return model
 
