@@ -1,22 +1,34 @@
 """The handler stages: plain async functions over `StageEnvelope`, one module each."""
 
+from handlers.arrival import arrive
 from handlers.cache_lookup import cache_lookup
 from handlers.context import StageContext
-from handlers.dedupe import Identity, dedupe, identify
-from handlers.emit import CompletionSink, completion_event, emit, failed_event, job_completion
-from handlers.generate import generate
+from handlers.emit import (
+    CANCELLED,
+    CompletionSink,
+    deliver,
+    emit,
+    failed_event,
+    finish,
+    job_completion,
+)
+from handlers.generate import StageDeferred, generate
+from handlers.identify import identified, identify
 from handlers.postprocess import postprocess
 
 __all__ = [
+    "CANCELLED",
     "CompletionSink",
-    "Identity",
     "StageContext",
+    "StageDeferred",
+    "arrive",
     "cache_lookup",
-    "completion_event",
-    "dedupe",
+    "deliver",
     "emit",
     "failed_event",
+    "finish",
     "generate",
+    "identified",
     "identify",
     "job_completion",
     "postprocess",

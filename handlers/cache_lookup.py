@@ -9,7 +9,9 @@ from schemas import StageEnvelope
 async def cache_lookup(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
     """Attach the cached answer, marked as a hit, if the request accepts one."""
     key = envelope.cache_key
-    if envelope.request.cache.no_cache or key is None:
+    if key is None:
+        raise ValueError("cache lookup needs the request's key: identify it first")
+    if envelope.request.cache.no_cache:
         return envelope
     now = time.time()
     cached = await ctx.cache.fresh(key, envelope.max_age_s, now)

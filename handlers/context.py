@@ -1,14 +1,11 @@
-"""What the stages share: the model catalogue, the response cache and the providers."""
+"""What the stages share: the catalogues, the cache, the router, the job store and the bus."""
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.cache.responses import ResponseCache
 from pipeline.catalog import ModelCatalog
-from pipeline.errors import UpstreamUnavailable
 from pipeline.jobs.store import JobStore
-from pipeline.providers.base import ChatProvider
 from pipeline.templates import TemplateCatalog
 
 if TYPE_CHECKING:
@@ -22,18 +19,12 @@ class StageContext:
     """Infrastructure the stages run against; built once at start-up."""
 
     catalog: ModelCatalog
+    templates: TemplateCatalog
     cache: ResponseCache
-    providers: Mapping[str, ChatProvider]
     router: "Router"
-    jobs: JobStore | None = None
-    events: "CompletionSink | None" = None
-    webhooks: "WebhookScheduler | None" = None
+    jobs: JobStore
+    events: "CompletionSink"
+    webhooks: "WebhookScheduler"
+    # How long a job's deadline runs from its dispatch, and how long its claims last.
+    job_deadline_s: float = 600.0
     claim_ttl_s: float = 24 * 3600
-    templates: TemplateCatalog = field(default_factory=TemplateCatalog)
-
-    def provider(self, name: str) -> ChatProvider:
-        """The provider called `name`."""
-        provider = self.providers.get(name)
-        if provider is None:
-            raise UpstreamUnavailable(f"provider {name!r} is not configured")
-        return provider

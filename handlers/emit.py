@@ -1,13 +1,28 @@
-"""Emit: record the job's outcome and publish its one completion event."""
+"""Emit: how every job ends. Its final state is recorded once, then its completion delivered.
+
+Every way a job can end (its chain's last stage, a cancel, a cached answer found at
+dispatch, the sweeper giving up on it) goes through `finish`. Recording the end is atomic
+and final in the job store, so only the first finisher speaks; it also puts the job in the
+outbox. `deliver` then queues the job's webhooks and publishes its one completion event, and
+takes the job out of the outbox; when the bus fails, the job stays there and the sweeper
+delivers it later.
+"""
 
 import time
-from typing import Protocol
+from typing import Final, Protocol
+
+import structlog
 
 from handlers.context import StageContext
-from schemas import CompletionEvent, ErrorDetail, JobState, StageEnvelope
+from pipeline.errors import JobCancelled
+from pipeline.transient import TRANSIENT
+from schemas import CompletionEvent, ErrorDetail, GenerateResponse, JobState, StageEnvelope
 from schemas.jobs import Job
 
-EMIT_CLAIM = "emit"
+log = structlog.get_logger("promptbus.emit")
+
+CANCELLED: Final = JobCancelled("the job was cancelled").detail()
+_NO_RESULT: Final = ErrorDetail(type="internal_error", message="no result", retryable=False)
 
 
 class CompletionSink(Protocol):
@@ -18,28 +33,24 @@ class CompletionSink(Protocol):
         ...
 
 
-def completion_event(envelope: StageEnvelope, *, finished_at: float) -> CompletionEvent:
-    """The completion event for an envelope that carries a response or an error."""
-    if envelope.job_id is None:
-        raise ValueError("only jobs have completion events")
-    response = envelope.response
-    if response is not None and envelope.error is None:
+def job_completion(job: Job) -> CompletionEvent:
+    """The completion event of a finished job, built from its record."""
+    if job.finished_at is None:
+        raise ValueError("only a finished job has a completion event")
+    if job.state is JobState.SUCCEEDED and job.result is not None:
+        result = job.result
         return CompletionEvent(
-            job_id=envelope.job_id,
-            correlation_id=envelope.correlation_id or envelope.job_id,
+            job_id=job.id,
+            correlation_id=job.correlation_id,
             state=JobState.SUCCEEDED,
-            result=response,
-            usage=response.usage,
-            cost=response.cost,
-            cache=response.cache,
-            finished_at=finished_at,
+            result=result,
+            usage=result.usage,
+            cost=result.cost,
+            cache=result.cache,
+            finished_at=job.finished_at,
         )
-    return failed_event(
-        envelope.job_id,
-        envelope.correlation_id or envelope.job_id,
-        envelope.error or ErrorDetail(type="internal_error", message="no result", retryable=False),
-        finished_at=finished_at,
-    )
+    error = job.error or (CANCELLED if job.state is JobState.CANCELLED else _NO_RESULT)
+    return failed_event(job.id, job.correlation_id, error, finished_at=job.finished_at)
 
 
 def failed_event(
@@ -55,55 +66,52 @@ def failed_event(
     )
 
 
-def job_completion(job: Job) -> CompletionEvent:
-    """The completion event of a finished job, rebuilt from its record."""
-    if job.finished_at is None:
-        raise ValueError("only a finished job has a completion event")
-    if job.state is JobState.SUCCEEDED and job.result is not None:
-        result = job.result
-        return CompletionEvent(
-            job_id=job.id,
-            correlation_id=job.correlation_id,
-            state=JobState.SUCCEEDED,
-            result=result,
-            usage=result.usage,
-            cost=result.cost,
-            cache=result.cache,
-            finished_at=job.finished_at,
-        )
-    error = job.error or ErrorDetail(
-        type="cancelled", message="the job was cancelled", retryable=False
+async def finish(
+    ctx: StageContext,
+    job_id: str,
+    state: JobState,
+    *,
+    result: GenerateResponse | None = None,
+    error: ErrorDetail | None = None,
+    stage: str | None = None,
+) -> Job | None:
+    """End the job and deliver its completion; None if it was unknown or had ended already."""
+    job = await ctx.jobs.transition(
+        job_id, state, stage=stage, result=result, error=error, finished_at=time.time()
     )
-    return failed_event(job.id, job.correlation_id, error, finished_at=job.finished_at)
+    if job is not None:
+        await deliver(ctx, job)
+    return job
+
+
+async def deliver(ctx: StageContext, job: Job) -> bool:
+    """Queue an ended job's webhooks and publish its completion; False if left in the outbox."""
+    event = job_completion(job)
+    try:
+        # Webhooks first: each target's first attempt is claimed by its message id, so a
+        # delivery made again after a failure here queues nothing twice.
+        await ctx.webhooks.schedule(event, job)
+        await ctx.events.publish_completion(event)
+    except TRANSIENT as exc:
+        log.warning(
+            "completion not delivered; the sweeper retries it",
+            job_id=job.id,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return False
+    await ctx.jobs.delivered(job.id)
+    return True
 
 
 async def emit(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
-    """Publish the job's completion once, then record its final state."""
-    jobs, events = ctx.jobs, ctx.events
-    if envelope.job_id is None or jobs is None or events is None:
-        raise ValueError("emit needs a job id, a job store and an event sink")
-    job = await jobs.get(envelope.job_id)
-    if job is None or job.finished:
-        # Cancelled (its event already went out) or expired: nothing more to say.
-        return envelope
-    if not await jobs.claim(EMIT_CLAIM, envelope.job_id, ctx.claim_ttl_s):
-        return envelope
-    event = completion_event(envelope, finished_at=time.time())
-    try:
-        # Webhooks first: they are at-least-once (a stable webhook-id lets receivers
-        # drop a repeat), so a retried emit may queue them twice but never loses them.
-        if ctx.webhooks is not None:
-            await ctx.webhooks.schedule(event, job)
-        await events.publish_completion(event)
-    except BaseException:
-        await jobs.release(EMIT_CLAIM, envelope.job_id)
-        raise
-    await jobs.transition(
-        envelope.job_id,
-        event.state,
-        stage="emit",
-        result=event.result,
-        error=event.error,
-        finished_at=event.finished_at,
-    )
+    """The chain's last stage: end the job with its answer, or with the error it met."""
+    if envelope.job_id is None:
+        raise ValueError("emit needs a job id")
+    if envelope.response is not None and envelope.error is None:
+        await finish(
+            ctx, envelope.job_id, JobState.SUCCEEDED, result=envelope.response, stage="emit"
+        )
+    else:
+        error = envelope.error or _NO_RESULT
+        await finish(ctx, envelope.job_id, JobState.FAILED, error=error, stage="emit")
     return envelope

@@ -28,14 +28,19 @@ async def generate(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
     across Celery retries.
     """
     if envelope.cache_key is None:
-        raise ValueError("generate needs a resolved model: run dedupe first")
+        raise ValueError("generate needs the request's key: identify it first")
     request = envelope.request
     router = ctx.router
     route = ctx.catalog.route(request.model)
     in_job = envelope.job_id is not None
     policy = router.policy
-    budget_s = policy.job_deadline_s if in_job else policy.sync_deadline_s
-    state = envelope.routing or RoutingState(deadline=time.time() + budget_s)
+    if envelope.routing is not None:
+        state = envelope.routing
+    elif in_job and envelope.deadline is not None:
+        state = RoutingState(deadline=envelope.deadline)
+    else:
+        budget_s = policy.job_deadline_s if in_job else policy.sync_deadline_s
+        state = RoutingState(deadline=time.time() + budget_s)
     call = Call(request.conversation(), request.params, request.response_schema)
 
     async def routed(conversation: tuple[Message, ...]) -> Generation:

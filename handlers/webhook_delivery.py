@@ -1,28 +1,15 @@
 """Webhook delivery: one signed attempt, and what follows from its outcome."""
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from pipeline.webhooks.registry import WebhookRegistry
-from pipeline.webhooks.sender import SendResult, WebhookSender
+from pipeline.webhooks.context import WebhookContext
+from pipeline.webhooks.sender import SendResult
 from pipeline.webhooks.signing import signed_headers
 from schemas.webhooks import Attempt, DeliveryTask, Outcome
 
 MAX_RETRY_AFTER_S = 24 * 3600
 _RETRY_STATUSES = frozenset({408, 429})
-
-
-@dataclass(frozen=True)
-class WebhookContext:
-    """What delivery needs: the registry, the sender, secrets and the retry policy."""
-
-    registry: WebhookRegistry
-    sender: WebhookSender
-    tenant_secrets: Callable[[str], Awaitable[list[str]]]
-    claim: Callable[[str, str, float], Awaitable[bool]]
-    retry_schedule_s: Sequence[float]
-    disable_after_s: float
 
 
 async def deliver(task: DeliveryTask, ctx: WebhookContext) -> Attempt | None:

@@ -5,15 +5,16 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from pipeline.cache.lru import LRUMemoryCache
-from pipeline.cache.redis_tier import RedisGuard, RedisTier
+from pipeline.cache.redis_tier import RedisTier
 from pipeline.cache.responses import ResponseCache
 from pipeline.cache.serializers import BytesSerializer
 from pipeline.cache.tiered import TieredResponseCache
+from pipeline.coalesce import RedisSingleFlight
 from pipeline.jobs.memory import MemoryJobStore
 from pipeline.jobs.redis_store import RedisJobStore
 from pipeline.jobs.store import JobStore
-from pipeline.lock import RedisSingleFlight
 from pipeline.redis_client import redis_from_url
+from pipeline.redis_guard import RedisGuard
 from pipeline.resilience.ratelimit import MemoryRateLimiter, RateLimiter
 from pipeline.resilience.redis_ratelimit import RedisRateLimiter
 from pipeline.settings import Settings

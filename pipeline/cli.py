@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _serve(settings: Settings) -> int:
     from pipeline.ingress import create_app
-    from pipeline.ingress.keys import RUNTIME
+    from pipeline.ingress.keys import SERVICES
 
     app = create_app(settings)
     # handler_cancellation: a caller that hangs up cancels its handler, and so its upstream
@@ -80,7 +80,7 @@ async def _serve(settings: Settings) -> int:
     log = structlog.get_logger("promptbus")
     log.info(
         f"promptbus listening on http://{host}:{port}; "
-        f"provider {app[RUNTIME].provider_description()}",
+        f"provider {app[SERVICES].provider_description()}",
         listen=f"http://{host}:{port}",
     )
     print(
@@ -88,7 +88,7 @@ async def _serve(settings: Settings) -> int:
         """-d '{"model":"flash","prompt":"hello"}'""",
         flush=True,
     )
-    for note in app[RUNTIME].notes:
+    for note in app[SERVICES].notes:
         log.info(note)
     try:
         await _until_signalled()
@@ -99,14 +99,27 @@ async def _serve(settings: Settings) -> int:
 
 
 async def _work(settings: Settings) -> int:
-    from pipeline.runtime import Runtime
+    from pipeline.services import Services
+    from pipeline.worker.prefork import child_settings
+    from pipeline.worker.side import WorkerSide
 
-    runtime = await Runtime.start(settings, with_worker=True, pool=settings.worker_pool)
+    services = await Services.start(settings)
+    # A prefork child builds services of its own, on this process's built-in emulator if any.
+    emulator = services.emulator
+    forked = child_settings(settings, emulator.base_url if emulator else None)
+    worker = WorkerSide(
+        services, pool=settings.worker_pool, children=lambda: Services.start(forked)
+    )
+    try:
+        await worker.start()
+    except BaseException:
+        await services.stop()
+        raise
     heap.settle(settings.gc_gen0_threshold)
     log = structlog.get_logger("promptbus")
     log.info(
         f"promptbus worker consuming {settings.broker_url.split('@')[-1]}; "
-        f"provider {runtime.provider_description()}",
+        f"provider {services.provider_description()}",
         concurrency=settings.worker_concurrency,
         pool=settings.worker_pool,
     )
@@ -114,7 +127,8 @@ async def _work(settings: Settings) -> int:
         await _until_signalled()
     finally:
         log.info("promptbus worker stopping")
-        await runtime.stop()
+        await worker.stop()
+        await services.stop()
     return 0
 
 

@@ -190,6 +190,21 @@ class Conflict(PromptbusError):
     type = "conflict"
 
 
+class JobCancelled(PromptbusError):
+    """Raised when a job was cancelled before it finished (its error says so)."""
+
+    status = 409
+    type = "cancelled"
+
+
+class JobStalled(PromptbusError):
+    """Raised when a job made no progress through several re-drives and was given up."""
+
+    status = 504
+    type = "job_stalled"
+    retryable = True
+
+
 class JobNotFound(NotFound):
     """Raised when a job id is unknown or its job has expired."""
 

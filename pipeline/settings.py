@@ -40,14 +40,16 @@ class Settings(BaseSettings):
     bus_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=64)
     publish_timeout_s: float = Field(default=5.0, gt=0, le=60)
     # AMQP heartbeat (and Redis broker health-check) interval: a silent connection is dropped
-    # after about two of them. 0 = off.
-    broker_heartbeat_s: int = Field(default=30, ge=0, le=3600)
+    # within two of them. 0 = off.
+    broker_heartbeat_s: int = Field(default=10, ge=0, le=3600)
     memory_polling_interval_s: float = Field(default=0.05, gt=0, le=1)
     redis_visibility_timeout_s: int = Field(default=3600, ge=1)
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     worker_pool: Literal["threads", "prefork"] = "threads"
 
     job_retention_s: int = Field(default=24 * 3600, ge=60)
+    # An unfinished job unchanged for this long is re-driven by a worker's sweeper.
+    job_stall_s: float = Field(default=300.0, gt=0, le=24 * 3600)
     max_jobs: int = Field(default=100_000, ge=10)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
 

@@ -2,17 +2,13 @@
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import structlog
 
-from handlers import Identity, StageContext, generate, identify, postprocess
-from pipeline.coalesce import SingleFlight
+from handlers import StageContext, generate, identify, postprocess
+from pipeline.coalesce import RedisSingleFlight, SingleFlight
 from pipeline.errors import UpstreamTimeout
 from schemas import GenerateRequest, GenerateResponse, StageEnvelope
-
-if TYPE_CHECKING:
-    from pipeline.lock import RedisSingleFlight
 
 log = structlog.get_logger("promptbus.sync")
 
@@ -33,7 +29,7 @@ class SyncPath:
         ctx: StageContext,
         *,
         coalesce_wait_s: float,
-        across_processes: "RedisSingleFlight | None" = None,
+        across_processes: RedisSingleFlight | None = None,
     ) -> None:
         self._ctx = ctx
         self._flights: SingleFlight[GenerateResponse] = SingleFlight()
@@ -52,12 +48,11 @@ class SyncPath:
         request_id: str,
         tenant: str,
         max_age_s: float | None,
-        identity: Identity | None = None,
+        key: str | None = None,
     ) -> Answer:
         """The cached answer if fresh enough, else one shared upstream call's answer."""
-        # The dedupe and cache lookup stages, kept lean: a hit builds no envelope.
-        identity = identity or identify(self._ctx.catalog, request, tenant)
-        key = identity.cache_key
+        # The identify and cache lookup stages, kept lean: a hit builds no envelope.
+        key = key or identify(self._ctx.catalog, request, tenant)
         if not request.cache.no_cache:
             now = time.time()
             cached = await self._ctx.cache.fresh(key, max_age_s, now)
@@ -70,7 +65,7 @@ class SyncPath:
             tenant=tenant,
             request=request,
             max_age_s=max_age_s,
-            **identity._asdict(),
+            cache_key=key,
         )
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             response = await self._coalesced(envelope, key)

@@ -3,6 +3,7 @@
 from schemas.errors import ErrorBody, ErrorDetail
 from schemas.events import (
     COMPLETION_SCHEMA,
+    DEFAULT_TENANT,
     REQUEST_SCHEMA,
     CompletionEvent,
     JobState,
@@ -26,6 +27,7 @@ from schemas.stages import Generation, RoutingState, StageEnvelope
 
 __all__ = [
     "COMPLETION_SCHEMA",
+    "DEFAULT_TENANT",
     "REQUEST_SCHEMA",
     "CacheControl",
     "CacheInfo",

@@ -11,6 +11,8 @@ from schemas.generate import CacheInfo, Cost, GenerateRequest, GenerateResponse,
 
 REQUEST_SCHEMA: Final = "promptbus.request/v1"
 COMPLETION_SCHEMA: Final = "promptbus.completion/v1"
+# The tenant of every request until API keys name one, and of bus events that name none.
+DEFAULT_TENANT: Final = "default"
 
 JobId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 

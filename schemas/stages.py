@@ -32,17 +32,16 @@ class RoutingState(Envelope):
 
 
 class StageEnvelope(Envelope):
-    """A request on its way through dedupe, cache lookup, generate and post-process."""
+    """A request on its way through identify, cache lookup, generate, post-process and emit."""
 
     request_id: str
     tenant: str
     job_id: str | None = Field(default=None, description="Set when the request runs as a job")
     correlation_id: str | None = None
     request: GenerateRequest
-    provider: str | None = None
-    provider_model: str | None = None
     cache_key: str | None = None
     max_age_s: float | None = Field(default=None, description="Oldest cached answer accepted")
+    deadline: float | None = Field(default=None, description="Unix time after which a job gives up")
     routing: RoutingState | None = None
     generation: Generation | None = None
     response: GenerateResponse | None = None

@@ -12,8 +12,9 @@ from multidict import CIMultiDict
 
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from pipeline.ingress import create_app
-from pipeline.ingress.keys import RUNTIME
-from pipeline.runtime import Runtime
+from pipeline.ingress.keys import SEND, SERVICES
+from pipeline.ingress.send import SendSide
+from pipeline.services import Services
 from pipeline.settings import Settings
 
 
@@ -34,7 +35,8 @@ class Gateway:
     """A running promptbus ingress and a client session to it."""
 
     url: str
-    runtime: Runtime
+    services: Services
+    send: SendSide
     session: aiohttp.ClientSession
 
     async def generate(self, body: Any, headers: dict[str, str] | None = None) -> Reply:
@@ -136,7 +138,7 @@ async def start_gateway(
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return Gateway(f"http://127.0.0.1:{port}", app[RUNTIME], session)
+        return Gateway(f"http://127.0.0.1:{port}", app[SERVICES], app[SEND], session)
 
     yield start
     for runner in reversed(runners):

@@ -1,36 +1,88 @@
-"""Admitting a request event from the bus: validate it, record its job once."""
+"""Admission: whether a request may become a job, checked once, where it enters.
+
+An HTTP job is admitted by the ingress that accepts it (bad input is its 4xx), a bus event
+by the bridge that takes it (bad input is a dead letter). Either way the admitted request is
+expanded (its template rendered, its version pinned), its schema checked and its model
+known; it is recorded with the job, and everything after reads it from the job's record.
+"""
 
 import re
-import time
-from dataclasses import dataclass
+from typing import Final, TypeVar
 
 import orjson
 from pydantic import ValidationError
 
-from handlers import StageContext, failed_event
 from handlers.arrival import arrive
-from handlers.emit import EMIT_CLAIM, CompletionSink
+from pipeline.catalog import ModelCatalog
 from pipeline.errors import PromptbusError
-from pipeline.jobs.store import JobStore
-from schemas import REQUEST_SCHEMA, ErrorDetail, JobState, RequestEvent, StageEnvelope
+from pipeline.templates import TemplateCatalog
+from schemas import (
+    DEFAULT_TENANT,
+    REQUEST_SCHEMA,
+    GenerateRequest,
+    JobState,
+    RequestEvent,
+    StageEnvelope,
+)
 from schemas.jobs import Job
 
-DISPATCH_CLAIM = "dispatch"
-DEFAULT_TENANT = "default"
-_JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_JOB_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+R = TypeVar("R", bound=GenerateRequest)
 
 
-@dataclass(frozen=True)
-class Admission:
-    """An event's fate: run (envelope), dead-letter (reason), or drop as a duplicate (neither)."""
+class Refused(Exception):
+    """Raised when a bus event cannot be admitted; `job_id` is set when it named a usable one."""
 
-    envelope: StageEnvelope | None = None
-    dead_reason: str | None = None
+    def __init__(self, reason: str, job_id: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.job_id = job_id
+
+
+def admit(request: R, catalog: ModelCatalog, templates: TemplateCatalog) -> R:
+    """`request` admitted: schema checked, template expanded, model known; or a PromptbusError."""
+    admitted = arrive(request, templates)
+    catalog.route(admitted.model)
+    return admitted
+
+
+def parse_event(body: bytes) -> RequestEvent:
+    """The request event in a raw bus body; Refused saying why it is not one."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(f"invalid JSON: {exc}", None) from None
+    job_id = data.get("job_id") if isinstance(data, dict) else None
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        job_id = None
+    if not isinstance(data, dict) or data.get("schema") != REQUEST_SCHEMA:
+        schema = data.get("schema") if isinstance(data, dict) else None
+        raise Refused(f"unknown schema {schema!r}; expected {REQUEST_SCHEMA}", job_id)
+    try:
+        return RequestEvent.model_validate(data)
+    except ValidationError as exc:
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise Refused(f"invalid event: {summary}", job_id) from None
+
+
+def admit_event(
+    event: RequestEvent, catalog: ModelCatalog, templates: TemplateCatalog
+) -> RequestEvent:
+    """The event with its request admitted; Refused saying why it cannot be."""
+    try:
+        request = admit(event.request, catalog, templates)
+    except PromptbusError as exc:
+        raise Refused(f"invalid event: {exc}", event.job_id) from None
+    return event.model_copy(update={"request": request})
 
 
 def new_job(event: RequestEvent, *, now: float) -> Job:
-    """The queued job a request event stands for."""
-    return Job(
+    """The queued job an admitted request event stands for."""
+    # Every part was validated already (the event, its admitted request): no second pass.
+    return Job.model_construct(
         id=event.job_id,
         state=JobState.QUEUED,
         tenant=event.tenant or DEFAULT_TENANT,
@@ -43,70 +95,14 @@ def new_job(event: RequestEvent, *, now: float) -> Job:
     )
 
 
-def envelope_for(event: RequestEvent) -> StageEnvelope:
-    """The stage envelope a job starts its chain with."""
-    return StageEnvelope(
-        request_id=event.job_id,
-        job_id=event.job_id,
-        tenant=event.tenant or DEFAULT_TENANT,
-        correlation_id=event.correlation_id or event.job_id,
-        request=event.request,
-        max_age_s=event.request.cache.max_age,
+def envelope_for(job: Job, *, deadline: float) -> StageEnvelope:
+    """The stage envelope a job's stages start from, read off its record."""
+    return StageEnvelope.model_construct(
+        request_id=job.id,
+        job_id=job.id,
+        tenant=job.tenant,
+        correlation_id=job.correlation_id,
+        request=job.request,
+        max_age_s=job.request.cache.max_age,
+        deadline=deadline,
     )
-
-
-class Admitter:
-    """Decides an event's fate and records admitted jobs."""
-
-    def __init__(self, ctx: StageContext, jobs: JobStore, events: CompletionSink) -> None:
-        self._ctx = ctx
-        self._jobs = jobs
-        self._events = events
-
-    async def admit(self, body: bytes) -> Admission:
-        """Validate one raw event body and, the first time its job is seen, record it."""
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return Admission(dead_reason=f"invalid JSON: {exc}")
-        job_id = data.get("job_id") if isinstance(data, dict) else None
-        if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
-            job_id = None
-        if not isinstance(data, dict) or data.get("schema") != REQUEST_SCHEMA:
-            schema = data.get("schema") if isinstance(data, dict) else None
-            return await self._dead(f"unknown schema {schema!r}; expected {REQUEST_SCHEMA}", job_id)
-        try:
-            event = RequestEvent.model_validate(data)
-        except ValidationError as exc:
-            summary = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-            )
-            return await self._dead(f"invalid event: {summary}", job_id)
-        try:
-            self._ctx.catalog.resolve(event.request.model)
-        except Exception as exc:
-            return await self._dead(f"invalid event: {exc}", job_id)
-        try:
-            # A publisher's template request is expanded here, as the ingress expands its own.
-            event = event.model_copy(update={"request": arrive(event.request, self._ctx.templates)})
-        except PromptbusError as exc:
-            return await self._dead(f"invalid event: {exc}", job_id)
-        if not await self._jobs.claim(DISPATCH_CLAIM, event.job_id, self._ctx.claim_ttl_s):
-            return Admission()
-        await self._jobs.create(new_job(event, now=time.time()))
-        return Admission(envelope=envelope_for(event))
-
-    async def _dead(self, reason: str, job_id: str | None) -> Admission:
-        # Only a job id not yet dispatched gets the failure, and it is then spent: a bad event
-        # must not take the completion of a job already running under that id, and a later
-        # event under it is a duplicate (else its job would run but never be allowed to emit).
-        ttl_s = self._ctx.claim_ttl_s
-        if (
-            job_id is not None
-            and await self._jobs.claim(DISPATCH_CLAIM, job_id, ttl_s)
-            and await self._jobs.claim(EMIT_CLAIM, job_id, ttl_s)
-        ):
-            error = ErrorDetail(type="invalid_event", message=reason, retryable=False)
-            event = failed_event(job_id, job_id, error, finished_at=time.time())
-            await self._events.publish_completion(event)
-        return Admission(dead_reason=reason)

@@ -1,61 +1,64 @@
-"""The bridge: consumes request events and starts one Celery chain per admitted job."""
+"""The bridge: takes request events off the bus in batches and dispatches each one's job.
+
+It runs on a thread of its own with its own broker connection (see `pipeline.bus.sources`),
+in every worker process. Each batch is dispatched on the stage loop in one hand-off, the
+events concurrently; the bridge then acks each event, dead-letters the refused ones and
+requeues those whose dispatch met a failing infrastructure.
+"""
 
 import hashlib
 import threading
-from collections import OrderedDict, deque
-from collections.abc import Callable
-from contextlib import suppress
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Final
 
 import structlog
-from kombu.connection import Connection
-from kombu.exceptions import OperationalError
-from kombu.message import Message
-from kombu.messaging import Producer
-from redis.exceptions import RedisError
 
-from pipeline.bus.admission import Admission
-from pipeline.bus.connection import HEARTBEAT_RATE, connect
-from pipeline.bus.topology import DEAD_LETTER_ROUTING_KEY, REASON_HEADER, Topology
-from pipeline.cache.redis_tier import RedisDown
-from pipeline.errors import BrokerUnavailable, ServiceBusy
+from pipeline.bus.connection import broker_scheme
+from pipeline.bus.dispatch import Dispatched, Fate
+from pipeline.bus.redis_source import RedisSource, consumer_id
+from pipeline.bus.sources import PREFETCH, Delivery, KombuSource, Source
+from pipeline.bus.topology import Topology
 from pipeline.settings import Settings
-from schemas import StageEnvelope
+from pipeline.transient import TRANSIENT
 
 log = structlog.get_logger("promptbus.bridge")
 
+# Dispatches a batch of raw bodies: each one's fate, or the exception its dispatch raised.
+BatchDispatch = Callable[[Sequence[bytes]], Sequence[Dispatched | BaseException]]
+
 _RECONNECT_MIN_S = 0.1
 _RECONNECT_MAX_S = 5.0
-# How long one wait for events lasts: the heartbeat check between two waits must run at least
-# every interval / HEARTBEAT_RATE, which is 0.5 s or more (heartbeats come in whole seconds).
-_DRAIN_S = 0.25
-# Failures of the infrastructure (Redis, the broker, a busy store) are waited out: the event
-# goes back to the queue, however long that takes. Any other failure to admit an event is its
-# own (a poison event): after this many tries it is dead-lettered.
-_TRANSIENT = (OSError, RedisError, RedisDown, OperationalError, BrokerUnavailable, ServiceBusy)
-ADMIT_MAX_ATTEMPTS = 5
+# How long one wait for events lasts: liveness work between two waits must run at least every
+# heartbeat interval / HEARTBEAT_RATE, which is 0.5 s or more (heartbeats come in whole seconds).
+_RECEIVE_S: Final = 0.25
+# A failure of another kind to dispatch an event is its own (a poison event): after this
+# many tries it is dead-lettered.
+DISPATCH_MAX_ATTEMPTS: Final = 5
 _POISON_TRACKED = 1024
 
 
-class Bridge:
-    """A consumer thread on `promptbus.requests`, with its own connection."""
+def open_source(settings: Settings, topology: Topology, consumer: str) -> Source:
+    """The request queue of the configured broker."""
+    if broker_scheme(settings) == "redis":
+        return RedisSource(settings, topology, consumer)
+    return KombuSource(settings, topology)
 
-    def __init__(
-        self,
-        settings: Settings,
-        topology: Topology,
-        *,
-        admit: Callable[[bytes], Admission],
-        start_chain: Callable[[StageEnvelope], None],
-    ) -> None:
+
+class Bridge:
+    """A consumer thread on `promptbus.requests` that hands each batch to `dispatch`."""
+
+    def __init__(self, settings: Settings, topology: Topology, *, dispatch: BatchDispatch) -> None:
         self._settings = settings
         self._topology = topology
-        self._admit = admit
-        self._start_chain = start_chain
+        self._dispatch = dispatch
+        # The same name across reconnects: on Redis, what it held is taken up again.
+        self._consumer = consumer_id()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._backoff_s = _RECONNECT_MIN_S
+        self._pause_s = _RECONNECT_MIN_S
         self._failures: OrderedDict[bytes, int] = OrderedDict()
-        self._admit_backoff_s = _RECONNECT_MIN_S
         self._thread = threading.Thread(target=self._run, name="promptbus-bridge", daemon=True)
 
     def start(self, wait_s: float = 10.0) -> None:
@@ -64,19 +67,23 @@ class Bridge:
         self._ready.wait(wait_s)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop after the event in hand."""
+        """Stop after the batch in hand."""
         self._stop.set()
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            connection = connect(self._settings)
+            source: Source | None = None
             try:
-                self._consume(connection)
+                source = open_source(self._settings, self._topology, self._consumer)
+                self._ready.set()
+                self._backoff_s = _RECONNECT_MIN_S
+                while not self._stop.is_set():
+                    batch = source.receive(PREFETCH, _RECEIVE_S)
+                    if batch:
+                        self._handle(batch, source)
+                    source.beat()
             except Exception as exc:
-                # A close that ignores a broken connection's errors; on a silent one, each of its
-                # waits ends at the connection's I/O bound (a heartbeat interval).
-                connection.collect()
                 wait_s = self._backoff_s
                 log.warning(
                     "bridge lost the broker; reconnecting",
@@ -85,84 +92,51 @@ class Bridge:
                 )
                 self._stop.wait(wait_s)
                 self._backoff_s = min(wait_s * 2, _RECONNECT_MAX_S)
+            finally:
+                if source is not None:
+                    source.close()
+
+    def _handle(self, batch: Sequence[Delivery], source: Source) -> None:
+        fates = self._dispatch([delivery.body for delivery in batch])
+        waited = False
+        for delivery, fate in zip(batch, fates, strict=True):
+            if isinstance(fate, Dispatched) and fate.fate is Fate.BUSY:
+                # Another copy of the event is being dispatched: this one waits its turn.
+                delivery.requeue()
+                waited = True
+            elif isinstance(fate, TRANSIENT):
+                # The store or the broker failed, not the event: back to the queue, and a
+                # pause that grows while the failures last. The connection stays (it may be
+                # fine).
+                log.warning(
+                    "event not dispatched; requeued", error=f"{type(fate).__name__}: {fate}"
+                )
+                delivery.requeue()
+                waited = True
+            elif isinstance(fate, BaseException):
+                self._poisoned(delivery, source, fate)
             else:
-                connection.release()
+                if fate.fate is Fate.DEAD:
+                    source.dead_letter(delivery, fate.reason or "refused")
+                delivery.ack()
+        if waited:
+            self._stop.wait(self._pause_s)
+            self._pause_s = min(self._pause_s * 2, _RECONNECT_MAX_S)
+        else:
+            self._pause_s = _RECONNECT_MIN_S
 
-    def _consume(self, connection: Connection) -> None:
-        topology = self._topology
-        channel = connection.channel()
-        for entity in (topology.requests_queue, topology.dead_letter_queue):
-            entity.bind(channel).declare()
-        producer = Producer(channel)
-        # Handle messages after a drain, never within it: publishing a dead letter waits for the
-        # broker's confirm, and on amqp that wait delivers (and so would handle) more messages
-        # inside it; nested waits then take each other's confirms and the outer one never ends.
-        received: deque[Message] = deque()
-        with connection.Consumer(
-            [topology.requests_queue], on_message=received.append, prefetch_count=64, accept=[]
-        ):
-            self._ready.set()
-            self._backoff_s = _RECONNECT_MIN_S
-            while not self._stop.is_set():
-                while received and not self._stop.is_set():
-                    self._handle(received.popleft(), producer)
-                with suppress(TimeoutError):
-                    connection.drain_events(timeout=_DRAIN_S)
-                # Sends our heartbeats, and raises once the broker's have been missing for two
-                # intervals (a connection gone silent, with no reset to tell): we reconnect then.
-                connection.heartbeat_check(rate=HEARTBEAT_RATE)
-
-    def _handle(self, message: Message, producer: Producer) -> None:
-        body = message.body if isinstance(message.body, bytes) else message.body.encode()
-        try:
-            admission = self._admit(body)
-        except _TRANSIENT as exc:
-            # The store or the broker failed, not the event: back to the queue, and a pause
-            # that grows while the failures last. The connection stays (it may be fine).
-            wait_s = self._admit_backoff_s
-            log.warning(
-                "event not admitted; requeued", error=f"{type(exc).__name__}: {exc}", wait_s=wait_s
-            )
-            message.requeue()
-            self._stop.wait(wait_s)
-            self._admit_backoff_s = min(wait_s * 2, _RECONNECT_MAX_S)
-            return
-        except Exception as exc:
-            self._poisoned(message, body, producer, exc)
-            return
-        self._admit_backoff_s = _RECONNECT_MIN_S
-        if admission.dead_reason is not None:
-            self._dead_letter(message, body, producer, admission.dead_reason)
-        elif admission.envelope is not None:
-            self._start_chain(admission.envelope)
-        message.ack()
-
-    def _poisoned(
-        self, message: Message, body: bytes, producer: Producer, error: Exception
-    ) -> None:
-        """Requeue an event that failed to admit, or dead-letter it after the last try."""
-        key = hashlib.sha256(body).digest()
+    def _poisoned(self, delivery: Delivery, source: Source, error: BaseException) -> None:
+        """Requeue an event that failed to dispatch, or dead-letter it after the last try."""
+        key = hashlib.sha256(delivery.body).digest()
         tries = self._failures.pop(key, 0) + 1
         reason = f"{type(error).__name__}: {error}"
-        if tries < ADMIT_MAX_ATTEMPTS:
+        if tries < DISPATCH_MAX_ATTEMPTS:
             self._failures[key] = tries
             while len(self._failures) > _POISON_TRACKED:
                 self._failures.popitem(last=False)
-            log.warning("event failed to admit; requeued", attempt=tries, error=reason)
-            message.requeue()
+            log.warning("event failed to dispatch; requeued", attempt=tries, error=reason)
+            delivery.requeue()
             return
-        self._dead_letter(message, body, producer, f"admission failed {tries} times: {reason}")
-        message.ack()
-
-    def _dead_letter(self, message: Message, body: bytes, producer: Producer, reason: str) -> None:
         log.info("event dead-lettered", reason=reason)
-        producer.publish(
-            body,
-            exchange=self._topology.dead_letter_exchange,
-            routing_key=DEAD_LETTER_ROUTING_KEY,
-            content_type=message.content_type or "application/octet-stream",
-            content_encoding=message.content_encoding or "binary",
-            delivery_mode=2,
-            headers={**(message.headers or {}), REASON_HEADER: reason[:1000]},
-            declare=[self._topology.dead_letter_queue],
-        )
+        source.dead_letter(delivery, f"dispatch failed {tries} times: {reason}")
+        delivery.ack()

@@ -3,10 +3,12 @@
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
+from celery.canvas import Signature
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.exceptions import OperationalError
@@ -24,14 +26,17 @@ log = structlog.get_logger("promptbus.bus")
 # Pauses before trying again after a fast failure (refused, reset), while the bound allows.
 _RETRY_PAUSES_S = (0.1, 0.5)
 
+# One send on a producer, given the seconds left of its bound.
+Send = Callable[[Producer, float], None]
+
 
 class EventPublisher:
-    """Publishes request and completion events as persistent JSON messages.
+    """Publishes request and completion events as persistent JSON messages, and job chains.
 
     Each publishing thread keeps a connection of its own. Every publish is bounded by
-    `publish_timeout_s`, its connection's reads and writes included, so a connection gone
-    silent (no reset, no answer) fails the publish at the bound instead of holding the
-    thread. A failed connection is dropped, and so are the other threads' connections:
+    `publish_timeout_s` (no new try after it) and by its connection's bounded reads and writes,
+    so a connection gone silent (no reset, no answer) fails the publish about the bound instead
+    of holding the thread. A failed connection is dropped, and so are the other threads' connections:
     they most likely share its path to the broker, so the next publish connects afresh.
     """
 
@@ -48,14 +53,17 @@ class EventPublisher:
 
     async def publish_request(self, event: RequestEvent) -> None:
         """Publish a request event; BrokerUnavailable if the broker did not take it in time."""
+        body = event.model_dump_json(by_alias=True, exclude_none=True).encode()
         await self._publish(
-            event.model_dump_json(by_alias=True, exclude_none=True).encode(),
+            self._event(
+                body,
+                exchange=self._topology.requests_exchange,
+                routing_key=REQUEST_ROUTING_KEY,
+                correlation_id=event.correlation_id or event.job_id,
+                schema=event.schema_,
+                declare=[self._topology.requests_queue],
+            ),
             tries=1,
-            exchange=self._topology.requests_exchange,
-            routing_key=REQUEST_ROUTING_KEY,
-            correlation_id=event.correlation_id or event.job_id,
-            schema=event.schema_,
-            declare=[self._topology.requests_queue],
         )
 
     async def publish_completion(self, event: CompletionEvent) -> None:
@@ -65,34 +73,33 @@ class EventPublisher:
         that went silent, say) is tried once more, on a fresh connection, with a fresh bound.
         """
         succeeded = event.state is JobState.SUCCEEDED
+        body = event.model_dump_json(by_alias=True, exclude_none=True).encode()
         await self._publish(
-            event.model_dump_json(by_alias=True, exclude_none=True).encode(),
+            self._event(
+                body,
+                exchange=self._topology.completions_exchange,
+                routing_key=SUCCEEDED_KEY if succeeded else FAILED_KEY,
+                correlation_id=event.correlation_id,
+                schema=event.schema_,
+                declare=[self._topology.completions_exchange],
+            ),
             tries=2,
-            exchange=self._topology.completions_exchange,
-            routing_key=SUCCEEDED_KEY if succeeded else FAILED_KEY,
-            correlation_id=event.correlation_id,
-            schema=event.schema_,
-            declare=[self._topology.completions_exchange],
         )
 
-    async def _publish(self, body: bytes, *, tries: int, **kwargs: Any) -> None:
-        loop = asyncio.get_running_loop()
-        for tried in range(1, tries + 1):
-            try:
-                # The thread bounds itself (a deadline), so it does not publish late; this is
-                # the backstop.
-                async with asyncio.timeout(self._timeout_s + 1):
-                    await loop.run_in_executor(
-                        self._executor, lambda: self._publish_sync(body, **kwargs)
-                    )
-                return
-            except Exception as exc:
-                log.warning("publish failed", error=f"{type(exc).__name__}: {exc}", tried=tried)
-                if tried == tries:
-                    raise BrokerUnavailable("the message broker is unavailable; try again") from exc
+    async def publish_chain(self, chain: Signature, **options: Any) -> None:
+        """Queue a Celery chain (its first task's message), bounded like every publish.
 
-    def _publish_sync(
-        self,
+        Celery's own retries are off: a publish that gave up at the bound must not land later,
+        behind the back of a caller who will try again.
+        """
+
+        def send(producer: Producer, _left_s: float) -> None:
+            chain.apply_async(producer=producer, retry=False, **options)
+
+        await self._publish(send, tries=1)
+
+    @staticmethod
+    def _event(
         body: bytes,
         *,
         exchange: Exchange,
@@ -100,24 +107,44 @@ class EventPublisher:
         correlation_id: str,
         schema: str,
         declare: list[Exchange | Queue],
-    ) -> None:
+    ) -> Send:
+        def send(producer: Producer, left_s: float) -> None:
+            producer.publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
+                correlation_id=correlation_id,
+                headers={"schema": schema, "correlation_id": correlation_id},
+                declare=declare,
+                # The wait for the broker's confirm ends at the deadline.
+                timeout=left_s,
+            )
+
+        return send
+
+    async def _publish(self, send: Send, *, tries: int) -> None:
+        loop = asyncio.get_running_loop()
+        for tried in range(1, tries + 1):
+            try:
+                # Waited for to its end, which its deadline and its connection's bounded I/O
+                # bring soon: a publish given up on while it still ran could land afterwards,
+                # behind the back of a caller told it failed.
+                await loop.run_in_executor(self._executor, self._publish_sync, send)
+                return
+            except Exception as exc:
+                log.warning("publish failed", error=f"{type(exc).__name__}: {exc}", tried=tried)
+                if tried == tries:
+                    raise BrokerUnavailable("the message broker is unavailable; try again") from exc
+
+    def _publish_sync(self, send: Send) -> None:
         deadline = time.monotonic() + self._timeout_s
         for tried in range(len(_RETRY_PAUSES_S) + 1):
             producer = self._producer()
             try:
-                producer.publish(
-                    body,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    delivery_mode=2,
-                    correlation_id=correlation_id,
-                    headers={"schema": schema, "correlation_id": correlation_id},
-                    declare=declare,
-                    # The wait for the broker's confirm ends at the deadline.
-                    timeout=max(deadline - time.monotonic(), 0.001),
-                )
+                send(producer, max(deadline - time.monotonic(), 0.001))
                 return
             except Exception as exc:
                 connection = producer.connection

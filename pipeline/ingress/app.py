@@ -1,4 +1,4 @@
-"""The aiohttp application: routes, middleware and the runtime's lifetime."""
+"""The aiohttp application: routes, middleware, and the lifetime of what they run on."""
 
 from collections.abc import AsyncIterator
 
@@ -7,20 +7,21 @@ from aiohttp import web
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_models, get_readyz
 from pipeline.ingress.jobs import delete_job, get_job, get_job_events, list_jobs, post_job
-from pipeline.ingress.keys import PARSED_BODIES, RUNTIME, SETTINGS
-from pipeline.ingress.memo import ParsedBodies
+from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import request_context
+from pipeline.ingress.send import SendSide
 from pipeline.ingress.templates import add_routes as add_template_routes
 from pipeline.ingress.webhooks import add_routes as add_webhook_routes
-from pipeline.runtime import Runtime
+from pipeline.services import Services
 from pipeline.settings import Settings
+from pipeline.worker.side import WorkerSide
 
 
 def create_app(settings: Settings) -> web.Application:
-    """The ingress application for `settings`; the runtime starts with the app."""
+    """The ingress application for `settings`; its services (and worker) start with the app."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(_runtime)
+    app.cleanup_ctx.append(_lifetime)
     app.router.add_post("/v1/generate", post_generate)
     app.router.add_post("/v1/jobs", post_job)
     app.router.add_get("/v1/jobs", list_jobs)
@@ -35,9 +36,17 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-async def _runtime(app: web.Application) -> AsyncIterator[None]:
-    runtime = await Runtime.start(app[SETTINGS])
-    app[RUNTIME] = runtime
-    app[PARSED_BODIES] = ParsedBodies(runtime.catalog, runtime.templates)
-    yield
-    await runtime.stop()
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    services = await Services.start(settings)
+    worker = WorkerSide(services) if settings.embedded_worker else None
+    try:
+        if worker is not None:
+            await worker.start()
+        app[SERVICES] = services
+        app[SEND] = SendSide.build(services)
+        yield
+    finally:
+        if worker is not None:
+            await worker.stop()
+        await services.stop()

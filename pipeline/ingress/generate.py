@@ -6,25 +6,25 @@ from aiohttp import web
 
 from pipeline.ingress.body import read_body
 from pipeline.ingress.cache_control import merge_cache_control
-from pipeline.ingress.keys import PARSED_BODIES, RUNTIME, SETTINGS
+from pipeline.ingress.keys import SEND, SETTINGS
 from pipeline.ingress.middleware import REQUEST_ID_KEY
-
-DEFAULT_TENANT = "default"
+from schemas import DEFAULT_TENANT
 
 
 async def post_generate(request: web.Request) -> web.Response:
     """Answer one generate request, from the cache when possible."""
     raw = await read_body(request, request.app[SETTINGS].max_body_bytes)
-    body, identity = request.app[PARSED_BODIES].resolve(raw, DEFAULT_TENANT)
+    send = request.app[SEND]
+    body, key = send.bodies.resolve(raw, DEFAULT_TENANT)
     controls = merge_cache_control(request.headers.get("Cache-Control"), body.cache)
     if controls is not body.cache:
         body = body.model_copy(update={"cache": controls})
-    answer = await request.app[RUNTIME].sync_path.answer(
+    answer = await send.sync_path.answer(
         body,
         request_id=request[REQUEST_ID_KEY],
         tenant=DEFAULT_TENANT,
         max_age_s=controls.max_age,
-        identity=identity,
+        key=key,
     )
     headers = {"Content-Type": "application/json"}
     if answer.age_s is None:

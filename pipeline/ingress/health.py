@@ -4,7 +4,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from pipeline.ingress.keys import RUNTIME
+from pipeline.ingress.keys import SERVICES
 
 
 async def get_healthz(request: web.Request) -> web.Response:
@@ -14,13 +14,13 @@ async def get_healthz(request: web.Request) -> web.Response:
 
 async def get_readyz(request: web.Request) -> web.Response:
     """The provider answers and the cache works; 503 otherwise."""
-    runtime = request.app[RUNTIME]
+    services = request.app[SERVICES]
     checks = {
-        "provider": await runtime.providers_ready(),
-        "cache": await runtime.ctx.cache.ping(),
+        "provider": await services.providers_ready(),
+        "cache": await services.ctx.cache.ping(),
     }
-    if runtime.backends.redis is not None:
-        checks["redis"] = await _redis_ready(runtime.backends.redis)
+    if services.backends.redis is not None:
+        checks["redis"] = await _redis_ready(services.backends.redis)
     status = 200 if all(checks.values()) else 503
     return web.json_response(
         {"status": "ready" if status == 200 else "not_ready", "checks": checks}, status=status
@@ -29,8 +29,8 @@ async def get_readyz(request: web.Request) -> web.Response:
 
 async def get_models(request: web.Request) -> web.Response:
     """Every model and route a request may name: aliases, prices, limits and circuit state."""
-    runtime = request.app[RUNTIME]
-    catalog, breaker = runtime.catalog, runtime.ctx.router.breaker
+    ctx = request.app[SERVICES].ctx
+    catalog, breaker = ctx.catalog, ctx.router.breaker
     data = [
         {
             "id": spec.provider_model,

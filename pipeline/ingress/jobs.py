@@ -8,12 +8,11 @@ from aiohttp import web
 
 from pipeline.errors import JobNotFound, ValidationFailed
 from pipeline.ingress.body import parse_model, read_json
-from pipeline.ingress.keys import RUNTIME, SETTINGS
-from schemas import JobState
+from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
+from schemas import DEFAULT_TENANT, JobState
 from schemas.jobs import Job, JobSubmission
 from schemas.webhooks import Attempt
 
-DEFAULT_TENANT = "default"
 MAX_WAIT_S = 60.0
 MAX_PAGE = 100
 SSE_MAX_S = 600.0
@@ -31,7 +30,6 @@ def _job_response(
 
 async def post_job(request: web.Request) -> web.Response:
     """Accept a job: 202 with its record and Location, once the bus has the event."""
-    runtime = request.app[RUNTIME]
     submission = parse_model(
         JobSubmission, await read_json(request, request.app[SETTINGS].max_body_bytes)
     )
@@ -42,7 +40,7 @@ async def post_job(request: web.Request) -> web.Response:
         )
     # Shielded: a caller that hangs up must not cut a submit between its store and its publish.
     job = await asyncio.shield(
-        runtime.intake.submit(
+        request.app[SEND].submitter.submit(
             submission,
             tenant=DEFAULT_TENANT,
             correlation_id=request.headers.get("X-Correlation-Id"),
@@ -56,18 +54,20 @@ async def post_job(request: web.Request) -> web.Response:
 
 async def get_job(request: web.Request) -> web.Response:
     """The job; with `?wait=S`, held until it finishes or S seconds (at most 60) pass."""
-    jobs = request.app[RUNTIME].jobs
+    services = request.app[SERVICES]
+    jobs = services.ctx.jobs
     job_id = request.match_info["job_id"]
     wait_s = _wait_param(request)
     job = await (jobs.wait(job_id, wait_s) if wait_s > 0 else jobs.get(job_id))
     if job is None:
         raise JobNotFound(f"no job {job_id!r}")
-    return _job_response(job, attempts=await request.app[RUNTIME].webhooks.attempts_for_job(job_id))
+    attempts = await services.backends.webhooks.attempts_for_job(job_id)
+    return _job_response(job, attempts=attempts)
 
 
 async def get_job_events(request: web.Request) -> web.StreamResponse:
     """The job's state changes as Server-Sent Events, ending after the final state."""
-    jobs = request.app[RUNTIME].jobs
+    jobs = request.app[SERVICES].ctx.jobs
     job_id = request.match_info["job_id"]
     if await jobs.get(job_id) is None:
         raise JobNotFound(f"no job {job_id!r}")
@@ -109,7 +109,7 @@ async def get_job_events(request: web.Request) -> web.StreamResponse:
 
 async def delete_job(request: web.Request) -> web.Response:
     """Cancel a queued or running job."""
-    job = await asyncio.shield(request.app[RUNTIME].intake.cancel(request.match_info["job_id"]))
+    job = await asyncio.shield(request.app[SEND].submitter.cancel(request.match_info["job_id"]))
     return _job_response(job)
 
 
@@ -125,7 +125,7 @@ async def list_jobs(request: web.Request) -> web.Response:
                 f"state must be one of {', '.join(s.value for s in JobState)}", field="state"
             ) from exc
     limit = _int_param(request, "limit", default=20, low=1, high=MAX_PAGE)
-    page = await request.app[RUNTIME].jobs.list(
+    page = await request.app[SERVICES].ctx.jobs.list(
         tenant=DEFAULT_TENANT, state=state, limit=limit, cursor=query.get("cursor")
     )
     body = {"data": [job.public() for job in page.data], "next_cursor": page.next_cursor}

@@ -2,10 +2,10 @@
 
 from aiohttp import web
 
-from pipeline.ingress.memo import ParsedBodies
-from pipeline.runtime import Runtime
+from pipeline.ingress.send import SendSide
+from pipeline.services import Services
 from pipeline.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
-RUNTIME = web.AppKey("runtime", Runtime)
-PARSED_BODIES = web.AppKey("parsed_bodies", ParsedBodies)
+SERVICES = web.AppKey("services", Services)
+SEND = web.AppKey("send", SendSide)

@@ -2,8 +2,7 @@
 
 from collections import OrderedDict
 
-from handlers import Identity, identify
-from handlers.arrival import arrive
+from handlers import arrive, identify
 from pipeline.catalog import ModelCatalog
 from pipeline.ingress.body import parse_json_model
 from pipeline.templates import TemplateCatalog
@@ -11,7 +10,7 @@ from schemas import GenerateRequest
 
 
 class ParsedBodies:
-    """A bounded LRU from (tenant, raw body) to its request and identity.
+    """A bounded LRU from (tenant, raw body) to its request and cache key.
 
     Parsing, expanding a template and identifying are pure functions of the bytes (the
     catalogues are fixed for the process's life), so a hot prompt pays for them once.
@@ -30,10 +29,10 @@ class ParsedBodies:
         self._templates = templates or TemplateCatalog()
         self._max_entries = max_entries
         self._max_body_bytes = max_body_bytes
-        self._seen: OrderedDict[tuple[str, bytes], tuple[GenerateRequest, Identity]] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, bytes], tuple[GenerateRequest, str]] = OrderedDict()
 
-    def resolve(self, raw: bytes, tenant: str) -> tuple[GenerateRequest, Identity]:
-        """The request in `raw` and its identity; 400/422/404 errors as for any request."""
+    def resolve(self, raw: bytes, tenant: str) -> tuple[GenerateRequest, str]:
+        """The request in `raw` and its cache key; 400/422/404 errors as for any request."""
         memo_key = (tenant, raw)
         found = self._seen.get(memo_key)
         if found is not None:

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from pipeline.ingress.keys import RUNTIME
+from pipeline.ingress.keys import SERVICES
 from pipeline.templates import TemplateVersion
 from schemas.templates import TemplateInfo, TemplateList
 
@@ -15,13 +15,13 @@ def add_routes(app: web.Application) -> None:
 
 async def list_templates(request: web.Request) -> web.Response:
     """Every version of every template, by id, then version."""
-    return _listing(request.app[RUNTIME].templates.versions())
+    return _listing(request.app[SERVICES].ctx.templates.versions())
 
 
 async def get_template(request: web.Request) -> web.Response:
     """One template's versions; 404 for an unknown id."""
     template_id = request.match_info["template_id"]
-    return _listing(request.app[RUNTIME].templates.versions(template_id))
+    return _listing(request.app[SERVICES].ctx.templates.versions(template_id))
 
 
 def _listing(versions: list[TemplateVersion]) -> web.Response:

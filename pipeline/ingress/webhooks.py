@@ -8,11 +8,10 @@ from aiohttp import web
 from handlers import job_completion
 from pipeline.errors import Conflict, NotFound, ValidationFailed
 from pipeline.ingress.body import parse_model, read_json
-from pipeline.ingress.keys import RUNTIME, SETTINGS
+from pipeline.ingress.keys import SERVICES, SETTINGS
 from pipeline.webhooks.ssrf import WebhookAddressRefused, check_url
+from schemas import DEFAULT_TENANT
 from schemas.webhooks import Endpoint, EndpointCreate
-
-DEFAULT_TENANT = "default"
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -20,7 +19,7 @@ def _json(data: object, status: int = 200) -> web.Response:
 
 
 async def _endpoint(request: web.Request) -> Endpoint:
-    endpoint = await request.app[RUNTIME].webhooks.get(request.match_info["endpoint_id"])
+    endpoint = await request.app[SERVICES].backends.webhooks.get(request.match_info["endpoint_id"])
     if endpoint is None or endpoint.tenant != DEFAULT_TENANT:
         raise NotFound(f"no webhook endpoint {request.match_info['endpoint_id']!r}")
     return endpoint
@@ -28,16 +27,16 @@ async def _endpoint(request: web.Request) -> Endpoint:
 
 async def post_webhook(request: web.Request) -> web.Response:
     """Register an endpoint: 201 with its secret, shown this once."""
-    runtime = request.app[RUNTIME]
+    services = request.app[SERVICES]
     spec = parse_model(
         EndpointCreate, await read_json(request, request.app[SETTINGS].max_body_bytes)
     )
     try:
         # Literal addresses are refused now; names are checked on every connection.
-        check_url(str(spec.url), runtime.sender.policy)
+        check_url(str(spec.url), services.sender.policy)
     except WebhookAddressRefused as exc:
         raise ValidationFailed(f"webhook url refused: {exc.reason}", field="url") from exc
-    endpoint, secret = await asyncio.shield(runtime.webhooks.create(DEFAULT_TENANT, spec))
+    endpoint, secret = await asyncio.shield(services.backends.webhooks.create(DEFAULT_TENANT, spec))
     response = _json({**endpoint.model_dump(mode="json"), "secret": secret}, status=201)
     response.headers["Location"] = f"/v1/webhooks/{endpoint.id}"
     return response
@@ -45,7 +44,7 @@ async def post_webhook(request: web.Request) -> web.Response:
 
 async def list_webhooks(request: web.Request) -> web.Response:
     """The tenant's endpoints (without secrets)."""
-    endpoints = await request.app[RUNTIME].webhooks.endpoints(DEFAULT_TENANT)
+    endpoints = await request.app[SERVICES].backends.webhooks.endpoints(DEFAULT_TENANT)
     return _json({"data": [e.model_dump(mode="json") for e in endpoints]})
 
 
@@ -57,34 +56,34 @@ async def get_webhook(request: web.Request) -> web.Response:
 async def delete_webhook(request: web.Request) -> web.Response:
     """Remove an endpoint; deliveries to it stop."""
     endpoint = await _endpoint(request)
-    await asyncio.shield(request.app[RUNTIME].webhooks.delete(endpoint.id))
+    await asyncio.shield(request.app[SERVICES].backends.webhooks.delete(endpoint.id))
     return web.Response(status=204)
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
     """A new secret; the old one keeps signing alongside for 24 hours."""
     endpoint = await _endpoint(request)
-    secret = await asyncio.shield(request.app[RUNTIME].webhooks.rotate(endpoint.id))
+    secret = await asyncio.shield(request.app[SERVICES].backends.webhooks.rotate(endpoint.id))
     return _json({"id": endpoint.id, "secret": secret})
 
 
 async def get_attempts(request: web.Request) -> web.Response:
     """The endpoint's recent delivery attempts, oldest first."""
     endpoint = await _endpoint(request)
-    attempts = await request.app[RUNTIME].webhooks.attempts_for_endpoint(endpoint.id)
+    attempts = await request.app[SERVICES].backends.webhooks.attempts_for_endpoint(endpoint.id)
     return _json({"data": [a.model_dump(mode="json") for a in attempts]})
 
 
 async def replay(request: web.Request) -> web.Response:
     """Deliver a finished job's completion to the endpoint again."""
-    runtime = request.app[RUNTIME]
+    ctx = request.app[SERVICES].ctx
     endpoint = await _endpoint(request)
-    job = await runtime.jobs.get(request.match_info["job_id"])
+    job = await ctx.jobs.get(request.match_info["job_id"])
     if job is None or job.tenant != endpoint.tenant:
         raise NotFound(f"no job {request.match_info['job_id']!r}")
     if not job.finished:
         raise Conflict(f"job {job.id!r} has not finished")
-    task = await asyncio.shield(runtime.scheduler.replay(job_completion(job), job, endpoint))
+    task = await asyncio.shield(ctx.webhooks.replay(job_completion(job), job, endpoint))
     return _json({"message_id": task.message_id, "job_id": job.id, "endpoint_id": endpoint.id}, 202)
 
 

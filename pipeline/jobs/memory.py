@@ -3,12 +3,12 @@
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 from pipeline.errors import ServiceBusy
 from pipeline.jobs.store import wait_for_finish
 from schemas import ErrorDetail, GenerateResponse, JobState
-from schemas.jobs import Job, JobPage
+from schemas.jobs import TERMINAL_STATES, Job, JobPage
 
 _WATCH_QUEUE = 32
 _PURGE_EVERY_S = 1.0
@@ -31,6 +31,9 @@ class MemoryJobStore:
         self._watchers: dict[str, set[asyncio.Queue[Job]]] = {}
         self._claims: dict[tuple[str, str], float] = {}
         self._idempotency: dict[tuple[str, str], tuple[str, str, float]] = {}
+        # Unfinished jobs by their last change, and ended jobs whose completion is not out.
+        self._active: dict[str, float] = {}
+        self._outbox: dict[str, float] = {}
         self._purged_at = 0.0
 
     async def create(self, job: Job) -> bool:
@@ -41,12 +44,15 @@ class MemoryJobStore:
         if len(self._jobs) >= self._max_jobs:
             raise ServiceBusy("the job store is full; try again later")
         self._jobs[job.id] = job
+        self._track(job)
         self._notify(job)
         return True
 
     async def delete(self, job_id: str) -> None:
         """Forget a job that was never accepted after all."""
         self._jobs.pop(job_id, None)
+        self._active.pop(job_id, None)
+        self._outbox.pop(job_id, None)
 
     async def get(self, job_id: str) -> Job | None:
         """The job, or None if unknown (or expired)."""
@@ -65,10 +71,11 @@ class MemoryJobStore:
         result: GenerateResponse | None = None,
         error: ErrorDetail | None = None,
         finished_at: float | None = None,
+        when: Callable[[Job], bool] | None = None,
     ) -> Job | None:
-        """Move a job on; None if it is unknown or already finished (finished is final)."""
+        """Move a job on; None if it is unknown, finished (finished is final) or fails `when`."""
         job = await self.get(job_id)
-        if job is None or job.finished:
+        if job is None or job.finished or (when is not None and not when(job)):
             return None
         now = self._clock()
         update: dict[str, object] = {"state": state, "updated_at": now}
@@ -78,11 +85,12 @@ class MemoryJobStore:
             update["result"] = result
         if error is not None:
             update["error"] = error
-        if state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
+        if state in TERMINAL_STATES:
             # A job's record and its completion event must agree on when it finished.
             update["finished_at"] = finished_at if finished_at is not None else now
         job = job.model_copy(update=update)
         self._jobs[job_id] = job
+        self._track(job)
         self._notify(job)
         return job
 
@@ -140,6 +148,23 @@ class MemoryJobStore:
         """Undo a claim, so the work it guarded may be tried again."""
         self._claims.pop((kind, key), None)
 
+    async def claimed(self, kind: str, key: str) -> bool:
+        """Whether (kind, key) is claimed now."""
+        expires = self._claims.get((kind, key))
+        return expires is not None and expires > self._clock()
+
+    async def stalled(self, idle_s: float, limit: int) -> Sequence[Job]:
+        """Unfinished jobs that have not changed for `idle_s`, oldest change first."""
+        return self._older(self._active, self._clock() - idle_s, limit)
+
+    async def undelivered(self, age_s: float, limit: int) -> Sequence[Job]:
+        """Jobs that ended `age_s` ago or more and whose completion is not yet delivered."""
+        return self._older(self._outbox, self._clock() - age_s, limit)
+
+    async def delivered(self, job_id: str) -> None:
+        """Take a job's completion out of the outbox: it went out."""
+        self._outbox.pop(job_id, None)
+
     async def reserve_idempotency_key(
         self, tenant: str, key: str, fingerprint: str, job_id: str, ttl_s: float
     ) -> tuple[str, str] | None:
@@ -154,6 +179,27 @@ class MemoryJobStore:
     async def drop_idempotency_key(self, tenant: str, key: str) -> None:
         """Forget an idempotency key (its job was never accepted)."""
         self._idempotency.pop((tenant, key), None)
+
+    def _track(self, job: Job) -> None:
+        if job.finished_at is None:
+            self._active[job.id] = job.updated_at
+        else:
+            self._active.pop(job.id, None)
+            self._outbox[job.id] = job.finished_at
+
+    def _older(self, index: dict[str, float], before: float, limit: int) -> Sequence[Job]:
+        """Up to `limit` jobs of `index` stamped before `before`, oldest first."""
+        due = sorted((at, job_id) for job_id, at in index.items() if at <= before)
+        found = []
+        for _, job_id in due:
+            job = self._jobs.get(job_id)
+            if job is None:
+                index.pop(job_id, None)  # expired or deleted
+                continue
+            found.append(job)
+            if len(found) == limit:
+                break
+        return found
 
     def _notify(self, job: Job) -> None:
         for queue in self._watchers.get(job.id, ()):
@@ -173,5 +219,6 @@ class MemoryJobStore:
         self._purged_at = now
         for job_id in [j for j, job in self._jobs.items() if self._expired(job)]:
             del self._jobs[job_id]
+            self._outbox.pop(job_id, None)
         self._claims = {k: exp for k, exp in self._claims.items() if exp > now}
         self._idempotency = {k: v for k, v in self._idempotency.items() if v[2] > now}

@@ -3,7 +3,7 @@
 import asyncio
 import re
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import cast
 
 import orjson
@@ -29,8 +29,9 @@ _CURSOR = re.compile(r"\d{16}:[A-Za-z0-9_.:-]+")
 # Each job key is a hash {v: version, job: JSON}; every change bumps v and publishes
 # "<v>:<JSON>", so a watcher can tell a stale message from a new one.
 _CREATE = """
--- KEYS: job, live jobs, tenant's list. ARGV: JSON, ttl ms, max jobs, live entry, list entry,
--- channel. A live entry (scored by expiry) is "<list key>\\n<list entry>".
+-- KEYS: job, live jobs, tenant's list, active jobs. ARGV: JSON, ttl ms, max jobs, live entry,
+-- list entry, channel, job id, its last change. A live entry (scored by expiry) is
+-- "<list key>\\n<list entry>".
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -45,12 +46,15 @@ redis.call('HSET', KEYS[1], 'v', 1, 'job', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[4])
 redis.call('ZADD', KEYS[3], 0, ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
 redis.call('PUBLISH', ARGV[6], '1:' .. ARGV[1])
 return 1
 """
 
 _REPLACE = """
--- KEYS: job, live jobs. ARGV: live entry, version read, new JSON, ttl ms, channel
+-- KEYS: job, live jobs, active jobs, outbox. ARGV: live entry, version read, new JSON, ttl ms,
+-- channel, job id, its last change, 1 if it has ended. An ended job leaves the active jobs
+-- and enters the outbox in the same step that records its end.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local v = redis.call('HGET', KEYS[1], 'v')
@@ -60,6 +64,12 @@ v = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'job', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
+if ARGV[8] == '1' then
+  redis.call('ZREM', KEYS[3], ARGV[6])
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6])
+else
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+end
 redis.call('PUBLISH', ARGV[5], v .. ':' .. ARGV[3])
 return 1
 """
@@ -83,15 +93,18 @@ class RedisJobStore:
         self._max_jobs = max_jobs
         self._clock = clock
         self._live = self._keys("jobs-live")
+        # Unfinished jobs scored by their last change; ended ones whose completion is not out.
+        self._active = self._keys("jobs-active")
+        self._outbox = self._keys("jobs-outbox")
         self._create = redis.register_script(_CREATE)
         self._replace = redis.register_script(_REPLACE)
 
     async def create(self, job: Job) -> bool:
         """Record a new job; False if a job with that id exists."""
-        keys = [self._job(job.id), self._live, self._list(job.tenant)]
+        keys = [self._job(job.id), self._live, self._list(job.tenant), self._active]
         ttl_ms, channel = self._ttl_ms(job), self._channel(job.id)
         data, live = job.model_dump_json(), self._live_entry(job)
-        args = (data, ttl_ms, self._max_jobs, live, _entry(job), channel)
+        args = (data, ttl_ms, self._max_jobs, live, _entry(job), channel, job.id, job.updated_at)
         outcome = await self._create(keys=keys, args=args)
         if outcome == -1:
             raise ServiceBusy("the job store is full; try again later")
@@ -105,6 +118,8 @@ class RedisJobStore:
                 pipe.delete(self._job(job_id))
                 pipe.zrem(self._live, self._live_entry(job))
                 pipe.zrem(self._list(job.tenant), _entry(job))
+                pipe.zrem(self._active, job_id)
+                pipe.zrem(self._outbox, job_id)
                 await pipe.execute()
 
     async def get(self, job_id: str) -> Job | None:
@@ -121,11 +136,12 @@ class RedisJobStore:
         result: GenerateResponse | None = None,
         error: ErrorDetail | None = None,
         finished_at: float | None = None,
+        when: Callable[[Job], bool] | None = None,
     ) -> Job | None:
-        """Move a job on; None if it is unknown or already finished (finished is final)."""
+        """Move a job on; None if it is unknown, finished (finished is final) or fails `when`."""
         for _ in range(_CAS_TRIES):
             held = await self._load(job_id)
-            if held is None or held[1].finished:
+            if held is None or held[1].finished or (when is not None and not when(held[1])):
                 return None
             version, job = held
             now = self._clock()
@@ -138,9 +154,20 @@ class RedisJobStore:
             job = job.model_copy(update=update)
             # The write only lands if nobody changed the job since it was read, so a
             # finished job can never be moved on by a writer that read it unfinished.
-            keys = [self._job(job_id), self._live]
+            keys = [self._job(job_id), self._live, self._active, self._outbox]
             data, ttl_ms, channel = job.model_dump_json(), self._ttl_ms(job), self._channel(job_id)
-            args = (self._live_entry(job), version, data, ttl_ms, channel)
+            ended = job.finished_at is not None
+            stamp = job.finished_at if job.finished_at is not None else now
+            args = (
+                self._live_entry(job),
+                version,
+                data,
+                ttl_ms,
+                channel,
+                job_id,
+                stamp,
+                int(ended),
+            )
             outcome = await self._replace(keys=keys, args=args)
             if outcome != 0:
                 return job if outcome == 1 else None
@@ -221,6 +248,10 @@ class RedisJobStore:
         """Undo a claim, so the work it guarded may be tried again."""
         await self._redis.delete(self._keys.pair("claim", kind, key))
 
+    async def claimed(self, kind: str, key: str) -> bool:
+        """Whether (kind, key) is claimed now."""
+        return bool(await self._redis.exists(self._keys.pair("claim", kind, key)))
+
     async def reserve_idempotency_key(
         self, tenant: str, key: str, fingerprint: str, job_id: str, ttl_s: float
     ) -> tuple[str, str] | None:
@@ -239,6 +270,39 @@ class RedisJobStore:
     async def drop_idempotency_key(self, tenant: str, key: str) -> None:
         """Forget an idempotency key (its job was never accepted)."""
         await self._redis.delete(self._keys.pair("idem", tenant, key))
+
+    async def stalled(self, idle_s: float, limit: int) -> Sequence[Job]:
+        """Unfinished jobs that have not changed for `idle_s`, oldest change first."""
+        return await self._older(self._active, self._clock() - idle_s, limit)
+
+    async def undelivered(self, age_s: float, limit: int) -> Sequence[Job]:
+        """Jobs that ended `age_s` ago or more and whose completion is not yet delivered."""
+        return await self._older(self._outbox, self._clock() - age_s, limit)
+
+    async def delivered(self, job_id: str) -> None:
+        """Take a job's completion out of the outbox: it went out."""
+        await self._redis.zrem(self._outbox, job_id)
+
+    async def _older(self, index: str, before: float, limit: int) -> Sequence[Job]:
+        """Up to `limit` jobs of the `index` set stamped before `before`, oldest first."""
+        ids = cast(
+            list[bytes], await self._redis.zrangebyscore(index, "-inf", before, start=0, num=limit)
+        )
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self._job(job_id.decode()), "job")
+            raws: list[bytes | None] = await pipe.execute()
+        found, gone = [], []
+        for job_id, raw in zip(ids, raws, strict=True):
+            if raw is None:
+                gone.append(job_id)  # expired or deleted: its entry goes too
+            else:
+                found.append(Job.model_validate_json(raw))
+        if gone:
+            await self._redis.zrem(index, *gone)
+        return found
 
     async def _load(self, job_id: str) -> tuple[int, Job] | None:
         version, raw = await self._redis.hmget(self._job(job_id), ["v", "job"])

@@ -1,7 +1,14 @@
-"""The job store's interface: job records, one-time claims and idempotency keys."""
+"""The job store's interface: job records, one-time claims and idempotency keys.
+
+Moving a job to a final state is atomic and final: of every way a job can end (its chain,
+a cancel, a cached answer, the sweeper), only the first to record its end speaks for it.
+A job that ends enters the outbox until its completion is delivered (`delivered`), so
+a completion whose delivery failed is found again (`undelivered`); an unfinished job that
+has not changed for a while is found too (`stalled`).
+"""
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Protocol
 
 from schemas import ErrorDetail, GenerateResponse, JobState
@@ -32,8 +39,9 @@ class JobStore(Protocol):
         result: GenerateResponse | None = None,
         error: ErrorDetail | None = None,
         finished_at: float | None = None,
+        when: Callable[[Job], bool] | None = None,
     ) -> Job | None:
-        """Move a job on; None if it is unknown or already finished (finished is final)."""
+        """Move a job on; None if it is unknown, finished (finished is final) or fails `when`."""
         ...
 
     async def list(
@@ -56,6 +64,22 @@ class JobStore(Protocol):
 
     async def release(self, kind: str, key: str) -> None:
         """Undo a claim, so the work it guarded may be tried again."""
+        ...
+
+    async def claimed(self, kind: str, key: str) -> bool:
+        """Whether (kind, key) is claimed now."""
+        ...
+
+    async def stalled(self, idle_s: float, limit: int) -> Sequence[Job]:
+        """Unfinished jobs that have not changed for `idle_s`, oldest change first."""
+        ...
+
+    async def undelivered(self, age_s: float, limit: int) -> Sequence[Job]:
+        """Jobs that ended `age_s` ago or more and whose completion is not yet delivered."""
+        ...
+
+    async def delivered(self, job_id: str) -> None:
+        """Take a job's completion out of the outbox: it went out."""
         ...
 
     async def reserve_idempotency_key(

@@ -19,8 +19,8 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from pipeline.cache.redis_tier import RedisDown, RedisGuard
 from pipeline.redis_client import RedisKeys, millis
+from pipeline.redis_guard import RedisDown, RedisGuard
 from pipeline.resilience.ratelimit import BUCKETS_PER_WINDOW, Limits
 
 log = structlog.get_logger("promptbus.ratelimit")

@@ -31,9 +31,9 @@ class WebhookScheduler:
         """Queue the deliveries of `event` for `job`; the tasks queued."""
         tasks = []
         if job.webhook is not None:
-            tasks.append(self._task(event, job, None, str(job.webhook.url)))
+            tasks.append(self._task(event, job, None, str(job.webhook.url), replay=False))
         for endpoint in await self._registry.subscribers(job.tenant, event_type(event)):
-            tasks.append(self._task(event, job, endpoint.id, endpoint.url))
+            tasks.append(self._task(event, job, endpoint.id, endpoint.url, replay=False))
         for task in tasks:
             # Publishing is blocking Kombu I/O: keep it off the event loop.
             await asyncio.to_thread(self._enqueue, task)
@@ -41,15 +41,20 @@ class WebhookScheduler:
 
     async def replay(self, event: CompletionEvent, job: Job, endpoint: Endpoint) -> DeliveryTask:
         """Deliver a finished job's message to an endpoint again, from its first attempt."""
-        task = self._task(event, job, endpoint.id, endpoint.url)
+        task = self._task(event, job, endpoint.id, endpoint.url, replay=True)
         await asyncio.to_thread(self._enqueue, task)
         return task
 
     @staticmethod
-    def _task(event: CompletionEvent, job: Job, endpoint_id: str | None, url: str) -> DeliveryTask:
+    def _task(
+        event: CompletionEvent, job: Job, endpoint_id: str | None, url: str, *, replay: bool
+    ) -> DeliveryTask:
+        msg_id = message_id(job.id, endpoint_id)
         return DeliveryTask(
-            delivery_id=os.urandom(8).hex(),
-            message_id=message_id(job.id, endpoint_id),
+            # A completion's own deliveries are named by their message: queued again (after a
+            # failed publish), they are the same deliveries, whose attempts are each made once.
+            delivery_id=os.urandom(8).hex() if replay else msg_id,
+            message_id=msg_id,
             tenant=job.tenant,
             job_id=job.id,
             endpoint_id=endpoint_id,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import structlog
 
-from handlers.webhook_delivery import WebhookContext
 from pipeline.jobs.store import JobStore
 from pipeline.settings import Settings
+from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.registry import WebhookRegistry
 from pipeline.webhooks.sender import WebhookSender
 from pipeline.webhooks.signing import new_secret, secret_key

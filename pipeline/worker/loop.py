@@ -22,8 +22,17 @@ class LoopRunner:
         self.loop = loop
 
     def run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
-        """Run `coro` on the loop and wait for its result from this (other) thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+        """Run `coro` on the loop and wait for its result from this (other) thread.
+
+        At `timeout_s` the coroutine is cancelled, not left running behind the caller's back
+        (TimeoutError): what it did not finish, the caller may do again.
+        """
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout_s)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def close(self) -> None:
         """Stop the loop if this runner owns it."""

@@ -3,7 +3,7 @@
 A forked child inherits the parent's memory but none of its threads: the parent's event
 loop, publisher threads and broker and Redis connections are unusable there. So each child,
 once forked (Celery's `worker_process_init`), starts a loop of its own, builds a runtime on
-it (without a worker) and points the tasks it runs at that runtime; when it exits
+its own services (without a worker) and points the tasks it runs at them; when it exits
 (`worker_process_shutdown`) it stops that runtime. The bridge stays in the parent.
 """
 
@@ -21,7 +21,9 @@ from pipeline.settings import Settings
 from pipeline.worker.loop import LoopRunner
 
 if TYPE_CHECKING:
-    from pipeline.worker.service import TaskRunner
+    from handlers import StageContext
+    from pipeline.webhooks.context import WebhookContext
+    from pipeline.worker.tasks import TaskRunner
 
 log = structlog.get_logger("promptbus.worker")
 
@@ -31,11 +33,16 @@ _STOP_TIMEOUT_S = 10.0
 
 
 class ChildRuntime(Protocol):
-    """What a child builds for itself: a task runner with its own context, and a stop."""
+    """What a child builds for itself: a stage and webhook context of its own, and a stop."""
 
     @property
-    def tasks(self) -> "TaskRunner":
-        """The task runner whose context and loop the child's tasks use."""
+    def ctx(self) -> "StageContext":
+        """The context the child's steps run against."""
+        ...
+
+    @property
+    def webhooks(self) -> "WebhookContext":
+        """The context the child's webhook deliveries run against."""
         ...
 
     async def stop(self) -> None:
@@ -89,7 +96,7 @@ class PreforkChildren:
         signal.set_wakeup_fd(-1)
         runner = LoopRunner()
         child = runner.run(self._build(), _BUILD_TIMEOUT_S)
-        self._tasks.adopt(child.tasks)
+        self._tasks.adopt(child.ctx, child.webhooks, runner)
         self._child = (child, runner)
         # Forked before the parent settled its heap: the child settles its own, once built.
         heap.settle(self._gc_gen0_threshold)

@@ -13,7 +13,7 @@ from multidict import CIMultiDict
 
 from pipeline.emulator import EmulatorConfig, start_emulator
 from pipeline.ingress import create_app
-from pipeline.ingress.keys import RUNTIME
+from pipeline.ingress.keys import SEND, SERVICES
 from tests.conftest import Emulator, Gateway, Reply, settings_for_test
 from tests.e2e.bus import Bus, provisioned_bus
 
@@ -28,7 +28,7 @@ async def serving(session: aiohttp.ClientSession, **overrides: Any) -> AsyncIter
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        yield Gateway(f"http://127.0.0.1:{port}", app[RUNTIME], session)
+        yield Gateway(f"http://127.0.0.1:{port}", app[SERVICES], app[SEND], session)
     finally:
         await runner.cleanup()
 

@@ -198,7 +198,7 @@ async def test_the_same_event_twice_is_processed_once(env: JobEnv) -> None:
             assert delivery.body["state"] == "succeeded"
             assert delivery.body["correlation_id"] == f"corr-{job_id}"
             assert len(completions.for_job(job_id)) == 1
-            assert tasks.started_for(job_id).count(f"{job_id}.lookup") == 1
+            assert tasks.started_for(job_id).count(f"{job_id}.generate") == 1
             assert await env.emulator.calls() - calls_before == 2  # the job and the sentinel
 
     # And the job is on record as the event described it

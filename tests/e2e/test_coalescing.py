@@ -20,7 +20,7 @@ async def test_hundred_identical_requests_make_one_upstream_call(
     coalesced = [r for r in replies if r.body["cache"]["coalesced"]]
     hits = [r for r in replies if r.body["cache"]["hit"]]
     assert len(coalesced) + len(hits) == 99
-    assert gateway.runtime.sync_path.in_flight == 0
+    assert gateway.send.sync_path.in_flight == 0
 
 
 async def test_distinct_requests_are_not_coalesced(gateway: Gateway, emulator: Emulator):

@@ -21,7 +21,7 @@ def assert_error(reply, status: int, error_type: str, retryable: bool = False) -
 
 async def assert_nothing_changed(gateway: Gateway, emulator: Emulator) -> None:
     assert await emulator.calls() == 0
-    assert gateway.runtime.cache_backend.stats()["entries"] == 0
+    assert gateway.services.l1.stats()["entries"] == 0
 
 
 async def test_malformed_json_is_400(gateway: Gateway, emulator: Emulator):

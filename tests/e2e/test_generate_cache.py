@@ -133,7 +133,7 @@ async def test_eviction_by_entry_count_keeps_recently_used(
 
     assert (await gateway.generate(a)).header("X-Cache") == "HIT"
     assert (await gateway.generate(b)).header("X-Cache") == "MISS"
-    assert gateway.runtime.cache_backend.stats()["entries"] <= 2
+    assert gateway.services.l1.stats()["entries"] <= 2
 
 
 async def test_eviction_by_bytes(start_gateway: GatewayFactory, emulator: Emulator):
@@ -146,7 +146,7 @@ async def test_eviction_by_bytes(start_gateway: GatewayFactory, emulator: Emulat
 
     assert (await gateway.generate(b)).header("X-Cache") == "HIT"
     assert (await gateway.generate(a)).header("X-Cache") == "MISS"
-    assert gateway.runtime.cache_backend.stats()["bytes"] <= 1024
+    assert gateway.services.l1.stats()["bytes"] <= 1024
 
 
 async def test_no_cache_skips_lookup_but_stores(gateway: Gateway, emulator: Emulator):
@@ -210,4 +210,4 @@ async def test_errors_are_not_cached(gateway: Gateway, emulator: Emulator):
         assert first.status >= 400
 
     assert await emulator.calls() == 6
-    assert gateway.runtime.cache_backend.stats()["entries"] == 0
+    assert gateway.services.l1.stats()["entries"] == 0

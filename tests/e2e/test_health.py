@@ -38,8 +38,8 @@ async def test_embedded_default_runs_its_own_emulator(start_gateway: GatewayFact
 
     assert reply.status == 200, reply.body
     assert "embedded" in reply.body["text"]
-    emulator = gateway.runtime.emulator
+    emulator = gateway.services.emulator
     assert emulator is not None
     assert emulator.host == "127.0.0.1"
-    assert "built-in emulator" in gateway.runtime.provider_description()
-    assert "GOOGLE_API_KEY" in gateway.runtime.provider_description()
+    assert "built-in emulator" in gateway.services.provider_description()
+    assert "GOOGLE_API_KEY" in gateway.services.provider_description()

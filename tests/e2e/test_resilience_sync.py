@@ -135,7 +135,7 @@ async def test_a_down_primary_falls_back_opens_its_circuit_then_half_opens(
     assert reply.body["routing"]["deployment"] == BACKUP
     assert reply.body["routing"]["fallbacks"] == []
     assert (await calls_by_model(emulator))["test-primary"] == 3
-    assert gateway.runtime.ctx.router.breaker.state(PRIMARY) == "open"
+    assert gateway.services.ctx.router.breaker.state(PRIMARY) == "open"
 
     # After the cooldown one probe goes to the primary; now healthy, it answers and closes
     await set_faults(emulator)
@@ -144,7 +144,7 @@ async def test_a_down_primary_falls_back_opens_its_circuit_then_half_opens(
     assert reply.status == 200, reply.body
     assert reply.body["routing"]["deployment"] == PRIMARY
     assert (await calls_by_model(emulator))["test-primary"] == 4
-    assert gateway.runtime.ctx.router.breaker.state(PRIMARY) == "closed"
+    assert gateway.services.ctx.router.breaker.state(PRIMARY) == "closed"
 
 
 async def test_over_the_rate_limit_a_sync_caller_gets_429_with_retry_after(
@@ -200,7 +200,7 @@ async def test_a_caller_that_hangs_up_cancels_its_upstream_call(
             pass
 
     # Then the gateway stops waiting on the upstream call long before it would have ended
-    sync_path = gateway.runtime.sync_path
+    sync_path = gateway.send.sync_path
     for _ in range(100):
         if sync_path.in_flight == 0:
             break

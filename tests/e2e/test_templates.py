@@ -163,7 +163,7 @@ async def test_bad_template_requests_are_refused_and_change_nothing(
 
     # And nothing went upstream and nothing was stored
     assert await emulator.calls() == 0
-    assert gateway.runtime.cache_backend.stats()["entries"] == 0
+    assert gateway.services.l1.stats()["entries"] == 0
 
 
 async def test_the_template_list_shows_every_version_and_its_variables(

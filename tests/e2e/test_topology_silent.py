@@ -63,7 +63,7 @@ async def test_a_worker_whose_broker_connections_go_silent_runs_new_jobs_without
             states = await _completed_once(tap, ids, worker)
             assert states == {"succeeded": QUEUED_WHILE_SILENT}, states
             assert worker.alive()
-            assert await d.calls() == QUEUED_WHILE_SILENT + 1
+            assert await d.calls() == QUEUED_WHILE_SILENT + 1, worker.log()[-6000:]
 
 
 @BOTH_BROKERS

@@ -258,7 +258,7 @@ async def test_a_pending_retry_is_delivered_by_the_next_gateway_on_rabbitmq() ->
                     assert late.webhook_id == early.webhook_id == f"msg_{job_id}"
                     assert late.verify(TEST_WEBHOOK_SECRET)["job_id"] == job_id
                     assert late.at - early.at >= retry_s - 0.05
-                    registry = gateway_b.runtime.webhooks
+                    registry = gateway_b.services.backends.webhooks
                     made_by_b = await poll(
                         lambda: registry.attempts_for_job(job_id),
                         bool,

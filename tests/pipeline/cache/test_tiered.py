@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from pipeline.cache import redis_tier
+from pipeline import redis_guard
 from pipeline.cache.lru import LRUMemoryCache
-from pipeline.cache.redis_tier import RedisGuard, RedisTier
+from pipeline.cache.redis_tier import RedisTier
+from pipeline.redis_guard import RedisGuard
 from pipeline.cache.responses import encode
 from pipeline.cache.serializers import BytesSerializer
 from pipeline.cache.tiered import TieredResponseCache
@@ -145,7 +146,7 @@ async def test_a_dead_redis_leaves_l1_working_and_is_used_again_once_back(
     private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorder = LogRecorder()
-    monkeypatch.setattr(redis_tier, "log", recorder)
+    monkeypatch.setattr(redis_guard, "log", recorder)
     client = redis_from_url(private_redis.url, timeout_s=TIMEOUT_S)
     cache, other = tiered(client, "pbtest:"), tiered(client, "pbtest:")
     await cache.put("v1:t:before", answer(), 60)

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.providers.custom import CustomProvider, build_custom_providers, load_factory
 from pipeline.providers.dialects import GENERIC
-from pipeline.runtime import Runtime
+from pipeline.services import Services
 from pipeline.settings import CONFIG_DIR
 from schemas import GenerationParams
 from tests.conftest import Emulator, GatewayFactory, settings_for_test
@@ -124,7 +124,7 @@ async def test_start_up_fails_on_a_factory_that_cannot_be_imported(emulator: Emu
     )
 
     with pytest.raises(ValueError, match=r"custom provider 'mine': cannot import 'tests.nowhere'"):
-        await Runtime.start(settings)
+        await Services.start(settings)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ async def test_start_up_fails_on_a_factory_that_builds_no_chat_model(
 
     # When promptbus starts, then it refuses, naming the provider and the factory
     with pytest.raises(ValueError, match=r"custom provider 'mine'") as caught:
-        await Runtime.start(settings)
+        await Services.start(settings)
     assert says in str(caught.value)
     assert f"{FACTORIES}:{factory}" in str(caught.value)
 
@@ -168,8 +168,8 @@ async def test_the_gateway_serves_a_custom_provider_model(
     assert "through my factory" in reply.body["text"]
     assert reply.body["finish_reason"] == "stop"
     assert factories.BUILT == ["mine-chat"]
-    assert "mine from tests.pipeline.providers.factories" in gateway.runtime.provider_description()
-    assert set(gateway.runtime.providers) == {"gemini", "openai", "mine"}
+    assert "mine from tests.pipeline.providers.factories" in gateway.services.provider_description()
+    assert set(gateway.services.providers) == {"gemini", "openai", "mine"}
 
 
 async def test_no_custom_provider_means_no_factory_call():

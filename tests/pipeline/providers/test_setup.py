@@ -59,7 +59,7 @@ async def test_the_gateway_serves_both_providers_from_the_tests_emulator(
     assert gemini.body["text"].startswith("[gemini-2.5-flash] to gemini")
     assert openai.body["text"].startswith("[gpt-4o-mini] to openai")
     assert await emulator.calls() == 2
-    providers = gateway.runtime.providers
+    providers = gateway.services.providers
     assert isinstance(providers["gemini"], GeminiProvider)
     assert isinstance(providers["openai"], OpenAIProvider)
     assert providers["openai"].base_url == f"{emulator.base_url}/v1"
@@ -78,12 +78,12 @@ async def test_the_embedded_default_serves_openai_from_its_own_emulator(
     assert reply.status == 200, reply.body
     assert "embedded openai" in reply.body["text"]
     assert await emulator.calls() == 0
-    own = gateway.runtime.emulator
+    own = gateway.services.emulator
     assert own is not None
-    openai = gateway.runtime.providers["openai"]
+    openai = gateway.services.providers["openai"]
     assert isinstance(openai, OpenAIProvider)
     assert openai.base_url == f"{own.base_url}/v1"
-    description = gateway.runtime.provider_description()
+    description = gateway.services.provider_description()
     assert f"gemini and openai via the built-in emulator at 127.0.0.1:{own.port}" in description
     assert "GOOGLE_API_KEY and OPENAI_API_KEY are not set" in description
 
@@ -96,13 +96,13 @@ async def test_only_openai_on_the_built_in_emulator(
     reply = await gateway.generate({"model": "gpt-mini", "prompt": "half embedded"})
 
     assert reply.status == 200, reply.body
-    own = gateway.runtime.emulator
+    own = gateway.services.emulator
     assert own is not None
     # Gemini still goes where it was told: the test's emulator.
-    gemini = gateway.runtime.providers["gemini"]
+    gemini = gateway.services.providers["gemini"]
     assert isinstance(gemini, GeminiProvider)
     assert gemini.base_url == emulator.base_url
-    description = gateway.runtime.provider_description()
+    description = gateway.services.provider_description()
     assert description.startswith("openai via the built-in emulator")
     assert f"gemini at {emulator.base_url}" in description
 
@@ -115,7 +115,7 @@ async def test_readiness_needs_every_provider(start_gateway: GatewayFactory):
 
     assert ready.status == 503
     assert ready.body["checks"]["provider"] is False
-    assert await gateway.runtime.providers["gemini"].ready() is True
+    assert await gateway.services.providers["gemini"].ready() is True
 
 
 async def test_custom_providers_join_the_built_in_ones(start_gateway: GatewayFactory):
@@ -123,5 +123,5 @@ async def test_custom_providers_join_the_built_in_ones(start_gateway: GatewayFac
         custom_providers={"mine": "tests.pipeline.providers.factories:emulator_openai"}
     )
 
-    assert isinstance(gateway.runtime.providers["mine"], CustomProvider)
-    assert await gateway.runtime.providers_ready() is True
+    assert isinstance(gateway.services.providers["mine"], CustomProvider)
+    assert await gateway.services.providers_ready() is True

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from pipeline.cache.redis_tier import RedisGuard
+from pipeline.redis_guard import RedisGuard
 from pipeline.redis_client import redis_from_url
 from pipeline.resilience import redis_ratelimit
 from pipeline.resilience.ratelimit import BUCKETS_PER_WINDOW, Limits

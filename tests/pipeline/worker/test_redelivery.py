@@ -6,7 +6,7 @@ from pydantic import SecretStr
 from pipeline.bus.connection import restore_interval_s, transport_options
 from pipeline.settings import Settings
 from pipeline.worker.prefork import check_prefork, child_settings
-from pipeline.worker.service import visibility_warning
+from pipeline.worker.side import visibility_warning
 
 REDIS_BROKER = "redis://127.0.0.1:6379/1"
 

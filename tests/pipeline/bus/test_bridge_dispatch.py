@@ -1,7 +1,9 @@
-"""The bridge when admitting an event fails: waited out if the failure is the infrastructure's,
-dead-lettered after a bounded number of tries if it is the event's own (a poison event).
+"""The bridge when dispatching an event fails: waited out if the failure is the
+infrastructure's, dead-lettered after a bounded number of tries if it is the event's own
+(a poison event).
 
-A real Bridge consumes a real broker; only its admit function is the test's own, failing on cue.
+A real Bridge consumes a real broker; only its dispatch function is the test's own, failing
+on cue.
 """
 
 import asyncio
@@ -10,10 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.bus.admission import Admission
-from pipeline.bus.bridge import ADMIT_MAX_ATTEMPTS, Bridge
+from collections.abc import Sequence
+
+from pipeline.bus.bridge import DISPATCH_MAX_ATTEMPTS, Bridge
+from pipeline.bus.dispatch import Dispatched, Fate
 from pipeline.settings import Settings
-from schemas import GenerateRequest, StageEnvelope
 from tests.e2e.brokers import Bus, BusTap, new_id, provisioned_bus
 
 
@@ -23,33 +26,33 @@ def bus(request: pytest.FixtureRequest) -> Iterator[Bus]:
         yield provisioned
 
 
-class ScriptedAdmit:
-    """Raises the scripted errors in turn, then admits; counts its calls."""
+class ScriptedDispatch:
+    """Fails each event with the scripted errors in turn, then starts it; counts its calls."""
 
     def __init__(self, *errors: Exception, forever: Exception | None = None) -> None:
         self._errors = list(errors)
         self._forever = forever
         self.calls = 0
-        self.started: list[str] = []
+        self.started: list[bytes] = []
         self._lock = threading.Lock()
 
-    def __call__(self, body: bytes) -> Admission:
+    def __call__(self, bodies: Sequence[bytes]) -> list[Dispatched | BaseException]:
+        return [self._one(body) for body in bodies]
+
+    def _one(self, body: bytes) -> Dispatched | BaseException:
         with self._lock:
             self.calls += 1
             if self._errors:
-                raise self._errors.pop(0)
+                return self._errors.pop(0)
         if self._forever is not None:
-            raise self._forever
-        request = GenerateRequest(model="flash", prompt="hi")
-        return Admission(envelope=StageEnvelope(request_id="r", tenant="t", request=request))
-
-    def start_chain(self, envelope: StageEnvelope) -> None:
-        self.started.append(envelope.request_id)
+            return self._forever
+        self.started.append(body)
+        return Dispatched(Fate.STARTED)
 
 
-def _bridge(bus: Bus, admit: ScriptedAdmit) -> Bridge:
+def _bridge(bus: Bus, dispatch: ScriptedDispatch) -> Bridge:
     settings = Settings(broker_url=bus.url, bus_suffix=bus.suffix, broker_heartbeat_s=0)
-    return Bridge(settings, bus.topology, admit=admit, start_chain=admit.start_chain)
+    return Bridge(settings, bus.topology, dispatch=dispatch)
 
 
 async def _until(check: "object", timeout_s: float = 10.0) -> None:
@@ -60,8 +63,8 @@ async def _until(check: "object", timeout_s: float = 10.0) -> None:
 
 
 async def test_a_poison_event_is_dead_lettered_after_bounded_tries(bus: Bus) -> None:
-    admit = ScriptedAdmit(forever=ValueError("a bug meets this event"))
-    bridge = _bridge(bus, admit)
+    dispatch = ScriptedDispatch(forever=ValueError("a bug meets this event"))
+    bridge = _bridge(bus, dispatch)
     tag = new_id("poison")
     async with BusTap.dead_letters(bus) as dlq:
         await asyncio.to_thread(bridge.start)
@@ -73,28 +76,28 @@ async def test_a_poison_event_is_dead_lettered_after_bounded_tries(bus: Bus) -> 
             await asyncio.to_thread(bridge.stop)
 
     assert dead.raw == b'{"any": "event"}'
-    assert str(dead.reason).startswith(f"admission failed {ADMIT_MAX_ATTEMPTS} times: ValueError")
-    assert admit.calls == ADMIT_MAX_ATTEMPTS
-    assert admit.started == []
+    assert str(dead.reason).startswith(f"dispatch failed {DISPATCH_MAX_ATTEMPTS} times: ValueError")
+    assert dispatch.calls == DISPATCH_MAX_ATTEMPTS
+    assert dispatch.started == []
 
 
 async def test_failures_of_the_event_then_of_the_store_are_waited_out(bus: Bus) -> None:
     # Two failures of its own (below the bound), then the store down twice (not counted)
-    admit = ScriptedAdmit(
+    dispatch = ScriptedDispatch(
         ValueError("once"), KeyError("twice"), ConnectionError("redis down"), TimeoutError()
     )
-    bridge = _bridge(bus, admit)
+    bridge = _bridge(bus, dispatch)
     tag = new_id("flaky")
     async with BusTap.dead_letters(bus) as dlq:
         await asyncio.to_thread(bridge.start)
         try:
             await asyncio.to_thread(bus.publish_raw, b'{"any": "event"}', test_id=tag)
 
-            await _until(lambda: admit.started)
+            await _until(lambda: dispatch.started)
             await asyncio.sleep(0.5)  # room for a duplicate start or a dead letter to show
         finally:
             await asyncio.to_thread(bridge.stop)
 
-        assert admit.started == ["r"], "the event must start exactly one chain"
-        assert admit.calls == 5
+        assert dispatch.started == [b'{"any": "event"}'], "the event must start exactly once"
+        assert dispatch.calls == 5
         assert dlq.tagged(tag) == []

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from pipeline.cache import redis_tier
-from pipeline.cache.redis_tier import RedisGuard
-from pipeline.lock import RedisSingleFlight
+from pipeline import redis_guard
+from pipeline.redis_guard import RedisGuard
+from pipeline.coalesce import RedisSingleFlight
 from pipeline.redis_client import redis_from_url
 from tests.pipeline.redis_support import SHARED_URL, LogRecorder, PrivateRedis, free_port
 
@@ -199,7 +199,7 @@ async def test_the_lock_is_released_when_the_call_fails(shared: tuple[Redis, str
 
 async def test_without_redis_every_caller_calls_directly(monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = LogRecorder()
-    monkeypatch.setattr(redis_tier, "log", recorder)
+    monkeypatch.setattr(redis_guard, "log", recorder)
     client = redis_from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=TIMEOUT_S)
     sf = flight(client, "pbtest:")
     calls = 0

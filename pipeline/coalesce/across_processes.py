@@ -18,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from pipeline.cache.redis_tier import RedisDown, RedisGuard
+from pipeline.redis_guard import RedisDown, RedisGuard
 
 T = TypeVar("T")
 

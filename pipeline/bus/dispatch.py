@@ -1,0 +1,140 @@
+"""Dispatch: a job's first stage, run where the job is taken up, then the rest of its chain.
+
+The bridge dispatches the job of each request event it takes, and the sweeper re-drives a
+stalled job the same way. Dispatch identifies the request (its cache key) and looks it up:
+a cached answer ends the job on the spot, with no Celery task; otherwise the job's chain
+(generate, post-process, emit) goes on the bus and the record says so (stage `lookup`).
+The record is what makes a job start once: an event whose job has started or ended is a
+duplicate, whoever sent it (a redelivery, a publisher sending twice). While one event of a
+job is being dispatched, it holds a short lease, so that a copy arriving meanwhile waits
+(`BUSY`: back to the queue) instead of starting the job a second time.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+import structlog
+
+from handlers import StageContext, cache_lookup, failed_event, finish, identified
+from pipeline.bus.admission import Refused, admit_event, envelope_for, new_job, parse_event
+from schemas import ErrorDetail, JobState, RequestEvent, StageEnvelope
+from schemas.jobs import Job
+
+log = structlog.get_logger("promptbus.dispatch")
+
+# A job id that a dead event used: taken, so that no later event runs a job under it.
+SPENT: Final = "spent"
+# Held while one event of a job is dispatched; it outlives a dispatch's bound (a holder that
+# died frees it by expiring).
+LEASE: Final = "dispatch"
+LEASE_S: Final = 60.0
+
+ChainStarter = Callable[[StageEnvelope], Awaitable[None]]
+
+
+class Fate(StrEnum):
+    """What became of a request event."""
+
+    STARTED = "started"
+    ANSWERED = "answered"
+    DUPLICATE = "duplicate"
+    DEAD = "dead"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    """An event's fate, and why a dead event is dead."""
+
+    fate: Fate
+    reason: str | None = None
+
+
+_DUPLICATE: Final = Dispatched(Fate.DUPLICATE)
+
+
+def _not_started(job: Job) -> bool:
+    return job.stage is None
+
+
+class Dispatcher:
+    """Starts each job once: its request identified and looked up, then its chain or its end."""
+
+    def __init__(self, ctx: StageContext, start_chain: ChainStarter) -> None:
+        self._ctx = ctx
+        self._start_chain = start_chain
+
+    async def event(self, body: bytes) -> Dispatched:
+        """Take one raw request event: dispatch its job once, or say why it is not run."""
+        ctx = self._ctx
+        try:
+            event = parse_event(body)
+        except Refused as refused:
+            return await self._dead(refused)
+        if not await ctx.jobs.claim(LEASE, event.job_id, LEASE_S):
+            held = await ctx.jobs.get(event.job_id)
+            if held is not None and (held.finished or held.stage is not None):
+                return _DUPLICATE
+            return Dispatched(Fate.BUSY, "another copy of this event is being dispatched")
+        try:
+            return await self._dispatch(event)
+        except BaseException:
+            await ctx.jobs.release(LEASE, event.job_id)
+            raise
+
+    async def _dispatch(self, event: RequestEvent) -> Dispatched:
+        ctx = self._ctx
+        job = await ctx.jobs.get(event.job_id)
+        if job is None:
+            # A publisher's event (an ingress records its jobs before it publishes them).
+            if await ctx.jobs.claimed(SPENT, event.job_id):
+                return _DUPLICATE
+            try:
+                event = admit_event(event, ctx.catalog, ctx.templates)
+            except Refused as refused:
+                return await self._dead(refused)
+            job = new_job(event, now=time.time())
+            if not await ctx.jobs.create(job):
+                job = await ctx.jobs.get(event.job_id)  # a copy of this event came first
+                if job is None:
+                    return _DUPLICATE
+        if job.finished or job.stage is not None:
+            return _DUPLICATE
+        return await self.start(job)
+
+    async def start(self, job: Job) -> Dispatched:
+        """Run the job's first stage, then start its chain or end it with the cached answer."""
+        ctx = self._ctx
+        envelope = envelope_for(job, deadline=time.time() + ctx.job_deadline_s)
+        envelope = await cache_lookup(await identified(envelope, ctx), ctx)
+        if envelope.response is not None:
+            await finish(ctx, job.id, JobState.SUCCEEDED, result=envelope.response, stage="lookup")
+            return Dispatched(Fate.ANSWERED)
+        await self._start_chain(envelope)
+        # Recorded once the chain is on the bus (a failure before leaves the job to start
+        # again), and only if its chain has not got further meanwhile.
+        await ctx.jobs.transition(job.id, JobState.RUNNING, stage="lookup", when=_not_started)
+        return Dispatched(Fate.STARTED)
+
+    async def _dead(self, refused: Refused) -> Dispatched:
+        """Dead-letter an event; tell its publisher when it named a job id no job holds."""
+        ctx, job_id = self._ctx, refused.job_id
+        log.info("event refused", job_id=job_id, reason=refused.reason)
+        # A bad event must not speak for a job that exists, and its id is then spent: a later
+        # event under it is a duplicate, or the publisher would hear of one job id twice.
+        if (
+            job_id is not None
+            and await ctx.jobs.get(job_id) is None
+            and await ctx.jobs.claim(SPENT, job_id, ctx.claim_ttl_s)
+        ):
+            error = ErrorDetail(type="invalid_event", message=refused.reason, retryable=False)
+            event = failed_event(job_id, job_id, error, finished_at=time.time())
+            try:
+                await ctx.events.publish_completion(event)
+            except BaseException:
+                await ctx.jobs.release(SPENT, job_id)
+                raise
+        return Dispatched(Fate.DEAD, refused.reason)

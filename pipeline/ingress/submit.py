@@ -1,0 +1,125 @@
+"""Accepting jobs over HTTP: admitted here, recorded, then published as a request event.
+
+The ingress admits a job (bad input is its 4xx and changes nothing), records it, and only
+then publishes its request event, so a bridge that takes the event finds the admitted
+request in the record. A publish the broker does not take in time undoes the record (a 503) and spends the id.
+The job's first stage (its key and the cache lookup) runs where it is dispatched.
+"""
+
+import hashlib
+import os
+import time
+
+import orjson
+
+from handlers import CANCELLED, StageContext, finish
+from pipeline.bus.admission import admit, new_job
+from pipeline.bus.dispatch import SPENT
+from pipeline.bus.publisher import EventPublisher
+from pipeline.errors import Conflict, JobNotFound
+from schemas import GenerateRequest, JobState, RequestEvent
+from schemas.jobs import Job, JobSubmission
+
+
+def new_job_id() -> str:
+    """A fresh job id: time-ordered, then random."""
+    return f"job_{time.time_ns():x}{os.urandom(6).hex()}"
+
+
+def fingerprint(submission: JobSubmission) -> str:
+    """What an idempotency key is bound to: the canonical JSON of the submission."""
+    canonical = orjson.dumps(
+        submission.model_dump(mode="json", exclude_none=True), option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class JobSubmitter:
+    """Turns submissions into recorded, published jobs, and cancels them."""
+
+    def __init__(
+        self, ctx: StageContext, publisher: EventPublisher, *, idempotency_ttl_s: float
+    ) -> None:
+        self._ctx = ctx
+        self._publisher = publisher
+        self._idempotency_ttl_s = idempotency_ttl_s
+
+    async def submit(
+        self,
+        submission: JobSubmission,
+        *,
+        tenant: str,
+        correlation_id: str | None,
+        idempotency_key: str | None,
+    ) -> Job:
+        """The accepted job (or the earlier job under the same idempotency key)."""
+        ctx = self._ctx
+        # Admitted first: the fingerprint, the event and the record carry the rendered
+        # messages and the pinned version, and a bad request changes nothing.
+        submission = admit(submission, ctx.catalog, ctx.templates)
+        job_id = new_job_id()
+        if idempotency_key is not None:
+            print_ = fingerprint(submission)
+            held = await ctx.jobs.reserve_idempotency_key(
+                tenant, idempotency_key, print_, job_id, self._idempotency_ttl_s
+            )
+            if held is not None:
+                return await self._replay(held, print_)
+        try:
+            return await self._accept(submission, job_id, tenant, correlation_id)
+        except BaseException:
+            if idempotency_key is not None:
+                await ctx.jobs.drop_idempotency_key(tenant, idempotency_key)
+            raise
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or running job; its completion event says so, once."""
+        job = await finish(self._ctx, job_id, JobState.CANCELLED, error=CANCELLED)
+        if job is not None:
+            return job
+        held = await self._ctx.jobs.get(job_id)
+        if held is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        raise Conflict(f"job {job_id!r} is finished or finishing ({held.state.value})")
+
+    async def _replay(self, held: tuple[str, str], print_: str) -> Job:
+        held_print, held_job = held
+        if held_print != print_:
+            raise Conflict("this Idempotency-Key was used with a different request body")
+        job = await self._ctx.jobs.get(held_job)
+        if job is None:
+            raise Conflict("a request with this Idempotency-Key is still being accepted")
+        return job
+
+    async def _accept(
+        self, submission: JobSubmission, job_id: str, tenant: str, correlation_id: str | None
+    ) -> Job:
+        # Every part was validated already: built without a second pass.
+        event = RequestEvent.model_construct(
+            job_id=job_id,
+            tenant=tenant,
+            correlation_id=correlation_id or submission.correlation_id or job_id,
+            request=_request_of(submission),
+            webhook=submission.webhook,
+            metadata=submission.metadata,
+        )
+        jobs = self._ctx.jobs
+        job = new_job(event, now=time.time())
+        await jobs.create(job)
+        try:
+            await self._publisher.publish_request(event)
+        except BaseException:
+            # Not accepted after all: nothing is left, and the id is spent, so that an event
+            # the broker took without confirming it is dropped as a duplicate if it turns up.
+            await jobs.delete(job_id)
+            await jobs.claim(SPENT, job_id, self._ctx.claim_ttl_s)
+            raise
+        return job
+
+
+def _request_of(submission: JobSubmission) -> GenerateRequest:
+    """The generate request in a submission, without the job's own fields (no revalidation)."""
+    fields = {name: getattr(submission, name) for name in GenerateRequest.model_fields}
+    return GenerateRequest.model_construct(
+        _fields_set=submission.model_fields_set & set(GenerateRequest.model_fields), **fields
+    )

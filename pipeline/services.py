@@ -1,0 +1,122 @@
+"""What every promptbus process builds from its settings: the stage context and its parts.
+
+An ingress and a worker both need it: the catalogues, the providers (and the built-in
+emulator when no real API is configured), the cache, the job store and webhook registry,
+the router, the bus publisher and the Celery app that queues webhook deliveries and
+chains. The send side (`pipeline.ingress.send`) and the worker side
+(`pipeline.worker.side`) are built on top of it.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from celery import Celery
+
+from handlers import StageContext
+from pipeline.backends import Backends, build_backends
+from pipeline.bus.publisher import EventPublisher
+from pipeline.bus.topology import Topology
+from pipeline.cache.lru import LRUMemoryCache
+from pipeline.catalog import ModelCatalog
+from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from pipeline.providers.base import ChatProvider
+from pipeline.providers.setup import builtin_providers, custom_providers, describe
+from pipeline.resilience import build_router
+from pipeline.settings import Settings
+from pipeline.templates import TemplateCatalog
+from pipeline.webhooks.context import WebhookContext
+from pipeline.webhooks.scheduler import WebhookScheduler
+from pipeline.webhooks.sender import WebhookSender
+from pipeline.webhooks.setup import build_webhooks
+from pipeline.worker.celery_app import DeliveryQueue, create_celery
+
+
+@dataclass(frozen=True)
+class Services:
+    """The running parts every process shares; `ctx` is what the stages run against."""
+
+    settings: Settings
+    topology: Topology
+    ctx: StageContext
+    backends: Backends
+    providers: dict[str, ChatProvider]
+    emulator: RunningEmulator | None
+    publisher: EventPublisher
+    celery: Celery
+    webhooks: WebhookContext
+    notes: tuple[str, ...]
+
+    @classmethod
+    async def start(cls, settings: Settings) -> "Services":
+        """Build the parts; a bad configuration file stops this before anything runs."""
+        templates = TemplateCatalog.from_directory(settings.templates_dir)
+        catalog = ModelCatalog.from_file(settings.models_file)
+        custom = custom_providers(settings, catalog)
+        emulator = None
+        if settings.uses_emulator:
+            emulator = await start_emulator(
+                EmulatorConfig(latency_ms=settings.emulator_latency_ms), host="127.0.0.1", port=0
+            )
+        providers: dict[str, ChatProvider] = {
+            **builtin_providers(settings, emulator.base_url if emulator else None),
+            **custom,
+        }
+        backends = build_backends(settings)
+        topology = Topology(settings.bus_suffix)
+        publisher = EventPublisher(settings, topology)
+        celery = create_celery(settings, topology)
+        webhooks = build_webhooks(settings, backends.webhooks, backends.jobs)
+        ctx = StageContext(
+            catalog=catalog,
+            templates=templates,
+            cache=backends.cache,
+            router=build_router(settings, providers, backends.limiter),
+            jobs=backends.jobs,
+            events=publisher,
+            webhooks=WebhookScheduler(backends.webhooks, DeliveryQueue(celery)),
+            job_deadline_s=settings.job_deadline_s,
+            claim_ttl_s=settings.job_retention_s,
+        )
+        return cls(
+            settings=settings,
+            topology=topology,
+            ctx=ctx,
+            backends=backends,
+            providers=providers,
+            emulator=emulator,
+            publisher=publisher,
+            celery=celery,
+            webhooks=webhooks.context,
+            notes=webhooks.notes,
+        )
+
+    async def stop(self) -> None:
+        """Close everything, in reverse order."""
+        await asyncio.to_thread(self.publisher.close)
+        await asyncio.to_thread(self.celery.close)
+        await self.webhooks.sender.close()
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.backends.close()
+        if self.emulator is not None:
+            await self.emulator.stop()
+
+    @property
+    def sender(self) -> WebhookSender:
+        """The guarded webhook sender (its address policy checks registered URLs)."""
+        return self.webhooks.sender
+
+    @property
+    def l1(self) -> LRUMemoryCache:
+        """The in-process LRU (L1), for its stats."""
+        return self.backends.l1
+
+    def provider_description(self) -> str:
+        """Which providers answer and where, for the start-up log."""
+        emulator = self.emulator
+        return describe(self.settings, f"{emulator.host}:{emulator.port}" if emulator else None)
+
+    async def providers_ready(self) -> bool:
+        """Whether every provider answers its readiness probe."""
+        checks = await asyncio.gather(*(p.ready() for p in self.providers.values()))
+        return all(checks)

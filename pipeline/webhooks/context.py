@@ -1,0 +1,19 @@
+"""What webhook delivery needs: the registry, the sender, secrets and the retry policy."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from pipeline.webhooks.registry import WebhookRegistry
+from pipeline.webhooks.sender import WebhookSender
+
+
+@dataclass(frozen=True)
+class WebhookContext:
+    """What delivery needs: the registry, the sender, secrets and the retry policy."""
+
+    registry: WebhookRegistry
+    sender: WebhookSender
+    tenant_secrets: Callable[[str], Awaitable[list[str]]]
+    claim: Callable[[str, str, float], Awaitable[bool]]
+    retry_schedule_s: Sequence[float]
+    disable_after_s: float

@@ -1,0 +1,114 @@
+"""The worker side of a process: the bridge, a Celery worker and the sweeper, on one context.
+
+The bridge takes request events and dispatches their jobs (the first stage runs there, and
+the chain of the rest goes on the bus); the Celery worker runs the chains' steps on a thread
+pool, or in prefork children that build services of their own; the sweeper re-drives jobs
+that stopped moving and redelivers completions that did not go out.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from typing import Final
+
+import structlog
+
+from pipeline.bus.bridge import Bridge
+from pipeline.bus.connection import broker_scheme
+from pipeline.bus.dispatch import Dispatched, Dispatcher
+from pipeline.services import Services
+from pipeline.settings import Settings
+from pipeline.worker.celery_app import job_chain
+from pipeline.worker.embedded import EmbeddedWorker, Pool
+from pipeline.worker.loop import LoopRunner
+from pipeline.worker.prefork import ChildFactory, PreforkChildren, check_prefork
+from pipeline.worker.sweeper import Sweeper
+from pipeline.worker.tasks import TaskRunner, step_timeout_s
+from schemas import StageEnvelope
+
+log = structlog.get_logger("promptbus.worker")
+
+# A batch's dispatch touches the job store, the cache and the bus: bounded, then requeued.
+_DISPATCH_TIMEOUT_S: Final = 30.0
+
+
+class WorkerSide:
+    """The bridge and an in-process Celery worker (threads, or prefork children) and sweeper."""
+
+    def __init__(
+        self, services: Services, *, pool: Pool = "threads", children: ChildFactory | None = None
+    ) -> None:
+        settings = services.settings
+        self._services = services
+        self._runner = LoopRunner(asyncio.get_running_loop())
+        self._tasks = TaskRunner(
+            settings, services.celery, services.ctx, services.webhooks, self._runner
+        )
+        self._dispatcher = Dispatcher(services.ctx, self._start_chain)
+        self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
+        self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
+        self._children: PreforkChildren | None = None
+        if pool == "prefork":
+            check_prefork(settings)
+            if children is None:
+                raise ValueError("a prefork pool needs a way to build each child's services")
+            self._children = PreforkChildren(
+                self._tasks, children, gc_gen0_threshold=settings.gc_gen0_threshold
+            )
+        self._worker = EmbeddedWorker(
+            services.celery, concurrency=settings.worker_concurrency, pool=pool
+        )
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """What dispatches each job (the bridge's and the sweeper's)."""
+        return self._dispatcher
+
+    async def start(self) -> None:
+        """Start the Celery worker, the bridge that feeds it, and the sweeper."""
+        warning = visibility_warning(
+            self._services.settings, step_timeout_s(self._services.settings)
+        )
+        if warning is not None:
+            log.warning(warning)
+        if self._children is not None:
+            self._children.connect()
+        # Starting Celery and the bridge blocks on broker connections: kept off the loop.
+        await asyncio.to_thread(self._worker.start)
+        await asyncio.to_thread(self._bridge.start)
+        self._sweeper.start()
+
+    async def stop(self) -> None:
+        """Stop taking events, let in-flight tasks finish, then stop sweeping."""
+        await asyncio.to_thread(self._bridge.stop)
+        await asyncio.to_thread(self._worker.stop)
+        await self._sweeper.stop()
+        if self._children is not None:
+            self._children.disconnect()
+
+    def _dispatch(self, bodies: Sequence[bytes]) -> Sequence[Dispatched | BaseException]:
+        """The bridge's hand-off: a batch dispatched on the stage loop, each event on its own."""
+        try:
+            return self._runner.run(self._dispatch_all(bodies), _DISPATCH_TIMEOUT_S)
+        except TimeoutError as exc:
+            return [exc] * len(bodies)
+
+    async def _dispatch_all(self, bodies: Sequence[bytes]) -> list[Dispatched | BaseException]:
+        return await asyncio.gather(
+            *(self._dispatcher.event(body) for body in bodies), return_exceptions=True
+        )
+
+    async def _start_chain(self, envelope: StageEnvelope) -> None:
+        """Put a job's chain on the bus, bounded in time (BrokerUnavailable past the bound)."""
+        await self._services.publisher.publish_chain(job_chain(self._services.celery, envelope))
+
+
+def visibility_warning(settings: Settings, step_timeout_s: float) -> str | None:
+    """A warning when a Redis broker would hand a task still running to a second worker."""
+    visibility_s = settings.redis_visibility_timeout_s
+    if broker_scheme(settings) != "redis" or visibility_s >= step_timeout_s:
+        return None
+    return (
+        f"PROMPTBUS_REDIS_VISIBILITY_TIMEOUT_S={visibility_s} is below the {step_timeout_s:g} s "
+        "a step may run: a slower step is handed to another worker while it still runs "
+        "(its job still completes once, but the upstream call may be made twice)"
+    )
