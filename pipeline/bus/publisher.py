@@ -36,8 +36,9 @@ class EventPublisher:
     Each publishing thread keeps a connection of its own. Every publish is bounded by
     `publish_timeout_s` (no new try after it) and by its connection's bounded reads and writes,
     so a connection gone silent (no reset, no answer) fails the publish about the bound instead
-    of holding the thread. A failed connection is dropped, and so are the other threads' connections:
-    they most likely share its path to the broker, so the next publish connects afresh.
+    of holding the thread. A failed connection is dropped, and so are the other threads'
+    connections: they most likely share its path to the broker, so the next publish connects
+    afresh.
     """
 
     def __init__(self, settings: Settings, topology: Topology, *, threads: int = 4) -> None:

@@ -2,8 +2,9 @@
 
 The ingress admits a job (bad input is its 4xx and changes nothing), records it, and only
 then publishes its request event, so a bridge that takes the event finds the admitted
-request in the record. A publish the broker does not take in time undoes the record (a 503) and spends the id.
-The job's first stage (its key and the cache lookup) runs where it is dispatched.
+request in the record. A publish the broker does not take in time undoes the record (a 503)
+and spends the id. The job's first stage (its key and the cache lookup) runs where it is
+dispatched.
 """
 
 import hashlib

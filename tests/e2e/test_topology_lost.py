@@ -13,8 +13,14 @@ import time
 from kombu import Connection, Queue
 
 from tests.e2e.brokers import BusTap, new_id
-from tests.e2e.deployment import BOTH_BROKERS, REDIS_URL, Deployment, completed_once, deployment
-from tests.e2e.deployment import Proxy
+from tests.e2e.deployment import (
+    BOTH_BROKERS,
+    REDIS_URL,
+    Deployment,
+    Proxy,
+    completed_once,
+    deployment,
+)
 
 STALL_S = 4
 SLOW_MS = 2000
@@ -69,7 +75,8 @@ async def test_a_job_whose_task_message_is_lost_is_re_driven_and_ends_once(broke
             waited_s = time.monotonic() - started
             assert waited_s < STALL_S * 2 + SLOW_MS / 1000 + 5, f"re-driven after {waited_s:.1f} s"
             redriven = [line for line in worker.log().splitlines() if "re-driven" in line]
-            assert len(redriven) == 1 and lost in redriven[0], redriven
+            assert len(redriven) == 1, redriven
+            assert lost in redriven[0], redriven
             assert await d.calls() == 2
             assert " raised unexpected" not in worker.log()
 

@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from handlers.webhook_delivery import MAX_RETRY_AFTER_S, _judge, deliver
-from pipeline.webhooks.context import WebhookContext
 from pipeline.jobs.memory import MemoryJobStore
+from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.registry import MemoryWebhookRegistry
 from pipeline.webhooks.sender import SendResult, WebhookSender, _retry_after
 from pipeline.webhooks.setup import LOOPBACK_ONLY

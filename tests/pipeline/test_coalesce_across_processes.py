@@ -10,9 +10,9 @@ import pytest
 from redis.asyncio import Redis
 
 from pipeline import redis_guard
-from pipeline.redis_guard import RedisGuard
 from pipeline.coalesce import RedisSingleFlight
 from pipeline.redis_client import redis_from_url
+from pipeline.redis_guard import RedisGuard
 from tests.pipeline.redis_support import SHARED_URL, LogRecorder, PrivateRedis, free_port
 
 TIMEOUT_S = 0.5

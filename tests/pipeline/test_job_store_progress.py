@@ -24,10 +24,12 @@ async def test_a_conditional_move_happens_only_when_the_job_meets_it(
     )
 
     # Then only the first moved it
-    assert first is not None and first.stage == "lookup"
+    assert first is not None
+    assert first.stage == "lookup"
     assert second is None
     held = await store.get("job_a")
-    assert held is not None and held.stage == "lookup"
+    assert held is not None
+    assert held.stage == "lookup"
 
 
 async def test_unfinished_jobs_that_stopped_changing_are_found_oldest_change_first(

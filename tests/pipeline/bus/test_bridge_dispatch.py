@@ -8,11 +8,9 @@ on cue.
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
-
-from collections.abc import Sequence
 
 from pipeline.bus.bridge import DISPATCH_MAX_ATTEMPTS, Bridge
 from pipeline.bus.dispatch import Dispatched, Fate

@@ -10,11 +10,11 @@ from redis.asyncio import Redis
 from pipeline import redis_guard
 from pipeline.cache.lru import LRUMemoryCache
 from pipeline.cache.redis_tier import RedisTier
-from pipeline.redis_guard import RedisGuard
 from pipeline.cache.responses import encode
 from pipeline.cache.serializers import BytesSerializer
 from pipeline.cache.tiered import TieredResponseCache
 from pipeline.redis_client import redis_from_url
+from pipeline.redis_guard import RedisGuard
 from schemas import GenerateResponse
 from tests.factories import answer
 from tests.pipeline.redis_support import SHARED_URL, LogRecorder, PrivateRedis

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from pipeline.redis_guard import RedisGuard
 from pipeline.redis_client import redis_from_url
+from pipeline.redis_guard import RedisGuard
 from pipeline.resilience import redis_ratelimit
 from pipeline.resilience.ratelimit import BUCKETS_PER_WINDOW, Limits
 from pipeline.resilience.redis_ratelimit import RedisRateLimiter
