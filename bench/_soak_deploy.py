@@ -168,7 +168,8 @@ def redis_keys_about(prefix: str, job_id: str) -> list[str]:
     """promptbus's keys under `prefix` that name `job_id` (its record, its claims), with TTLs."""
     found: list[str] = []
     with redis.Redis.from_url(REDIS_URL, socket_timeout=5) as client:
-        for key in client.scan_iter(match=f"{prefix}*{job_id}*", count=1000):
+        # Every such key ends in ":<job id>": a bare "*<id>*" would match longer ids too.
+        for key in client.scan_iter(match=f"{prefix}*:{job_id}", count=1000):
             name = key.decode(errors="replace").removeprefix(prefix)
             found.append(f"{name} (ttl {client.ttl(key)} s)")
     return sorted(found)
