@@ -193,6 +193,11 @@ class Listener:
         self._stop.set()
         await asyncio.to_thread(self._thread.join, 15)
 
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the listener early, if anything did: events after it were not seen."""
+        return self._failure
+
     def _run(self) -> None:
         # Short Redis BRPOPs, so that the thread stops quickly; arrivals wake it at once anyway.
         options = {"polling_interval": 0.1} if self._url.startswith("redis") else {}

@@ -17,6 +17,7 @@ from typing import Final
 import redis
 from _broker import Listener, clean_broker, listener_queue_name, promptbus_completions
 from _common import (
+    BenchError,
     Check,
     Children,
     client_session,
@@ -109,6 +110,9 @@ async def soak(args: argparse.Namespace, deployment: Deployment, jobs_n: int) ->
             calls = await emulator_calls(session, deployment.emulator_url) - calls_before
         finally:
             await asyncio.to_thread(publisher.close)
+        if listener.failure is not None:
+            # Events it missed would count as lost jobs: no figure of this phase is sound.
+            raise BenchError(f"the completion listener stopped: {listener.failure!r}")
         began = jobs.record.first_at
         firsts = [completions.arrivals[j][0].at for j in accepted if j in completions.arrivals]
         figures = Figures(
