@@ -88,9 +88,9 @@ def rabbitmq_names(command: str, suffix: str) -> list[str]:
     return [name for name in listing.stdout.split() if name.endswith(suffix)]
 
 
-def clean_broker(broker: str, suffix: str) -> None:
+def clean_broker(broker: str, suffix: str, url: str | None = None) -> None:
     """Delete what a run under `suffix` declared: named queues and exchanges, or Redis keys."""
-    url = BROKER_URLS[broker]
+    url = url or BROKER_URLS[broker]
     if broker == "redis":
         with redis.Redis.from_url(url, socket_timeout=5) as client:
             keys = list(client.scan_iter(match=f"*{suffix}*", count=500))
@@ -133,6 +133,7 @@ class Arrival:
     at: float
     state: str | None
     cache_hit: bool
+    error_type: str | None = None
 
 
 class Completions:
@@ -192,6 +193,11 @@ class Listener:
         self._stop.set()
         await asyncio.to_thread(self._thread.join, 15)
 
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the listener early, if anything did: events after it were not seen."""
+        return self._failure
+
     def _run(self) -> None:
         # Short Redis BRPOPs, so that the thread stops quickly; arrivals wake it at once anyway.
         options = {"polling_interval": 0.1} if self._url.startswith("redis") else {}
@@ -214,13 +220,14 @@ class Listener:
         job_id: str | None = None
         state: str | None = None
         hit = False
+        error_type: str | None = None
         with suppress(ValueError, TypeError, AttributeError):
             body = json.loads(message.body)
             job_id, state = body.get("job_id"), body.get("state")
             hit = bool((body.get("cache") or {}).get("hit"))
-        self._loop.call_soon_threadsafe(
-            self.completions.arrived, job_id, Arrival(at=at, state=state, cache_hit=hit)
-        )
+            error_type = (body.get("error") or {}).get("type")
+        arrival = Arrival(at=at, state=state, cache_hit=hit, error_type=error_type)
+        self._loop.call_soon_threadsafe(self.completions.arrived, job_id, arrival)
 
 
 def audit(completions: Completions, job_ids: Sequence[str], errors: Errors) -> None:

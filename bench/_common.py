@@ -216,16 +216,19 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run_bench(
-    bench: Callable[[Children, Path], Coroutine[Any, Any, int]], grace_s: float = 5.0
+    bench: Callable[[Children, Path], Coroutine[Any, Any, int]],
+    grace_s: float = 5.0,
+    work_dir: Path | None = None,
 ) -> int:
     """Run `bench` with its children stopped however it ends; its exit code, 130 or 1."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # A work_dir of the caller's own outlives the run, so that it can keep the logs.
     with (
         tempfile.TemporaryDirectory(prefix="promptbus-bench-") as tmp,
-        Children(Path(tmp), grace_s) as children,
+        Children(work_dir or Path(tmp), grace_s) as children,
     ):
         try:
-            return asyncio.run(bench(children, Path(tmp)))
+            return asyncio.run(bench(children, work_dir or Path(tmp)))
         except KeyboardInterrupt:
             print("\ninterrupted: stopping the servers", file=sys.stderr)
             return 130
