@@ -38,6 +38,10 @@ LOG_MARKERS: Final = (" raised unexpected", "Traceback")
 KILL_WAIT_S: Final = 10.0
 
 
+# How long a job may stand still before a worker's sweeper re-drives it, in the soak.
+JOB_STALL_S: Final = 30
+
+
 @dataclass
 class Deployment:
     """One phase's processes under a fresh bus suffix and Redis prefix."""
@@ -72,6 +76,9 @@ class Deployment:
             "PROMPTBUS_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "PROMPTBUS_DATA_DIR": str(data_dir),
             "PROMPTBUS_REDIS_VISIBILITY_TIMEOUT_S": str(self.visibility_timeout_s),
+            # Well inside the soak's wait for a completion: a job that a crash stranded is
+            # re-driven by a sweeper before the soak would count it lost.
+            "PROMPTBUS_JOB_STALL_S": str(JOB_STALL_S),
         }
 
     async def start(self, ingresses: int, workers: int) -> None:
