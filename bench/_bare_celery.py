@@ -22,8 +22,9 @@ CLIENT_TIMEOUT_S: Final = 60.0
 WORKER_CONCURRENCY: Final = 16
 READY_MARKER: Final = "bench bare worker ready"
 
-# The same chain as promptbus (pipeline/worker/steps.py) and the same stage families, one queue
-# each (pipeline/worker/celery_app.py).
+# The reference the job-path issue names: a hand-written four-task chain (promptbus runs its
+# first stage at dispatch and the other three as tasks, pipeline/worker/steps.py), with
+# promptbus's stage families, one queue each (pipeline/bus/celery_app.py).
 STEPS: Final = ("lookup", "generate", "postprocess", "emit")
 FAMILIES: Final = {
     "lookup": "lookup",
@@ -71,7 +72,7 @@ def create_bare_celery(url: str, suffix: str, generate: Step | None = None) -> C
         queues[family] = Queue(
             name, exchange=Exchange(name, type="direct", durable=True), routing_key=name
         )
-    # The same settings as pipeline/worker/celery_app.py:create_celery.
+    # The same settings as pipeline/bus/celery_app.py:create_celery.
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

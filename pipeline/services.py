@@ -14,6 +14,7 @@ from celery import Celery
 
 from handlers import StageContext
 from pipeline.backends import Backends, build_backends
+from pipeline.bus.celery_app import DeliveryQueue, create_celery
 from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
 from pipeline.cache.lru import LRUMemoryCache
@@ -28,7 +29,6 @@ from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.scheduler import WebhookScheduler
 from pipeline.webhooks.sender import WebhookSender
 from pipeline.webhooks.setup import build_webhooks
-from pipeline.worker.celery_app import DeliveryQueue, create_celery
 
 
 @dataclass(frozen=True)

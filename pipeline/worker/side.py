@@ -13,11 +13,11 @@ from typing import Final
 import structlog
 
 from pipeline.bus.bridge import Bridge
+from pipeline.bus.celery_app import job_chain
 from pipeline.bus.connection import broker_scheme
 from pipeline.bus.dispatch import Dispatched, Dispatcher
 from pipeline.services import Services
 from pipeline.settings import Settings
-from pipeline.worker.celery_app import job_chain
 from pipeline.worker.embedded import EmbeddedWorker, Pool
 from pipeline.worker.loop import LoopRunner
 from pipeline.worker.prefork import ChildFactory, PreforkChildren, check_prefork

@@ -9,7 +9,7 @@ from handlers import StageContext
 from handlers.webhook_delivery import deliver as deliver_webhook
 from pipeline.settings import Settings
 from pipeline.webhooks.context import WebhookContext
-from pipeline.worker.celery_app import register_tasks
+from pipeline.worker.celery_tasks import register_tasks
 from pipeline.worker.hops import hop_delay, max_hop_s
 from pipeline.worker.loop import LoopRunner
 from pipeline.worker.steps import run_step

@@ -14,8 +14,8 @@ from typing import Any
 import redis
 from kombu import Connection
 
+from pipeline.bus.celery_app import FAMILIES, WEBHOOK_FAMILY
 from pipeline.bus.topology import Topology
-from pipeline.worker.celery_app import FAMILIES, WEBHOOK_FAMILY
 
 BROKER_URLS = {
     "memory": "memory://",

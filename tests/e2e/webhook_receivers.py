@@ -17,7 +17,7 @@ from aiohttp import web
 from celery import signals
 from standardwebhooks.webhooks import Webhook
 
-from pipeline.worker.celery_app import WEBHOOK_FAMILY, WEBHOOK_TASK
+from pipeline.bus.celery_app import WEBHOOK_FAMILY, WEBHOOK_TASK
 from tests.e2e.brokers import Bus, JobEnv, job_env
 
 T = TypeVar("T")
