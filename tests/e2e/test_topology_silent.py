@@ -9,9 +9,11 @@ forwards new connections, as a fresh path to the broker would.
 import asyncio
 import time
 
-from tests.e2e.brokers import BusTap, new_id
-from tests.e2e.deployment import BOTH_BROKERS, completed_once, deployment, proxy_to
-from tests.e2e.processes import Proc
+from tests.support.bus_tap import BusTap
+from tests.support.deployment import BOTH_BROKERS, completed_once, deployment
+from tests.support.processes import Proc
+from tests.support.tcp_proxy import proxy_to
+from tests.support.unique import new_id
 
 HEARTBEAT_S = 2
 # A silent connection costs up to two heartbeats to notice, one to close, one more where a

@@ -14,7 +14,9 @@ from pipeline.bus.admission import Admission
 from pipeline.bus.bridge import ADMIT_MAX_ATTEMPTS, Bridge
 from pipeline.settings import Settings
 from schemas import GenerateRequest, StageEnvelope
-from tests.e2e.brokers import Bus, BusTap, new_id, provisioned_bus
+from tests.support.bus import Bus, provisioned_bus
+from tests.support.bus_tap import BusTap
+from tests.support.unique import new_id
 
 
 @pytest.fixture(params=["memory", "rabbitmq", "redis"])
