@@ -1,82 +1,28 @@
 """Fixtures that start the real emulator and the real gateway on free loopback ports."""
 
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
-from multidict import CIMultiDict
 
-from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from pipeline.emulator import EmulatorConfig, start_emulator
 from pipeline.ingress import create_app
 from pipeline.ingress.keys import SEND, SERVICES
-from pipeline.ingress.send import SendSide
-from pipeline.services import Services
-from pipeline.settings import Settings
+from tests.support.emulator import Emulator
+from tests.support.gateway import Gateway, GatewayFactory
+from tests.support.settings import settings_for_test
 
 
-@dataclass
-class Reply:
-    """One HTTP answer from the gateway."""
-
-    status: int
-    body: Any
-    headers: "CIMultiDict[str]"
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-
-@dataclass
-class Gateway:
-    """A running promptbus ingress and a client session to it."""
-
-    url: str
-    services: Services
-    send: SendSide
-    session: aiohttp.ClientSession
-
-    async def generate(self, body: Any, headers: dict[str, str] | None = None) -> Reply:
-        """POST /v1/generate with a JSON body."""
-        return await self.post_raw("/v1/generate", json.dumps(body), headers)
-
-    async def post_raw(
-        self,
-        path: str,
-        data: str | bytes,
-        headers: dict[str, str] | None = None,
-        content_type: str | None = "application/json",
-    ) -> Reply:
-        """POST raw bytes to `path`."""
-        sent = {"Content-Type": content_type} if content_type else {}
-        sent.update(headers or {})
-        async with self.session.post(self.url + path, data=data, headers=sent) as resp:
-            return Reply(resp.status, await resp.json(content_type=None), CIMultiDict(resp.headers))
-
-    async def get(self, path: str) -> Reply:
-        """GET `path`."""
-        async with self.session.get(self.url + path) as resp:
-            return Reply(resp.status, await resp.json(content_type=None), CIMultiDict(resp.headers))
-
-
-@dataclass
-class Emulator:
-    """The running emulator and a way to read its call counter."""
-
-    running: RunningEmulator
-    session: aiohttp.ClientSession
-
-    @property
-    def base_url(self) -> str:
-        return self.running.base_url
-
-    async def calls(self) -> int:
-        """How many generate calls the emulator has received."""
-        async with self.session.get(self.base_url + "/stats") as resp:
-            return int((await resp.json())["calls"])
+@pytest.fixture
+def logs() -> Iterator[list[structlog.typing.EventDict]]:
+    """The event dicts of every structlog line logged in this process while the test runs."""
+    # Info lines reach it too: only the CLI runs `configure_logging` (and its level filter),
+    # never this process, so structlog keeps its unfiltered, uncached defaults here.
+    with structlog.testing.capture_logs() as captured:
+        yield captured
 
 
 @pytest.fixture
@@ -92,34 +38,6 @@ async def emulator(session: aiohttp.ClientSession) -> AsyncIterator[Emulator]:
     running = await start_emulator(EmulatorConfig(), host="127.0.0.1", port=0)
     yield Emulator(running, session)
     await running.stop()
-
-
-GatewayFactory = Callable[..., Awaitable[Gateway]]
-
-# A fixed key (32 bytes of 0x01), so webhook tests can verify signatures.
-TEST_WEBHOOK_SECRET = "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
-
-
-def settings_for_test(**overrides: Any) -> Settings:
-    """Settings for a test gateway: a free port, quiet logs, no real provider key."""
-    values: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "google_api_key": None,
-        "openai_api_key": None,
-        "log_format": "json",
-        "log_level": "warning",
-        # Sync-path tests need no job worker; job tests turn it on.
-        "embedded_worker": False,
-        "webhook_secret": TEST_WEBHOOK_SECRET,
-        "webhook_allow_private": "127.0.0.0/8,::1/128",
-    }
-    values.update(overrides)
-    gemini_url = values.get("gemini_base_url")
-    if gemini_url and "openai_base_url" not in values:
-        # The test's emulator serves the OpenAI-compatible API too, under /v1.
-        values["openai_base_url"] = f"{gemini_url.rstrip('/')}/v1"
-    return Settings(**values)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.resilience_support import TEST_MODELS
+from tests.support.resilience import TEST_MODELS
 
 
 @pytest.fixture

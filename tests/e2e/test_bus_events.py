@@ -13,16 +13,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.e2e.brokers import (
-    BROKERS,
-    CROSS_PROCESS_BROKERS,
-    BusTap,
-    JobEnv,
-    job_env,
-    new_id,
-    serving,
-    traced_tasks,
-)
+from tests.support.bus import BROKERS, CROSS_PROCESS_BROKERS
+from tests.support.bus_tap import BusTap
+from tests.support.gateway import serving
+from tests.support.job_env import JobEnv, job_env
+from tests.support.task_traces import traced_tasks
+from tests.support.unique import new_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

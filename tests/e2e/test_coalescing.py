@@ -2,7 +2,8 @@
 
 import asyncio
 
-from tests.conftest import Emulator, Gateway, GatewayFactory
+from tests.support.emulator import Emulator
+from tests.support.gateway import Gateway, GatewayFactory
 
 
 async def test_hundred_identical_requests_make_one_upstream_call(

@@ -5,7 +5,8 @@ import socket
 
 import pytest
 
-from tests.conftest import Emulator, Gateway, GatewayFactory
+from tests.support.emulator import Emulator
+from tests.support.gateway import Gateway, GatewayFactory
 
 
 def assert_error(reply, status: int, error_type: str, retryable: bool = False) -> dict:

@@ -2,7 +2,8 @@
 
 import asyncio
 
-from tests.conftest import Emulator, Gateway, GatewayFactory
+from tests.support.emulator import Emulator
+from tests.support.gateway import Gateway, GatewayFactory
 
 HELLO = {"model": "flash", "prompt": "hello"}
 

@@ -1,6 +1,6 @@
 """Liveness, readiness, the model list and the embedded default's own emulator."""
 
-from tests.conftest import Gateway, GatewayFactory
+from tests.support.gateway import Gateway, GatewayFactory
 
 
 async def test_healthz_and_readyz(gateway: Gateway):

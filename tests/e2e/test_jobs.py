@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.e2e.brokers import BROKERS, BusTap, JobEnv, job_env, new_id, traced_tasks
+from tests.support.bus import BROKERS
+from tests.support.bus_tap import BusTap
+from tests.support.job_env import JobEnv, job_env
+from tests.support.task_traces import traced_tasks
+from tests.support.unique import new_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from tests.conftest import Emulator, GatewayFactory
-from tests.pipeline.redis_support import PrivateRedis
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
+from tests.support.emulator import Emulator
+from tests.support.gateway import GatewayFactory
+from tests.support.redis_servers import PrivateRedis
+from tests.support.services import REDIS_URL
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.brokers import job_env, new_id
-from tests.e2e.resilience_support import BACKUP, FAST, PRIMARY, calls_by_model, fault, set_faults
+from tests.support.job_env import job_env
+from tests.support.resilience import BACKUP, FAST, PRIMARY, calls_by_model, fault, set_faults
+from tests.support.unique import new_id
 
 
 async def _finished(env: Any, body: dict[str, Any]) -> dict[str, Any]:

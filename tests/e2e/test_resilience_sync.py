@@ -9,17 +9,10 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import Emulator, GatewayFactory
-from tests.e2e.brokers import new_id
-from tests.e2e.resilience_support import (
-    BACKUP,
-    FAST,
-    PRIMARY,
-    calls_by_model,
-    fault,
-    set_faults,
-    timed,
-)
+from tests.support.emulator import Emulator
+from tests.support.gateway import GatewayFactory
+from tests.support.resilience import BACKUP, FAST, PRIMARY, calls_by_model, fault, set_faults, timed
+from tests.support.unique import new_id
 
 
 async def test_a_429_with_a_retry_delay_is_retried_once_after_that_delay(

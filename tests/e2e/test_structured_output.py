@@ -6,9 +6,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.conftest import Emulator, Gateway, GatewayFactory
-from tests.e2e.brokers import job_env, new_id
-from tests.e2e.resilience_support import FAST, calls_by_model
+from tests.support.emulator import Emulator
+from tests.support.gateway import Gateway, GatewayFactory
+from tests.support.job_env import job_env
+from tests.support.resilience import FAST, calls_by_model
+from tests.support.unique import new_id
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -12,8 +12,11 @@ import pytest_asyncio
 
 from pipeline.errors import InvalidConfig
 from pipeline.settings import Settings
-from tests.conftest import Emulator, Gateway, GatewayFactory
-from tests.e2e.brokers import BusTap, JobEnv, job_env, new_id
+from tests.support.bus_tap import BusTap
+from tests.support.emulator import Emulator
+from tests.support.gateway import Gateway, GatewayFactory
+from tests.support.job_env import JobEnv, job_env
+from tests.support.unique import new_id
 
 QUIET_S = 0.5
 

@@ -4,9 +4,10 @@ import asyncio
 import signal
 import time
 
-from tests.e2e.brokers import BusTap, new_id
-from tests.e2e.deployment import BOTH_BROKERS, Deployment, deployment
-from tests.e2e.processes import Proc
+from tests.support.bus_tap import BusTap
+from tests.support.deployment import BOTH_BROKERS, Deployment, deployment
+from tests.support.processes import Proc
+from tests.support.unique import new_id
 
 # On Redis an unacknowledged task comes back only after the visibility timeout: short here,
 # still well above a step of this test (2 s of emulator latency).

@@ -7,8 +7,10 @@ listening and drops every connection) and reopens; RabbitMQ and Redis keep runni
 import asyncio
 import time
 
-from tests.e2e.brokers import BusTap, new_id
-from tests.e2e.deployment import BOTH_BROKERS, completed_once, deployment, proxy_to
+from tests.support.bus_tap import BusTap
+from tests.support.deployment import BOTH_BROKERS, completed_once, deployment
+from tests.support.tcp_proxy import proxy_to
+from tests.support.unique import new_id
 
 QUEUED_WHILE_CUT = 20
 CUT_S = 4.0

@@ -12,15 +12,11 @@ import time
 
 from kombu import Connection, Queue
 
-from tests.e2e.brokers import BusTap, new_id
-from tests.e2e.deployment import (
-    BOTH_BROKERS,
-    REDIS_URL,
-    Deployment,
-    Proxy,
-    completed_once,
-    deployment,
-)
+from tests.support.bus_tap import BusTap
+from tests.support.deployment import BOTH_BROKERS, Deployment, completed_once, deployment
+from tests.support.services import REDIS_ADDRESS, REDIS_URL
+from tests.support.tcp_proxy import Proxy
+from tests.support.unique import new_id
 
 STALL_S = 4
 SLOW_MS = 2000
@@ -83,7 +79,7 @@ async def test_a_job_whose_task_message_is_lost_is_re_driven_and_ends_once(broke
 
 @BOTH_BROKERS
 async def test_redis_failing_inside_steps_delays_jobs_but_loses_none(broker: str) -> None:
-    proxy = Proxy(("127.0.0.1", 6379))
+    proxy = Proxy(REDIS_ADDRESS)
     await proxy.open()
     try:
         async with deployment(broker) as d:

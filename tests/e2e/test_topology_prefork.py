@@ -11,9 +11,10 @@ import os
 import signal
 import time
 
-from tests.e2e.brokers import BusTap, new_id
-from tests.e2e.deployment import BOTH_BROKERS, Deployment, completed_once, deployment
-from tests.e2e.processes import Proc
+from tests.support.bus_tap import BusTap
+from tests.support.deployment import BOTH_BROKERS, Deployment, completed_once, deployment
+from tests.support.processes import Proc
+from tests.support.unique import new_id
 
 CHILDREN = 2
 PREFORK_ENV = {"PROMPTBUS_WORKER_POOL": "prefork", "PROMPTBUS_WORKER_CONCURRENCY": str(CHILDREN)}

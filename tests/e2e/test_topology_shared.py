@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from tests.e2e.brokers import BusTap, new_id
-from tests.e2e.deployment import BOTH_BROKERS, completed_once, deployment
+from tests.support.bus_tap import BusTap
+from tests.support.deployment import BOTH_BROKERS, completed_once, deployment
+from tests.support.unique import new_id
 
 UNIQUE_JOBS = 1000
 

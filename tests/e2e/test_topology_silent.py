@@ -10,9 +10,11 @@ import json
 import time
 from datetime import datetime
 
-from tests.e2e.brokers import BusTap, new_id
-from tests.e2e.deployment import BOTH_BROKERS, completed_once, deployment, proxy_to
-from tests.e2e.processes import Proc
+from tests.support.bus_tap import BusTap
+from tests.support.deployment import BOTH_BROKERS, completed_once, deployment
+from tests.support.processes import Proc
+from tests.support.tcp_proxy import proxy_to
+from tests.support.unique import new_id
 
 HEARTBEAT_S = 2
 # A silent connection is noticed within two heartbeats (py-amqp's rule; on Redis, a reply

@@ -6,9 +6,14 @@ import time
 import aiohttp
 
 from pipeline.emulator import EmulatorConfig, start_emulator
-from tests.conftest import TEST_WEBHOOK_SECRET, Emulator
-from tests.e2e.brokers import JobEnv, provisioned_bus, serving
-from tests.e2e.webhook_flows import (
+from tests.support.bus import provisioned_bus
+from tests.support.emulator import Emulator
+from tests.support.gateway import serving
+from tests.support.job_env import JobEnv
+from tests.support.polling import poll
+from tests.support.settings import TEST_WEBHOOK_SECRET
+from tests.support.task_traces import traced_publishes
+from tests.support.webhook_flows import (
     FAST,
     FAST_RETRIES,
     SETTLE_S,
@@ -18,15 +23,10 @@ from tests.e2e.webhook_flows import (
     register,
     settled,
     submit,
-)
-from tests.e2e.webhook_receivers import (
-    Answer,
-    poll,
-    receiving,
-    traced_publishes,
     webhook_env,
     webhook_stage_deleted,
 )
+from tests.support.webhook_receivers import Answer, receiving
 
 
 async def test_a_receiver_answering_200_gets_the_signed_completion_once() -> None:

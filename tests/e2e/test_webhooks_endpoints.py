@@ -2,8 +2,10 @@
 
 import uuid
 
-from tests.e2e.brokers import new_id
-from tests.e2e.webhook_flows import (
+from tests.support.polling import poll
+from tests.support.task_traces import traced_publishes
+from tests.support.unique import new_id
+from tests.support.webhook_flows import (
     FAST,
     SETTLE_S,
     attempts,
@@ -12,14 +14,9 @@ from tests.e2e.webhook_flows import (
     register,
     settled,
     submit,
-)
-from tests.e2e.webhook_receivers import (
-    Answer,
-    poll,
-    receiving,
-    traced_publishes,
     webhook_env,
 )
+from tests.support.webhook_receivers import Answer, receiving
 
 
 async def test_an_endpoint_gets_only_the_events_it_subscribed_to() -> None:

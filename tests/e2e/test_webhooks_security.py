@@ -9,20 +9,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from pipeline.webhooks.signing import new_secret, signed_headers
 from pipeline.webhooks.ssrf import AddressPolicy, WebhookAddressRefused, check_url
-from tests.conftest import TEST_WEBHOOK_SECRET
-from tests.e2e.webhook_flows import (
-    FAST,
-    post_json,
-    register,
-    settled,
-    submit,
-)
-from tests.e2e.webhook_receivers import (
-    Received,
-    counting_listener,
-    receiving,
-    webhook_env,
-)
+from tests.support.settings import TEST_WEBHOOK_SECRET
+from tests.support.webhook_flows import FAST, post_json, register, settled, submit, webhook_env
+from tests.support.webhook_receivers import Received, counting_listener, receiving
 
 
 async def test_signatures_verify_only_with_the_right_secret_body_and_a_fresh_timestamp() -> None:

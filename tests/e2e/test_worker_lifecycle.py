@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from tests.e2e.brokers import BROKERS, job_env, new_id
+from tests.support.bus import BROKERS
+from tests.support.job_env import job_env
+from tests.support.unique import new_id
 
 STOP_BOUND_S = 8.0
 

@@ -20,8 +20,8 @@ from pipeline.errors import InvalidModelOutput, ValidationFailed
 from pipeline.providers.langchain_base import LangChainProvider
 from schemas import Message, Role
 from schemas.stages import Generation
-from tests.conftest import Emulator
-from tests.pipeline.providers.support import PARAMS, PERSON, ask, gemini_on, openai_on
+from tests.support.emulator import Emulator
+from tests.support.providers import PARAMS, PERSON, ask, gemini_on, openai_on
 
 # --- check_schema -------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from pipeline.webhooks.sender import SendResult, WebhookSender, _retry_after
 from pipeline.webhooks.setup import LOOPBACK_ONLY
 from schemas import CompletionEvent, ErrorDetail, JobState
 from schemas.webhooks import DeliveryTask, EndpointCreate, Outcome
-from tests.conftest import TEST_WEBHOOK_SECRET
-from tests.e2e.webhook_receivers import Answer, receiving
+from tests.support.settings import TEST_WEBHOOK_SECRET
+from tests.support.webhook_receivers import Answer, receiving
 
 SCHEDULE = (5.0, 300.0, 1800.0)
 

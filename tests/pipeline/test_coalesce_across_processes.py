@@ -2,18 +2,19 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from structlog.typing import EventDict
 
-from pipeline import redis_guard
 from pipeline.coalesce import RedisSingleFlight
 from pipeline.redis_client import redis_from_url
 from pipeline.redis_guard import RedisGuard
-from tests.pipeline.redis_support import SHARED_URL, LogRecorder, PrivateRedis, free_port
+from tests.support.redis_servers import PrivateRedis
+from tests.support.services import REDIS_URL
+from tests.support.unique import free_port
 
 TIMEOUT_S = 0.5
 # Generous: these assert "bounded, not hung" (the alternative is a 30 s lock or forever),
@@ -24,21 +25,11 @@ SLACK_S = 2.0
 @pytest.fixture
 async def clients() -> AsyncIterator[tuple[Redis, Redis]]:
     """Two clients of the shared Redis: two processes."""
-    a = redis_from_url(SHARED_URL, timeout_s=TIMEOUT_S)
-    b = redis_from_url(SHARED_URL, timeout_s=TIMEOUT_S)
+    a = redis_from_url(REDIS_URL, timeout_s=TIMEOUT_S)
+    b = redis_from_url(REDIS_URL, timeout_s=TIMEOUT_S)
     yield a, b
     await a.aclose()
     await b.aclose()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def flight(client: Redis, prefix: str, **overrides: Any) -> RedisSingleFlight:
@@ -197,9 +188,7 @@ async def test_the_lock_is_released_when_the_call_fails(shared: tuple[Redis, str
     assert await client.exists(prefix + "lock:k") == 0
 
 
-async def test_without_redis_every_caller_calls_directly(monkeypatch: pytest.MonkeyPatch) -> None:
-    recorder = LogRecorder()
-    monkeypatch.setattr(redis_guard, "log", recorder)
+async def test_without_redis_every_caller_calls_directly(logs: list[EventDict]) -> None:
     client = redis_from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=TIMEOUT_S)
     sf = flight(client, "pbtest:")
     calls = 0
@@ -221,7 +210,7 @@ async def test_without_redis_every_caller_calls_directly(monkeypatch: pytest.Mon
     assert [result for result, _ in results] == [(b"direct", False)] * 10
     assert calls == 10
     assert max(took for _, took in results) < TIMEOUT_S + SLACK_S
-    assert recorder.events == ["redis_down"]
+    assert [line["event"] for line in logs] == ["redis_down"]
 
 
 async def test_a_follower_calls_directly_when_redis_dies_while_it_waits(

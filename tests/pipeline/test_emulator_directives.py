@@ -11,26 +11,12 @@ from langchain_core.exceptions import ModelAPIError, ModelRateLimitError
 from langchain_google_genai import ChatGoogleGenerativeAI
 
 from pipeline.emulator import EmulatorConfig, RunningEmulator
-from tests.pipeline.emulator_support import (
-    GEMINI_GENERATE as GENERATE,
-)
-from tests.pipeline.emulator_support import (
-    GEMINI_MODEL as MODEL,
-)
-from tests.pipeline.emulator_support import (
-    GEMINI_PROMPT as PROMPT,
-)
-from tests.pipeline.emulator_support import (
-    gemini_chat as chat,
-)
-from tests.pipeline.emulator_support import (
-    gemini_invoke as invoke,
-)
-from tests.pipeline.emulator_support import (
-    gemini_stats,
-    read_stats,
-    running,
-)
+from tests.support.emulator import GEMINI_GENERATE as GENERATE
+from tests.support.emulator import GEMINI_MODEL as MODEL
+from tests.support.emulator import GEMINI_PROMPT as PROMPT
+from tests.support.emulator import gemini_chat as chat
+from tests.support.emulator import gemini_invoke as invoke
+from tests.support.emulator import gemini_stats, read_stats, running
 
 # langchain-core reads error bodies with a sync response.json(); on the SDK's aiohttp
 # transport that creates a coroutine nobody awaits. Tests expecting errors collect it here.

@@ -12,7 +12,7 @@ import pytest
 from google.genai.errors import ServerError
 
 from pipeline.emulator import RunningEmulator
-from tests.pipeline.emulator_support import (
+from tests.support.emulator import (
     BEARER,
     GEMINI_MODEL,
     OPENAI_MODEL,

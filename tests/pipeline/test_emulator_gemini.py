@@ -10,27 +10,12 @@ from langchain_core.messages import AIMessageChunk
 from langchain_google_genai import ChatGoogleGenerativeAI
 
 from pipeline.emulator import EMULATOR_API_KEY, RunningEmulator
-from tests.pipeline.emulator_support import (
-    GEMINI_GENERATE as GENERATE,
-)
-from tests.pipeline.emulator_support import (
-    GEMINI_MODEL as MODEL,
-)
-from tests.pipeline.emulator_support import (
-    GEMINI_PROMPT as PROMPT,
-)
-from tests.pipeline.emulator_support import (
-    ZERO_STATS,
-    gemini_stats,
-    read_stats,
-    running,
-)
-from tests.pipeline.emulator_support import (
-    gemini_chat as chat,
-)
-from tests.pipeline.emulator_support import (
-    gemini_invoke as invoke,
-)
+from tests.support.emulator import GEMINI_GENERATE as GENERATE
+from tests.support.emulator import GEMINI_MODEL as MODEL
+from tests.support.emulator import GEMINI_PROMPT as PROMPT
+from tests.support.emulator import ZERO_STATS, gemini_stats, read_stats, running
+from tests.support.emulator import gemini_chat as chat
+from tests.support.emulator import gemini_invoke as invoke
 
 STREAM = f"/v1beta/models/{MODEL}:streamGenerateContent"
 BODY = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}

@@ -12,8 +12,7 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
 from pipeline.emulator import EMULATOR_API_KEY, RunningEmulator
-from tests.pipeline.emulator_schemas import OBJECT, SCHEMAS, validate
-from tests.pipeline.emulator_support import (
+from tests.support.emulator import (
     BEARER,
     GEMINI_MODEL,
     OPENAI_MODEL,
@@ -21,6 +20,7 @@ from tests.pipeline.emulator_support import (
     openai_chat,
     running,
 )
+from tests.support.emulator_schemas import OBJECT, SCHEMAS, validate
 
 
 class Inner(BaseModel):

@@ -10,7 +10,7 @@ import pytest
 from pipeline.emulator.answers import malformed_text
 from pipeline.emulator.gemini import from_openapi
 from pipeline.emulator.jsondocs import invalid_document, valid_document
-from tests.pipeline.emulator_schemas import SCHEMAS, validate
+from tests.support.emulator_schemas import SCHEMAS, validate
 
 
 @pytest.mark.parametrize("schema", SCHEMAS.values(), ids=SCHEMAS.keys())

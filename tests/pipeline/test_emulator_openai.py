@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_openai import ChatOpenAI
 
 from pipeline.emulator import RunningEmulator
-from tests.pipeline.emulator_support import (
+from tests.support.emulator import (
     BEARER,
     OPENAI_MODEL,
     ZERO_STATS,

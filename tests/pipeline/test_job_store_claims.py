@@ -2,10 +2,9 @@
 
 from pipeline.jobs.memory import MemoryJobStore
 from pipeline.jobs.store import JobStore
-from tests.pipeline.job_store_support import Clock, clock, memory_store, store
+from tests.support.clock import FakeClock
 
 # The shared fixtures, imported so pytest finds them here.
-__all__ = ["clock", "memory_store", "store"]
 
 
 async def test_claims_are_one_time_until_released(store: JobStore) -> None:
@@ -24,7 +23,7 @@ async def test_claims_are_one_time_until_released(store: JobStore) -> None:
 
 
 async def test_a_claim_is_free_again_once_its_time_is_up(
-    memory_store: MemoryJobStore, clock: Clock
+    memory_store: MemoryJobStore, clock: FakeClock
 ) -> None:
     # Given a claim taken for a minute
     assert await memory_store.claim("emit", "job_a", 60) is True
@@ -55,7 +54,7 @@ async def test_idempotency_keys_reserve_replay_and_drop(store: JobStore) -> None
     assert held == ("print-5", "job_f")
 
 
-async def test_idempotency_keys_expire(memory_store: MemoryJobStore, clock: Clock) -> None:
+async def test_idempotency_keys_expire(memory_store: MemoryJobStore, clock: FakeClock) -> None:
     # Given a key reserved for a job for an hour
     assert await memory_store.reserve_idempotency_key("t", "k1", "print-1", "job_a", 3600) is None
 

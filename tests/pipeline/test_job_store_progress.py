@@ -3,10 +3,8 @@ which completions are still in the outbox, conditional moves and claims seen whi
 
 from pipeline.jobs.store import JobStore
 from schemas import JobState
-from tests.pipeline.job_store_support import Clock, clock, finish, job, store
-
-# The shared fixtures, imported so pytest finds them here.
-__all__ = ["clock", "store"]
+from tests.support.clock import FakeClock as Clock
+from tests.support.job_store import finish, job
 
 
 async def test_a_conditional_move_happens_only_when_the_job_meets_it(

@@ -2,14 +2,14 @@
 
 from pipeline.jobs.store import JobStore
 from schemas import ErrorDetail, JobState
-from tests.factories import answer
-from tests.pipeline.job_store_support import Clock, clock, finish, job, store
+from tests.support.clock import FakeClock
+from tests.support.envelopes import answer
+from tests.support.job_store import finish, job
 
 # The shared fixtures, imported so pytest finds them here.
-__all__ = ["clock", "store"]
 
 
-async def test_create_get_and_a_duplicate_create(store: JobStore, clock: Clock) -> None:
+async def test_create_get_and_a_duplicate_create(store: JobStore, clock: FakeClock) -> None:
     # Given a new job
     first = job("job_a", clock)
 
@@ -24,7 +24,7 @@ async def test_create_get_and_a_duplicate_create(store: JobStore, clock: Clock) 
 
 
 async def test_transitions_stamp_the_clock_and_a_finished_job_is_final(
-    store: JobStore, clock: Clock
+    store: JobStore, clock: FakeClock
 ) -> None:
     # Given a queued job
     await store.create(job("job_a", clock))
@@ -55,7 +55,7 @@ async def test_transitions_stamp_the_clock_and_a_finished_job_is_final(
     assert await store.transition("job_unknown", JobState.RUNNING) is None
 
 
-async def test_delete_forgets_a_job(store: JobStore, clock: Clock) -> None:
+async def test_delete_forgets_a_job(store: JobStore, clock: FakeClock) -> None:
     # Given two jobs
     await store.create(job("job_a", clock))
     await store.create(job("job_b", clock))
@@ -78,7 +78,7 @@ async def test_delete_forgets_a_job(store: JobStore, clock: Clock) -> None:
     assert [(j.id, j.created_at) for j in page.data] == [("job_b", clock.now)]
 
 
-async def test_list_pages_newest_first_with_filters(store: JobStore, clock: Clock) -> None:
+async def test_list_pages_newest_first_with_filters(store: JobStore, clock: FakeClock) -> None:
     # Given five jobs, one a second, the second and fourth finished, and one of another tenant
     for n in range(1, 6):
         await store.create(job(f"job_{n}", clock))

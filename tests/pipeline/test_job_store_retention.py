@@ -5,14 +5,14 @@ import pytest
 from pipeline.errors import ServiceBusy
 from pipeline.jobs.memory import MemoryJobStore
 from schemas import JobState
-from tests.pipeline.job_store_support import RETENTION_S, Clock, clock, finish, job, memory_store
+from tests.support.clock import FakeClock
+from tests.support.job_store import RETENTION_S, finish, job
 
 # The shared fixtures, imported so pytest finds them here.
-__all__ = ["clock", "memory_store"]
 
 
 async def test_finished_jobs_expire_after_retention_and_unfinished_ones_never(
-    memory_store: MemoryJobStore, clock: Clock
+    memory_store: MemoryJobStore, clock: FakeClock
 ) -> None:
     store = memory_store
     # Given a finished job and one still running
@@ -36,7 +36,7 @@ async def test_finished_jobs_expire_after_retention_and_unfinished_ones_never(
     assert await store.get("job_running") is not None
 
 
-async def test_a_full_store_refuses_new_jobs_until_finished_ones_expire(clock: Clock) -> None:
+async def test_a_full_store_refuses_new_jobs_until_finished_ones_expire(clock: FakeClock) -> None:
     # Given a store bounded to three jobs, full
     store = MemoryJobStore(retention_s=RETENTION_S, max_jobs=3, clock=clock)
     for name in ("job_a", "job_b", "job_c"):

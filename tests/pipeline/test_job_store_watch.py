@@ -6,14 +6,14 @@ import pytest
 
 from pipeline.jobs.store import JobStore
 from schemas import ErrorDetail, JobState
-from tests.pipeline.job_store_support import Clock, clock, finish, job, store
+from tests.support.clock import FakeClock
+from tests.support.job_store import finish, job
 
 # The shared fixtures, imported so pytest finds them here.
-__all__ = ["clock", "store"]
 
 
 async def test_watch_yields_each_change_and_ends_at_the_final_state(
-    store: JobStore, clock: Clock
+    store: JobStore, clock: FakeClock
 ) -> None:
     # Given a queued job being watched
     await store.create(job("job_a", clock))
@@ -34,7 +34,7 @@ async def test_watch_yields_each_change_and_ends_at_the_final_state(
         await anext(changes)
 
 
-async def test_watching_a_finished_or_unknown_job(store: JobStore, clock: Clock) -> None:
+async def test_watching_a_finished_or_unknown_job(store: JobStore, clock: FakeClock) -> None:
     # Given a finished job
     await store.create(job("job_a", clock))
     await finish(store, "job_a")
@@ -48,7 +48,7 @@ async def test_watching_a_finished_or_unknown_job(store: JobStore, clock: Clock)
     assert unknown == []
 
 
-async def test_a_slow_watcher_still_gets_the_final_state(store: JobStore, clock: Clock) -> None:
+async def test_a_slow_watcher_still_gets_the_final_state(store: JobStore, clock: FakeClock) -> None:
     # Given a watcher that reads nothing while the job changes many times
     await store.create(job("job_a", clock))
     changes = store.watch("job_a")
@@ -65,7 +65,7 @@ async def test_a_slow_watcher_still_gets_the_final_state(store: JobStore, clock:
     assert len(seen) < 101
 
 
-async def test_wait_returns_when_the_job_finishes(store: JobStore, clock: Clock) -> None:
+async def test_wait_returns_when_the_job_finishes(store: JobStore, clock: FakeClock) -> None:
     # Given a queued job and a client waiting for it for up to 30 s
     await store.create(job("job_a", clock))
     waiting = asyncio.create_task(store.wait("job_a", 30))
@@ -84,7 +84,7 @@ async def test_wait_returns_when_the_job_finishes(store: JobStore, clock: Clock)
 
 
 async def test_wait_returns_the_job_as_it_is_when_time_runs_out(
-    store: JobStore, clock: Clock
+    store: JobStore, clock: FakeClock
 ) -> None:
     # Given a job that is running and will not finish
     await store.create(job("job_a", clock))

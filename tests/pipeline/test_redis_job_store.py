@@ -9,8 +9,10 @@ import pytest
 from pipeline.errors import ServiceBusy
 from pipeline.jobs.redis_store import RedisJobStore
 from schemas import ErrorDetail, JobState
-from tests.factories import answer
-from tests.pipeline.job_store_support import Clock, RedisRun, finish, job, redis_run
+from tests.support.clock import FakeClock
+from tests.support.envelopes import answer
+from tests.support.job_store import finish, job
+from tests.support.redis_servers import RedisRun, redis_run
 
 
 @pytest.fixture
@@ -31,8 +33,8 @@ async def test_finished_jobs_expire_after_retention_and_unfinished_ones_live_on(
 ) -> None:
     # Given a store keeping finished jobs for a second, with one job finished and one running
     jobs = store(run, retention_s=1)
-    await jobs.create(job("job_done", Clock(time.time())))
-    await jobs.create(job("job_running", Clock(time.time())))
+    await jobs.create(job("job_done", FakeClock(time.time())))
+    await jobs.create(job("job_running", FakeClock(time.time())))
     await finish(jobs, "job_done")
     await jobs.transition("job_running", JobState.RUNNING)
     redis = run.client()
@@ -52,7 +54,7 @@ async def test_finished_jobs_expire_after_retention_and_unfinished_ones_live_on(
     assert [j.id for j in page.data] == ["job_running"]
 
     # And the next job created takes the expired one out of the indexes for good
-    await jobs.create(job("job_next", Clock(time.time()), tenant="acme"))
+    await jobs.create(job("job_next", FakeClock(time.time()), tenant="acme"))
     assert await redis.zcard(f"{run.prefix}jobs:default") == 1
     assert await redis.zcard(f"{run.prefix}jobs-live") == 2
 
@@ -60,7 +62,7 @@ async def test_finished_jobs_expire_after_retention_and_unfinished_ones_live_on(
 async def test_a_full_store_refuses_new_jobs_until_finished_ones_expire(run: RedisRun) -> None:
     # Given a store bounded to three jobs, full with jobs of two tenants
     jobs = store(run, retention_s=1, max_jobs=3)
-    clock = Clock(time.time())
+    clock = FakeClock(time.time())
     for name, tenant in (("job_a", "default"), ("job_b", "acme"), ("job_c", "default")):
         assert await jobs.create(job(name, clock, tenant=tenant)) is True
 
@@ -90,7 +92,7 @@ async def test_a_long_running_job_stays_listed_while_many_others_come_and_go(
 ) -> None:
     # Given a store of three jobs at most, one of them running all along
     jobs = store(run, retention_s=0.2, max_jobs=3)
-    clock = Clock(time.time())
+    clock = FakeClock(time.time())
     await jobs.create(job("job_old", clock))
     await jobs.transition("job_old", JobState.RUNNING)
 
@@ -111,7 +113,7 @@ async def test_a_long_running_job_stays_listed_while_many_others_come_and_go(
 async def test_a_cursor_outlives_the_job_it_points_at(run: RedisRun) -> None:
     # Given three jobs a second apart; the middle one finished, kept for a second
     jobs = store(run, retention_s=1)
-    clock = Clock(time.time())
+    clock = FakeClock(time.time())
     for n in (1, 2, 3):
         await jobs.create(job(f"job_{n}", clock))
         clock.advance(1)
@@ -148,7 +150,7 @@ async def test_claims_and_idempotency_keys_expire_with_their_ttl(run: RedisRun) 
 async def test_a_job_created_by_one_process_is_read_and_moved_by_another(run: RedisRun) -> None:
     # Given two processes, each with its own client
     ingress, worker = store(run), store(run)
-    clock = Clock(time.time())
+    clock = FakeClock(time.time())
 
     # When the ingress creates a job and the worker runs it
     assert await ingress.create(job("job_a", clock)) is True
@@ -164,7 +166,7 @@ async def test_a_job_created_by_one_process_is_read_and_moved_by_another(run: Re
 async def test_wait_in_one_process_wakes_when_another_finishes_the_job(run: RedisRun) -> None:
     # Given a job, and a client of another process waiting up to 10 s for it
     ingress, worker = store(run), store(run)
-    await ingress.create(job("job_a", Clock(time.time())))
+    await ingress.create(job("job_a", FakeClock(time.time())))
     started = time.monotonic()
     waiting = asyncio.create_task(ingress.wait("job_a", 10))
     await asyncio.sleep(0.2)
@@ -183,7 +185,7 @@ async def test_wait_in_one_process_wakes_when_another_finishes_the_job(run: Redi
 async def test_watch_in_one_process_sees_each_change_another_makes(run: RedisRun) -> None:
     # Given a job watched from another process
     ingress, worker = store(run), store(run)
-    await ingress.create(job("job_a", Clock(time.time())))
+    await ingress.create(job("job_a", FakeClock(time.time())))
     changes = ingress.watch("job_a")
     states = [(await anext(changes)).state]
 
@@ -213,7 +215,7 @@ async def test_only_one_of_many_concurrent_claims_wins(run: RedisRun) -> None:
 async def test_a_finished_job_stays_final_under_concurrent_transitions(run: RedisRun) -> None:
     # Given two processes and jobs to fight over
     stores = [store(run), store(run)]
-    clock = Clock(time.time())
+    clock = FakeClock(time.time())
     error = ErrorDetail(type="cancelled", message="cancelled", retryable=False)
     for n in range(10):
         await stores[0].create(job(f"job_{n}", clock))
@@ -241,7 +243,7 @@ async def test_a_slow_watcher_of_another_process_still_ends_at_the_final_state(
 ) -> None:
     # Given a watcher that reads nothing while another process moves the job many times
     ingress, worker = store(run), store(run)
-    await ingress.create(job("job_a", Clock(time.time())))
+    await ingress.create(job("job_a", FakeClock(time.time())))
     changes = ingress.watch("job_a")
     assert (await anext(changes)).state is JobState.QUEUED
     for step in range(200):

@@ -8,14 +8,10 @@ import pytest
 from pipeline.webhooks.redis_registry import RedisWebhookRegistry
 from pipeline.webhooks.registry import ROTATION_OVERLAP_S, MemoryWebhookRegistry, WebhookRegistry
 from schemas.webhooks import Attempt, EndpointCreate, EventType, Outcome
-from tests.pipeline.job_store_support import Clock, RedisRun, redis_run
+from tests.support.clock import FakeClock
+from tests.support.redis_servers import RedisRun, redis_run
 
 Pair = tuple[WebhookRegistry, WebhookRegistry]
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -25,7 +21,7 @@ async def run() -> AsyncIterator[RedisRun]:
 
 
 def redis_registry(
-    run: RedisRun, clock: Clock, *, max_jobs_tracked: int = 100, retention_s: float = 600.0
+    run: RedisRun, clock: FakeClock, *, max_jobs_tracked: int = 100, retention_s: float = 600.0
 ) -> RedisWebhookRegistry:
     """A registry on a client of its own, as a separate process would have."""
     return RedisWebhookRegistry(
@@ -38,7 +34,7 @@ def redis_registry(
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def pair(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[Pair]:
+async def pair(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Pair]:
     """Two processes' views of one registry (for memory, the same object twice)."""
     if request.param == "memory":
         memory = MemoryWebhookRegistry(max_jobs_tracked=3, clock=clock)
@@ -70,7 +66,7 @@ def attempt(job_id: str, endpoint_id: str | None, n: int = 0) -> Attempt:
     )
 
 
-async def test_endpoints_are_created_read_listed_and_deleted(pair: Pair, clock: Clock) -> None:
+async def test_endpoints_are_created_read_listed_and_deleted(pair: Pair, clock: FakeClock) -> None:
     # Given two endpoints of one tenant and one of another, made by one process
     a, b = pair
     first, secret = await a.create("default", spec("https://one.example/hook"))
@@ -103,7 +99,9 @@ async def test_endpoints_are_created_read_listed_and_deleted(pair: Pair, clock: 
     assert await a.rotate(first.id) is None
 
 
-async def test_rotation_keeps_the_old_secret_signing_for_a_day(pair: Pair, clock: Clock) -> None:
+async def test_rotation_keeps_the_old_secret_signing_for_a_day(
+    pair: Pair, clock: FakeClock
+) -> None:
     # Given an endpoint whose secret one process rotates
     a, b = pair
     endpoint, old = await a.create("default", spec())
@@ -155,7 +153,7 @@ async def test_subscribers_are_the_enabled_endpoints_that_want_the_event(pair: P
     assert sorted(e.id for e in failed) == sorted([both.id, failed_only.id])
 
 
-async def test_disable_is_stamped_once(pair: Pair, clock: Clock) -> None:
+async def test_disable_is_stamped_once(pair: Pair, clock: FakeClock) -> None:
     # Given an endpoint disabled by one process
     a, b = pair
     endpoint, _ = await a.create("default", spec())
@@ -253,7 +251,7 @@ async def test_only_the_latest_jobs_keep_their_logs(pair: Pair) -> None:
     assert logs == [0, 0, 1, 1, 1]
 
 
-async def test_a_job_log_expires_after_the_retention(run: RedisRun, clock: Clock) -> None:
+async def test_a_job_log_expires_after_the_retention(run: RedisRun, clock: FakeClock) -> None:
     # Given a Redis registry keeping job logs for a second, with one attempt logged
     registry = redis_registry(run, clock, retention_s=1)
     await registry.record(attempt("job_1", None))
@@ -266,7 +264,7 @@ async def test_a_job_log_expires_after_the_retention(run: RedisRun, clock: Clock
 
 
 async def test_a_late_attempt_leaves_no_log_for_a_deleted_endpoint(
-    run: RedisRun, clock: Clock
+    run: RedisRun, clock: FakeClock
 ) -> None:
     # Given an endpoint one process deletes while another is still delivering to it
     a, b = redis_registry(run, clock), redis_registry(run, clock)

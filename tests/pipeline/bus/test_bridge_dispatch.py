@@ -15,7 +15,9 @@ import pytest
 from pipeline.bus.bridge import DISPATCH_MAX_ATTEMPTS, Bridge
 from pipeline.bus.dispatch import Dispatched, Fate
 from pipeline.settings import Settings
-from tests.e2e.brokers import Bus, BusTap, new_id, provisioned_bus
+from tests.support.bus import Bus, provisioned_bus
+from tests.support.bus_tap import BusTap
+from tests.support.unique import new_id
 
 
 @pytest.fixture(params=["memory", "rabbitmq", "redis"])

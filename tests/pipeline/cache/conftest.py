@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.pipeline.cache.lru_support import FakeClock
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture

@@ -10,13 +10,8 @@ import pytest
 
 from pipeline.cache.lru import LRUMemoryCache
 from pipeline.cache.serializers import OrjsonSerializer
-from tests.pipeline.cache.lru_support import (
-    FakeClock,
-    entry_size,
-    make,
-    recomputed_bytes,
-    visible_items,
-)
+from tests.support.clock import FakeClock
+from tests.support.lru import entry_size, make, recomputed_bytes, visible_items
 
 
 def test_orjson_serializer_roundtrip_and_none() -> None:

@@ -10,10 +10,8 @@ import orjson
 import pytest
 
 from pipeline.cache.lru import LRUMemoryCache
-from tests.pipeline.cache.lru_support import (
-    FakeClock,
-    visible_items,
-)
+from tests.support.clock import FakeClock
+from tests.support.lru import visible_items
 
 
 @dataclass

@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 from aiocache.lock import OptimisticLock, OptimisticLockError, RedLock
 
-from tests.pipeline.cache.lru_support import (
-    FakeClock,
-    entry_size,
-    make,
-)
+from tests.support.clock import FakeClock
+from tests.support.lru import entry_size, make
 
 
 async def test_delete(clock: FakeClock) -> None:

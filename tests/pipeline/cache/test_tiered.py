@@ -4,10 +4,9 @@ import asyncio
 import time
 from typing import Any
 
-import pytest
 from redis.asyncio import Redis
+from structlog.typing import EventDict
 
-from pipeline import redis_guard
 from pipeline.cache.lru import LRUMemoryCache
 from pipeline.cache.redis_tier import RedisTier
 from pipeline.cache.responses import encode
@@ -16,21 +15,15 @@ from pipeline.cache.tiered import TieredResponseCache
 from pipeline.redis_client import redis_from_url
 from pipeline.redis_guard import RedisGuard
 from schemas import GenerateResponse
-from tests.factories import answer
-from tests.pipeline.redis_support import SHARED_URL, LogRecorder, PrivateRedis
+from tests.support.clock import FakeClock
+from tests.support.envelopes import answer
+from tests.support.redis_servers import PrivateRedis
+from tests.support.services import REDIS_URL
 
 TIMEOUT_S = 0.5
 RETRY_AFTER_S = 0.5
 # Scheduling noise allowed on top of a bound: these assert "bounded, not hung", never a speed.
 SLACK_S = 1.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def lru(clock: FakeClock | None = None) -> LRUMemoryCache:
@@ -122,8 +115,8 @@ async def test_a_put_writes_both_tiers_and_delete_removes_both(
 
 async def test_two_processes_share_l2(shared: tuple[Redis, str]) -> None:
     _, prefix = shared
-    client_a = redis_from_url(SHARED_URL, timeout_s=TIMEOUT_S)
-    client_b = redis_from_url(SHARED_URL, timeout_s=TIMEOUT_S)
+    client_a = redis_from_url(REDIS_URL, timeout_s=TIMEOUT_S)
+    client_b = redis_from_url(REDIS_URL, timeout_s=TIMEOUT_S)
     a, b = tiered(client_a, prefix), tiered(client_b, prefix)
     key = "v1:tenant-b:shared"
     try:
@@ -143,10 +136,8 @@ async def test_two_processes_share_l2(shared: tuple[Redis, str]) -> None:
 
 
 async def test_a_dead_redis_leaves_l1_working_and_is_used_again_once_back(
-    private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+    private_redis: PrivateRedis, logs: list[EventDict]
 ) -> None:
-    recorder = LogRecorder()
-    monkeypatch.setattr(redis_guard, "log", recorder)
     client = redis_from_url(private_redis.url, timeout_s=TIMEOUT_S)
     cache, other = tiered(client, "pbtest:"), tiered(client, "pbtest:")
     await cache.put("v1:t:before", answer(), 60)
@@ -166,7 +157,7 @@ async def test_a_dead_redis_leaves_l1_working_and_is_used_again_once_back(
     assert stats["down"] is True
     assert 1 <= stats["errors"] <= 2
     assert stats["errors"] + stats["skipped"] == 40
-    assert recorder.events == ["redis_down"]
+    assert [line["event"] for line in logs] == ["redis_down"]
 
     # Back on the same port, empty: after the retry window the same objects use it again.
     private_redis.start()
@@ -178,7 +169,7 @@ async def test_a_dead_redis_leaves_l1_working_and_is_used_again_once_back(
         assert found is not None
         assert found.tier == "l2"
         assert cache.stats() == {**stats_before, "down": False}
-        assert recorder.events == ["redis_down", "redis_up"]
+        assert [line["event"] for line in logs] == ["redis_down", "redis_up"]
     finally:
         await client.aclose()
 

@@ -11,17 +11,19 @@ from pipeline.providers.dialects import GENERIC
 from pipeline.services import Services
 from pipeline.settings import CONFIG_DIR
 from schemas import GenerationParams
-from tests.conftest import Emulator, GatewayFactory, settings_for_test
-from tests.pipeline.providers import factories
-from tests.pipeline.providers.support import PARAMS, PERSON, ask
+from tests.support import model_factories
+from tests.support.emulator import Emulator
+from tests.support.gateway import GatewayFactory
+from tests.support.providers import PARAMS, PERSON, ask
+from tests.support.settings import settings_for_test
 
-FACTORIES = "tests.pipeline.providers.factories"
+FACTORIES = "tests.support.model_factories"
 
 
 @pytest.fixture(autouse=True)
 def factories_on_emulator(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(factories, "EMULATOR_URL", emulator.base_url)
-    monkeypatch.setattr(factories, "BUILT", [])
+    monkeypatch.setattr(model_factories, "EMULATOR_URL", emulator.base_url)
+    monkeypatch.setattr(model_factories, "BUILT", [])
 
 
 def config_with_models(tmp_path: Path, provider: str, *models: str) -> Path:
@@ -40,7 +42,7 @@ def config_with_models(tmp_path: Path, provider: str, *models: str) -> Path:
 async def test_a_factory_model_answers_over_http():
     # Given a provider whose factory builds ChatGoogleGenerativeAI models on the emulator
     provider = CustomProvider(
-        "mine", factories.emulator_gemini, spec=f"{FACTORIES}:emulator_gemini", timeout_s=10
+        "mine", model_factories.emulator_gemini, spec=f"{FACTORIES}:emulator_gemini", timeout_s=10
     )
     try:
         # When it is asked, with a parameter the Gemini dialect passes on
@@ -64,7 +66,7 @@ async def test_a_factory_model_answers_over_http():
 async def test_json_mode_follows_the_family_of_the_factory_model(factory: str, model: str):
     # Given custom providers whose factories build an OpenAI and a Gemini model
     provider = CustomProvider(
-        "mine", getattr(factories, factory), spec=f"{FACTORIES}:{factory}", timeout_s=10
+        "mine", getattr(model_factories, factory), spec=f"{FACTORIES}:{factory}", timeout_s=10
     )
     try:
         # When asked for JSON
@@ -108,7 +110,7 @@ def test_models_the_catalogue_lists_are_built_at_start_up():
     )
 
     assert list(providers) == ["mine"]
-    assert factories.BUILT == ["m-1", "m-2"]
+    assert model_factories.BUILT == ["m-1", "m-2"]
 
 
 def test_a_custom_provider_cannot_take_a_built_in_name():
@@ -167,11 +169,11 @@ async def test_the_gateway_serves_a_custom_provider_model(
     assert reply.status == 200, reply.body
     assert "through my factory" in reply.body["text"]
     assert reply.body["finish_reason"] == "stop"
-    assert factories.BUILT == ["mine-chat"]
-    assert "mine from tests.pipeline.providers.factories" in gateway.services.provider_description()
+    assert model_factories.BUILT == ["mine-chat"]
+    assert "mine from tests.support.model_factories" in gateway.services.provider_description()
     assert set(gateway.services.providers) == {"gemini", "openai", "mine"}
 
 
 async def test_no_custom_provider_means_no_factory_call():
     assert build_custom_providers({}, {"mine": ["x"]}, timeout_s=5) == {}
-    assert factories.BUILT == []
+    assert model_factories.BUILT == []

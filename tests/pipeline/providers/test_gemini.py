@@ -9,8 +9,8 @@ import pytest
 from pipeline.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from pipeline.providers.gemini import GeminiProvider
 from schemas import GenerationParams
-from tests.conftest import Emulator
-from tests.pipeline.providers.support import PARAMS, PERSON, ask, gemini_on
+from tests.support.emulator import Emulator
+from tests.support.providers import PARAMS, PERSON, ask, gemini_on
 
 MODEL = "gemini-2.5-flash"
 

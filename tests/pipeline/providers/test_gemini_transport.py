@@ -10,8 +10,8 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from pipeline.providers.gemini import GeminiProvider, env_proxy
-from tests.conftest import Emulator
-from tests.pipeline.providers.support import PARAMS, ask, gemini_on
+from tests.support.emulator import Emulator
+from tests.support.providers import PARAMS, ask, gemini_on
 
 MODEL = "gemini-2.5-flash"
 PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY")

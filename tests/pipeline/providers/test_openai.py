@@ -15,8 +15,8 @@ from pipeline.errors import (
 )
 from pipeline.providers.openai import OpenAIProvider
 from schemas import GenerationParams
-from tests.conftest import Emulator
-from tests.pipeline.providers.support import PARAMS, PERSON, ask, openai_on
+from tests.support.emulator import Emulator
+from tests.support.providers import PARAMS, PERSON, ask, openai_on
 
 MODEL = "gpt-4o-mini"
 

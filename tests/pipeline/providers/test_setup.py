@@ -8,7 +8,8 @@ from pipeline.providers.custom import CustomProvider
 from pipeline.providers.gemini import GeminiProvider
 from pipeline.providers.openai import OpenAIProvider
 from pipeline.settings import Settings
-from tests.conftest import Emulator, GatewayFactory
+from tests.support.emulator import Emulator
+from tests.support.gateway import GatewayFactory
 
 
 def closed_url() -> str:
@@ -120,7 +121,7 @@ async def test_readiness_needs_every_provider(start_gateway: GatewayFactory):
 
 async def test_custom_providers_join_the_built_in_ones(start_gateway: GatewayFactory):
     gateway = await start_gateway(
-        custom_providers={"mine": "tests.pipeline.providers.factories:emulator_openai"}
+        custom_providers={"mine": "tests.support.model_factories:emulator_openai"}
     )
 
     assert isinstance(gateway.services.providers["mine"], CustomProvider)

@@ -1,40 +1,18 @@
 """The circuit breaker, on a clock the tests move by hand."""
 
-from typing import Any
-
 import pytest
+from structlog.typing import EventDict
 
-from pipeline.resilience import breaker as breaker_module
 from pipeline.resilience.breaker import CircuitBreaker
-from tests.pipeline.cache.lru_support import FakeClock
+from tests.support.clock import FakeClock
 
 FAILURES, WINDOW_S, COOLDOWN_S = 3, 10.0, 30.0
 D = "gemini/gemini-2.5-flash"
 
 
-class Recorder:
-    """Stands in for the module's structlog logger and keeps (event, fields)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self.events.append((event, fields))
-
-    def info(self, event: str, **fields: Any) -> None:
-        self.events.append((event, fields))
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-def logs(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    recorder = Recorder()
-    monkeypatch.setattr(breaker_module, "log", recorder)
-    return recorder
 
 
 @pytest.fixture
@@ -53,7 +31,7 @@ def test_a_new_key_is_closed(breaker: CircuitBreaker) -> None:
 
 
 def test_failures_within_the_window_open_the_circuit(
-    breaker: CircuitBreaker, clock: FakeClock, logs: Recorder
+    breaker: CircuitBreaker, clock: FakeClock, logs: list[EventDict]
 ) -> None:
     breaker.failure(D)
     clock.advance(5)
@@ -65,11 +43,15 @@ def test_failures_within_the_window_open_the_circuit(
     assert breaker.state(D) == "open"
     assert [breaker.allow(D) for _ in range(3)] == [False] * 3
     assert breaker.retry_in(D) == pytest.approx(COOLDOWN_S)
-    assert logs.events == [
-        (
-            "breaker_opened",
-            {"deployment": D, "failures": 3, "window_s": WINDOW_S, "cooldown_s": COOLDOWN_S},
-        )
+    assert logs == [
+        {
+            "event": "breaker_opened",
+            "log_level": "warning",
+            "deployment": D,
+            "failures": 3,
+            "window_s": WINDOW_S,
+            "cooldown_s": COOLDOWN_S,
+        }
     ]
     # Other deployments are not affected
     assert breaker.allow("gemini/gemini-2.5-pro")
@@ -111,7 +93,7 @@ def test_after_the_cooldown_exactly_one_probe_goes(
 
 
 def test_a_successful_probe_closes_the_circuit(
-    breaker: CircuitBreaker, clock: FakeClock, logs: Recorder
+    breaker: CircuitBreaker, clock: FakeClock, logs: list[EventDict]
 ) -> None:
     trip(breaker)
     clock.advance(COOLDOWN_S)
@@ -120,7 +102,7 @@ def test_a_successful_probe_closes_the_circuit(
 
     assert breaker.state(D) == "closed"
     assert [breaker.allow(D) for _ in range(3)] == [True] * 3
-    assert [event for event, _ in logs.events] == [
+    assert [line["event"] for line in logs] == [
         "breaker_opened",
         "breaker_probing",
         "breaker_closed",
@@ -132,7 +114,7 @@ def test_a_successful_probe_closes_the_circuit(
 
 
 def test_a_failed_probe_reopens_for_a_fresh_cooldown(
-    breaker: CircuitBreaker, clock: FakeClock, logs: Recorder
+    breaker: CircuitBreaker, clock: FakeClock, logs: list[EventDict]
 ) -> None:
     trip(breaker)
     clock.advance(COOLDOWN_S + 7)
@@ -146,7 +128,12 @@ def test_a_failed_probe_reopens_for_a_fresh_cooldown(
     clock.advance(COOLDOWN_S)
     assert breaker.allow(D)
     assert not breaker.allow(D)
-    assert logs.events[-2] == ("breaker_reopened", {"deployment": D, "cooldown_s": COOLDOWN_S})
+    assert logs[-2] == {
+        "event": "breaker_reopened",
+        "log_level": "warning",
+        "deployment": D,
+        "cooldown_s": COOLDOWN_S,
+    }
 
 
 def test_release_frees_the_probe_slot(breaker: CircuitBreaker, clock: FakeClock) -> None:

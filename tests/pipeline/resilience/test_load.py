@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.resilience.load import DeploymentLoad
-from tests.pipeline.cache.lru_support import FakeClock
+from tests.support.clock import FakeClock
 
 
 def test_an_unknown_deployment_is_idle_and_unmeasured() -> None:

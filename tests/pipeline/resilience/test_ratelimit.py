@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from pipeline.redis_client import redis_from_url
 from pipeline.resilience.ratelimit import Limits, MemoryRateLimiter, RateLimiter
 from pipeline.resilience.redis_ratelimit import RedisRateLimiter
-from tests.pipeline.cache.lru_support import FakeClock
-from tests.pipeline.redis_support import SHARED_URL
+from tests.support.clock import FakeClock
+from tests.support.services import REDIS_URL
 
 # Redis runs on its own clock: waits are checked within what really elapsed, plus this.
 EPS_S = 0.005
@@ -60,7 +60,7 @@ def memory_harness() -> Harness:
 @pytest.fixture
 async def redis_harness(shared: tuple[Redis, str]) -> AsyncIterator[Harness]:
     client, prefix = shared
-    other = redis_from_url(SHARED_URL, timeout_s=2)
+    other = redis_from_url(REDIS_URL, timeout_s=2)
 
     async def sleep(seconds: float) -> None:
         # A little over: Redis's clock and ours may disagree by a hair.

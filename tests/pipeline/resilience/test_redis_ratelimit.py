@@ -1,44 +1,19 @@
 """What only the Redis limiter does: keys that vanish when idle, and failing open."""
 
 import asyncio
-from typing import Any
 
-import pytest
 from redis.asyncio import Redis
+from structlog.typing import EventDict
 
 from pipeline.redis_client import redis_from_url
 from pipeline.redis_guard import RedisGuard
-from pipeline.resilience import redis_ratelimit
 from pipeline.resilience.ratelimit import BUCKETS_PER_WINDOW, Limits
 from pipeline.resilience.redis_ratelimit import RedisRateLimiter
-from tests.pipeline.redis_support import PrivateRedis, free_port
+from tests.support.redis_servers import PrivateRedis
+from tests.support.unique import free_port
 
 TIMEOUT_S = 0.2
 RETRY_AFTER_S = 0.3
-
-
-class Recorder:
-    """Stands in for the module's structlog logger and keeps (event, fields)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self.events.append((event, fields))
-
-    def info(self, event: str, **fields: Any) -> None:
-        self.events.append((event, fields))
-
-    @property
-    def names(self) -> list[str]:
-        return [event for event, _ in self.events]
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    recorder = Recorder()
-    monkeypatch.setattr(redis_ratelimit, "log", recorder)
-    return recorder
 
 
 def limiter(client: Redis, prefix: str) -> RedisRateLimiter:
@@ -81,7 +56,9 @@ async def test_the_logs_stay_bounded_under_load(shared: tuple[Redis, str]) -> No
     assert waits.count(0.0) == 20
 
 
-async def test_an_unreachable_redis_admits_everything_and_logs_once(recorder: Recorder) -> None:
+async def test_an_unreachable_redis_admits_everything_and_logs_once(
+    logs: list[EventDict],
+) -> None:
     client = redis_from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=TIMEOUT_S)
     rl = limiter(client, "pbtest:")
     limits = Limits(requests=1, tokens=10, window_s=60)
@@ -95,12 +72,13 @@ async def test_an_unreachable_redis_admits_everything_and_logs_once(recorder: Re
     stats = rl.stats()
     assert stats["failed_open"] == 10
     assert stats["down"] is True
-    assert recorder.names == ["rate_limit_fail_open"]
-    assert recorder.events[0][1]["key"] == "d"
+    # One line from the guard that saw Redis go, one from the limiter that now fails open
+    assert [line["event"] for line in logs] == ["redis_down", "rate_limit_fail_open"]
+    assert logs[1]["key"] == "d"
 
 
 async def test_limits_hold_again_once_redis_is_back(
-    private_redis: PrivateRedis, recorder: Recorder
+    private_redis: PrivateRedis, logs: list[EventDict]
 ) -> None:
     client = redis_from_url(private_redis.url, timeout_s=TIMEOUT_S)
     rl = limiter(client, "pbtest:")
@@ -121,7 +99,12 @@ async def test_limits_hold_again_once_redis_is_back(
 
     assert rl.stats()["failed_open"] == 5
     assert rl.stats()["down"] is False
-    assert recorder.names == ["rate_limit_fail_open", "rate_limit_enforced"]
+    assert [line["event"] for line in logs] == [
+        "redis_down",
+        "rate_limit_fail_open",
+        "redis_up",
+        "rate_limit_enforced",
+    ]
 
 
 async def test_a_frozen_redis_admits_after_the_timeout(private_redis: PrivateRedis) -> None:

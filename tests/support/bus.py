@@ -16,12 +16,9 @@ from kombu import Connection
 
 from pipeline.bus.celery_app import FAMILIES, WEBHOOK_FAMILY
 from pipeline.bus.topology import Topology
+from tests.support.services import RABBITMQ_URL, REDIS_URL
 
-BROKER_URLS = {
-    "memory": "memory://",
-    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
-    "redis": "redis://127.0.0.1:6379/15",
-}
+BROKER_URLS = {"memory": "memory://", "rabbitmq": RABBITMQ_URL, "redis": REDIS_URL}
 BROKERS = tuple(BROKER_URLS)
 # memory:// lives inside one process: only these brokers reach a separate OS process.
 CROSS_PROCESS_BROKERS = ("rabbitmq", "redis")

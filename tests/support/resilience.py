@@ -1,9 +1,10 @@
-"""Shared pieces of the resilience tests: a config with test routes, emulator fault rules."""
+"""What the resilience tests share: models and routes of their own, fast settings, fault rules."""
 
 import time
 from typing import Any
 
-from tests.conftest import Emulator, Gateway, Reply
+from tests.support.emulator import Emulator
+from tests.support.gateway import Gateway, Reply
 
 # Models and routes only these tests use, so faults set on them touch nothing else.
 TEST_MODELS = """

@@ -9,7 +9,7 @@ from typing import Any
 from kombu import Consumer, Message, Queue
 
 from pipeline.bus.topology import REASON_HEADER
-from tests.e2e.bus import Bus
+from tests.support.bus import Bus
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@
 Redis (job store, cache, single-flight lock); one emulator process answers every upstream
 call, so its `/stats` counts every call the whole deployment made. Each deployment has its
 own bus suffix and Redis key prefix, and everything it started or declared is removed when
-it ends, even after a failure. A `Proxy` of the test's own stands in for the broker when a
-test needs to cut or silence a connection: the shared services themselves are never stopped.
+it ends, even after a failure. A `Proxy` of the test's own (tests/support/tcp_proxy.py)
+stands in for the broker when a test needs to cut or silence a connection: the shared
+services themselves are never stopped.
 """
 
 import asyncio
@@ -16,7 +17,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,14 @@ import aiohttp
 import pytest
 import redis
 
-from tests.e2e.brokers import BROKER_URLS, Bus, BusTap
-from tests.e2e.processes import Proc, ProcessSet, base_env
+from tests.support.bus import Bus
+from tests.support.bus_tap import BusTap
+from tests.support.processes import Proc, ProcessSet, base_env
+from tests.support.services import RABBITMQ_URL, REDIS_BUS_URL, REDIS_URL
+from tests.support.tcp_proxy import Proxy
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 # The Celery/Kombu broker on Redis uses its own database, apart from promptbus's data.
-BUS_URLS = {"rabbitmq": BROKER_URLS["rabbitmq"], "redis": "redis://127.0.0.1:6379/14"}
-BROKER_ADDRESSES = {"rabbitmq": ("127.0.0.1", 5672), "redis": ("127.0.0.1", 6379)}
+BUS_URLS = {"rabbitmq": RABBITMQ_URL, "redis": REDIS_BUS_URL}
 JSON = {"Content-Type": "application/json"}
 
 BOTH_BROKERS = pytest.mark.parametrize("broker", ["rabbitmq", "redis"])
@@ -155,87 +157,3 @@ async def completed_once(
     twice = {job: n for job, n in counts.items() if n != 1}
     assert not twice, f"completed more than once: {twice}"
     return Counter(d.state for d in tap.deliveries if d.job_id in wanted)
-
-
-class Proxy:
-    """A TCP proxy of the test's own in front of the broker: it can cut, reopen and freeze."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self._upstream = upstream
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Future[Any]] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    async def open(self) -> None:
-        """Listen (again, on the same port once it has one)."""
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        """Stop listening and drop every connection, frozen ones too (a no-op when cut)."""
-        if self._server is None:
-            return
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-        # Each handler ends once its aborted sockets have; none is left for the loop to cancel.
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-        self._server = None
-
-    async def freeze(self) -> int:
-        """Silence every open connection: no byte forwarded either way, no reset, no close.
-
-        A path that dropped its state or froze, as the two ends see it. New connections
-        still forward as usual. Returns how many connections it froze.
-        """
-        pipes, self._pipes = self._pipes, set()
-        for pipes_of_one in pipes:
-            pipes_of_one.cancel()
-        await asyncio.gather(*pipes, return_exceptions=True)
-        return len(pipes)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handler = asyncio.current_task()
-        if handler is not None:
-            self._handlers.add(handler)
-            handler.add_done_callback(self._handlers.discard)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
-
-        pipes = asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._pipes.add(pipes)
-        try:
-            await pipes
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            return  # frozen: both sockets stay open until cut()
-        self._pipes.discard(pipes)
-        self._writers.difference_update((writer, up_writer))
-
-
-@asynccontextmanager
-async def proxy_to(broker: str) -> AsyncIterator[Proxy]:
-    """A proxy in front of `broker`, open for the block and cut at its end."""
-    proxy = Proxy(BROKER_ADDRESSES[broker])
-    await proxy.open()
-    try:
-        yield proxy
-    finally:
-        await proxy.cut()

@@ -7,7 +7,6 @@ test's own; `ProcessSet.close()` kills each group it started, by pid, even after
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,12 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.settings import TEST_WEBHOOK_SECRET
+from tests.support.unique import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
+# The console script of the venv running the tests, so processes run this checkout.
 PROMPTBUS = str(Path(sys.executable).parent / "promptbus")
-WEBHOOK_SECRET = "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -224,7 +220,7 @@ def base_env(
         PROMPTBUS_GEMINI_BASE_URL=gemini,
         PROMPTBUS_LOG_FORMAT="json",
         PROMPTBUS_LOG_LEVEL="info",
-        PROMPTBUS_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        PROMPTBUS_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
         PROMPTBUS_DATA_DIR=str(data_dir),
     )
     return env

@@ -1,4 +1,4 @@
-"""What the LRU tests share: a clock to move by hand and views of the cache's contents."""
+"""What the LRU tests share: caches on a hand-moved clock and views of their contents."""
 
 from __future__ import annotations
 
@@ -7,19 +7,7 @@ from typing import Any
 import orjson
 
 from pipeline.cache.lru import LRUMemoryCache
-
-
-class FakeClock:
-    """Manually advanced monotonic clock."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 def make(clock: FakeClock, **kwargs: Any) -> LRUMemoryCache:
@@ -37,6 +25,3 @@ async def visible_items(cache: LRUMemoryCache) -> list[tuple[str, bytes]]:
 
 async def recomputed_bytes(cache: LRUMemoryCache) -> int:
     return sum(len(key) + len(raw) for key, raw in await visible_items(cache))
-
-
-# --- serializer ---------------------------------------------------------------------------

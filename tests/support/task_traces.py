@@ -1,13 +1,16 @@
-"""Which Celery tasks this process's worker started and finished."""
+"""What Celery's signals say this process did: tasks run by its worker, webhook tasks published."""
 
 import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from celery import signals
+
+from pipeline.bus.celery_app import WEBHOOK_TASK
 
 
 class TaskTrace:
@@ -54,3 +57,49 @@ def traced_tasks() -> Iterator[TaskTrace]:
     finally:
         signals.task_prerun.disconnect(trace._on_prerun)
         signals.task_postrun.disconnect(trace._on_postrun)
+
+
+@dataclass(frozen=True)
+class Published:
+    """One webhook delivery task this process published (a first attempt or a retry)."""
+
+    job_id: str
+    endpoint_id: str | None
+    attempt: int
+
+
+class PublishTrace:
+    """Webhook tasks published while the block runs, seen by Celery's publish signal.
+
+    Deliveries are scheduled before a job is recorded as finished, so once a job has finished
+    every first attempt it will ever get is in `published`.
+    """
+
+    def __init__(self) -> None:
+        self._published: list[Published] = []
+        self._lock = threading.Lock()
+
+    def _on_publish(self, sender: str | None = None, body: Any = None, **_: Any) -> None:
+        if sender != WEBHOOK_TASK:
+            return
+        args = body[0] if isinstance(body, tuple | list) else body.get("args", ())
+        payload = args[0]
+        with self._lock:
+            self._published.append(
+                Published(payload["job_id"], payload.get("endpoint_id"), payload["attempt"])
+            )
+
+    def for_job(self, job_id: str) -> list[Published]:
+        with self._lock:
+            return [p for p in self._published if p.job_id == job_id]
+
+
+@contextmanager
+def traced_publishes() -> Iterator[PublishTrace]:
+    """Record webhook task publications while the block runs."""
+    trace = PublishTrace()
+    signals.before_task_publish.connect(trace._on_publish, weak=False)
+    try:
+        yield trace
+    finally:
+        signals.before_task_publish.disconnect(trace._on_publish)

@@ -1,14 +1,17 @@
-"""Steps the webhook tests share: submitting jobs, registering endpoints, reading attempts."""
+"""The webhook tests' job env and steps: submit jobs, register endpoints, read attempts."""
 
 import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
-from tests.conftest import Gateway, Reply
-from tests.e2e.brokers import JobEnv, new_id
-from tests.e2e.webhook_receivers import (
-    Received,
-    poll,
-)
+from pipeline.bus.celery_app import WEBHOOK_FAMILY
+from tests.support.bus import Bus
+from tests.support.gateway import Gateway, Reply
+from tests.support.job_env import JobEnv, job_env
+from tests.support.polling import poll
+from tests.support.unique import new_id
+from tests.support.webhook_receivers import Received
 
 TERMINAL = frozenset({"delivered", "failed", "refused"})
 FAST_RETRIES = [0.2, 0.2]
@@ -81,4 +84,31 @@ def assert_all_verify(received: list[Received], secret: str) -> None:
         request.verify(secret)
 
 
-# --- receivers -----------------------------------------------------------------------------
+@contextmanager
+def webhook_stage_deleted(bus: Bus) -> Iterator[None]:
+    """Delete the webhook stage queue and exchange with the bus (its own clean-up misses them).
+
+    Enter it after the bus and leave it after every gateway on the bus has stopped.
+    """
+    name = bus.topology.stage_queue(WEBHOOK_FAMILY).name
+    bus.extra_queues.append(name)  # the bus deletes its extra queues when it ends
+    try:
+        yield
+    finally:
+        with bus.connection() as connection, suppress(KeyError):
+            connection.channel().exchange_delete(name)
+
+
+@asynccontextmanager
+async def webhook_env(broker: str, **overrides: Any) -> AsyncIterator[JobEnv]:
+    """`job_env`, whose clean-up also deletes the webhook stage queue and its exchange."""
+    buses: list[Bus] = []
+    try:
+        async with job_env(broker, **overrides) as env:
+            buses.append(env.bus)
+            env.bus.extra_queues.append(env.bus.topology.stage_queue(WEBHOOK_FAMILY).name)
+            yield env
+    finally:
+        for bus in buses:
+            with bus.connection() as connection, suppress(KeyError):
+                connection.channel().exchange_delete(bus.topology.stage_queue(WEBHOOK_FAMILY).name)

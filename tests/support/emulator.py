@@ -1,7 +1,8 @@
-"""Helpers for the emulator tests: a running emulator and the real clients pointed at it."""
+"""The Gemini emulator in the test's process, its counters and rules, and real clients on it."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,23 @@ ZERO_STATS = {
     "errors": 0,
     "by_api": {"gemini": 0, "openai": 0},
 }
+
+
+@dataclass
+class Emulator:
+    """The running emulator and a way to read its call counter."""
+
+    running: RunningEmulator
+    session: aiohttp.ClientSession
+
+    @property
+    def base_url(self) -> str:
+        return self.running.base_url
+
+    async def calls(self) -> int:
+        """How many generate calls the emulator has received."""
+        async with self.session.get(self.base_url + "/stats") as resp:
+            return int((await resp.json())["calls"])
 
 
 @asynccontextmanager

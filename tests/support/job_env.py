@@ -1,36 +1,18 @@
 """A gateway with its embedded worker and an emulator, running jobs on one test bus."""
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from multidict import CIMultiDict
 
 from pipeline.emulator import EmulatorConfig, start_emulator
-from pipeline.ingress import create_app
-from pipeline.ingress.keys import SEND, SERVICES
-from tests.conftest import Emulator, Gateway, Reply, settings_for_test
-from tests.e2e.bus import Bus, provisioned_bus
-
-
-@asynccontextmanager
-async def serving(session: aiohttp.ClientSession, **overrides: Any) -> AsyncIterator[Gateway]:
-    """A gateway on a free loopback port for the duration of the block."""
-    app = create_app(settings_for_test(**overrides))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        yield Gateway(f"http://127.0.0.1:{port}", app[SERVICES], app[SEND], session)
-    finally:
-        await runner.cleanup()
+from tests.support.bus import Bus, provisioned_bus
+from tests.support.emulator import Emulator
+from tests.support.gateway import Gateway, Reply, serving
 
 
 @dataclass
@@ -77,8 +59,3 @@ async def job_env(broker: str, **overrides: Any) -> AsyncIterator[JobEnv]:
                     yield JobEnv(bus, gateway, Emulator(running, session), session)
             finally:
                 await running.stop()
-
-
-def new_id(prefix: str) -> str:
-    """A unique id for a job or a prompt of one test."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"

@@ -1,28 +1,69 @@
-"""Real Redis for tests: the shared server's test database, and private servers to kill."""
+"""Real Redis for tests: a prefix of its own on the shared test database, or a private server."""
 
+import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis as sync_redis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from pipeline.redis_client import redis_from_url
+from tests.support.services import REDIS_URL
+from tests.support.unique import free_port
 
-SHARED_URL = "redis://127.0.0.1:6379/15"
+
+class RedisRun:
+    """Clients of the test database for one test, and the key prefix only it uses."""
+
+    def __init__(self) -> None:
+        self.prefix = f"promptbus-test:{os.urandom(6).hex()}:"
+        self._clients: list[Redis] = []
+
+    def client(self) -> Redis:
+        """A new client (its own connection pool), closed at the end of the test."""
+        client = redis_from_url(REDIS_URL, timeout_s=2.0)
+        self._clients.append(client)
+        return client
+
+    async def keys(self) -> list[bytes]:
+        """Every key under this test's prefix."""
+        return [key async for key in self._clients[0].scan_iter(match=self.prefix + "*")]
+
+    async def close(self) -> None:
+        """Delete this test's keys (and nobody else's), then close the clients."""
+        try:
+            keys = await self.keys()
+            if keys:
+                await self._clients[0].delete(*keys)
+        finally:
+            await self.disconnect()
+
+    async def disconnect(self) -> None:
+        """Close the clients."""
+        for client in self._clients:
+            await client.aclose()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@asynccontextmanager
+async def redis_run() -> AsyncIterator[RedisRun]:
+    """A RedisRun; the test fails, never skips, when Redis does not answer."""
+    run = RedisRun()
+    try:
+        await run.client().ping()
+    except RedisError as exc:
+        await run.disconnect()
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} (it should always run): {exc}")
+    try:
+        yield run
+    finally:
+        await run.close()
 
 
 class PrivateRedis:
@@ -72,44 +113,3 @@ class PrivateRedis:
     def resume(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-async def shared() -> AsyncIterator[tuple[Redis, str]]:
-    """A client of the shared Redis (db 15) and a key prefix of this test's own."""
-    client = redis_from_url(SHARED_URL, timeout_s=2)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        pytest.fail(f"Redis at {SHARED_URL} is required (see /work/shared/SERVICES.md): {exc!r}")
-    prefix = f"pbtest:{uuid.uuid4().hex[:12]}:"
-    yield client, prefix
-    keys = [key async for key in client.scan_iter(match=prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    assert [key async for key in client.scan_iter(match=prefix + "*")] == []
-    await client.aclose()
-
-
-class LogRecorder:
-    """Stands in for the module's structlog logger and keeps the events."""
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def warning(self, event: str, **_: Any) -> None:
-        self.events.append(event)
-
-    def info(self, event: str, **_: Any) -> None:
-        self.events.append(event)

@@ -1,4 +1,4 @@
-"""Webhook test kit: scripted receivers, a connection counter, a task trace and a webhook bus.
+"""Where webhooks go in tests: scripted receivers, and a listener that counts connections.
 
 Receivers are real aiohttp servers on 127.0.0.1 port 0. Nothing here sends traffic anywhere
 but loopback.
@@ -6,21 +6,16 @@ but loopback.
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
-from celery import signals
 from standardwebhooks.webhooks import Webhook
 
-from pipeline.bus.celery_app import WEBHOOK_FAMILY, WEBHOOK_TASK
-from tests.e2e.brokers import Bus, JobEnv, job_env
-
-T = TypeVar("T")
+from tests.support.polling import poll
 
 # A receiver that holds an answer is released at teardown, so the server stops at once.
 _SHUTDOWN_S = 2.0
@@ -163,93 +158,3 @@ async def counting_listener(host: str) -> AsyncIterator[ConnectionCounter]:
     finally:
         server.close()
         await server.wait_closed()
-
-
-@dataclass(frozen=True)
-class Published:
-    """One webhook delivery task this process published (a first attempt or a retry)."""
-
-    job_id: str
-    endpoint_id: str | None
-    attempt: int
-
-
-class PublishTrace:
-    """Webhook tasks published while the block runs, seen by Celery's publish signal.
-
-    Deliveries are scheduled before a job is recorded as finished, so once a job has finished
-    every first attempt it will ever get is in `published`.
-    """
-
-    def __init__(self) -> None:
-        self._published: list[Published] = []
-        self._lock = threading.Lock()
-
-    def _on_publish(self, sender: str | None = None, body: Any = None, **_: Any) -> None:
-        if sender != WEBHOOK_TASK:
-            return
-        args = body[0] if isinstance(body, tuple | list) else body.get("args", ())
-        payload = args[0]
-        with self._lock:
-            self._published.append(
-                Published(payload["job_id"], payload.get("endpoint_id"), payload["attempt"])
-            )
-
-    def for_job(self, job_id: str) -> list[Published]:
-        with self._lock:
-            return [p for p in self._published if p.job_id == job_id]
-
-
-@contextmanager
-def traced_publishes() -> Iterator[PublishTrace]:
-    """Record webhook task publications while the block runs."""
-    trace = PublishTrace()
-    signals.before_task_publish.connect(trace._on_publish, weak=False)
-    try:
-        yield trace
-    finally:
-        signals.before_task_publish.disconnect(trace._on_publish)
-
-
-@contextmanager
-def webhook_stage_deleted(bus: Bus) -> Iterator[None]:
-    """Delete the webhook stage queue and exchange with the bus (its own clean-up misses them).
-
-    Enter it after the bus and leave it after every gateway on the bus has stopped.
-    """
-    name = bus.topology.stage_queue(WEBHOOK_FAMILY).name
-    bus.extra_queues.append(name)  # the bus deletes its extra queues when it ends
-    try:
-        yield
-    finally:
-        with bus.connection() as connection, suppress(KeyError):
-            connection.channel().exchange_delete(name)
-
-
-@asynccontextmanager
-async def webhook_env(broker: str, **overrides: Any) -> AsyncIterator[JobEnv]:
-    """`job_env`, whose clean-up also deletes the webhook stage queue and its exchange."""
-    buses: list[Bus] = []
-    try:
-        async with job_env(broker, **overrides) as env:
-            buses.append(env.bus)
-            env.bus.extra_queues.append(env.bus.topology.stage_queue(WEBHOOK_FAMILY).name)
-            yield env
-    finally:
-        for bus in buses:
-            with bus.connection() as connection, suppress(KeyError):
-                connection.channel().exchange_delete(bus.topology.stage_queue(WEBHOOK_FAMILY).name)
-
-
-async def poll(
-    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, timeout_s: float, what: str
-) -> T:
-    """Await `read()` until `done(value)`, with a deadline; the value that was done."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout_s:g}s; last: {value!r}")
-        await asyncio.sleep(0.02)
