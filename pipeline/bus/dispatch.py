@@ -105,6 +105,16 @@ class Dispatcher:
             return _DUPLICATE
         return await self.start(job)
 
+    async def redrive(self, job: Job) -> Dispatched:
+        """Dispatch a recorded job again (a stalled one), unless a dispatch of it is under way."""
+        if not await self._ctx.jobs.claim(LEASE, job.id, LEASE_S):
+            return Dispatched(Fate.BUSY, "a dispatch of this job is under way")
+        try:
+            return await self.start(job)
+        except BaseException:
+            await self._ctx.jobs.release(LEASE, job.id)
+            raise
+
     async def start(self, job: Job) -> Dispatched:
         """Run the job's first stage, then start its chain or end it with the cached answer."""
         ctx = self._ctx

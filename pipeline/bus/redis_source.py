@@ -22,7 +22,8 @@ import redis
 from kombu.messaging import Producer
 
 from pipeline.bus.connection import connect, liveness_options
-from pipeline.bus.topology import DEAD_LETTER_ROUTING_KEY, REASON_HEADER, Topology
+from pipeline.bus.sources import publish_dead_letter
+from pipeline.bus.topology import Topology
 from pipeline.settings import Settings
 
 # Kombu's separator and priority steps for a queue's lists (its defaults: 0 is the queue).
@@ -155,16 +156,7 @@ class RedisSource:
 
     def dead_letter(self, delivery: RedisDelivery, reason: str) -> None:
         """Publish the event to the dead-letter exchange."""
-        self._producer.publish(
-            delivery.body,
-            exchange=self._topology.dead_letter_exchange,
-            routing_key=DEAD_LETTER_ROUTING_KEY,
-            content_type=delivery.content_type,
-            content_encoding=delivery.content_encoding,
-            delivery_mode=2,
-            headers={**delivery.headers, REASON_HEADER: reason[:1000]},
-            declare=[self._topology.dead_letter_queue],
-        )
+        publish_dead_letter(self._producer, self._topology, delivery, reason)
 
     def beat(self) -> None:
         """Renew this consumer's liveness, and return dead consumers' events to the queue."""

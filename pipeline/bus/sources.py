@@ -65,6 +65,31 @@ class Source(Protocol):
         ...
 
 
+class RawDelivery(Protocol):
+    """A delivery as it was published: body, headers and content type and encoding."""
+
+    body: bytes
+    headers: dict[str, Any]
+    content_type: str
+    content_encoding: str
+
+
+def publish_dead_letter(
+    producer: Producer, topology: Topology, delivery: RawDelivery, reason: str
+) -> None:
+    """Publish an event, as it came, to the dead-letter exchange, `reason` in a header."""
+    producer.publish(
+        delivery.body,
+        exchange=topology.dead_letter_exchange,
+        routing_key=DEAD_LETTER_ROUTING_KEY,
+        content_type=delivery.content_type,
+        content_encoding=delivery.content_encoding,
+        delivery_mode=2,
+        headers={**delivery.headers, REASON_HEADER: reason[:1000]},
+        declare=[topology.dead_letter_queue],
+    )
+
+
 class KombuDelivery:
     """A Kombu message as a delivery."""
 
@@ -123,16 +148,7 @@ class KombuSource:
 
     def dead_letter(self, delivery: KombuDelivery, reason: str) -> None:
         """Publish to the dead-letter exchange (confirmed on amqp)."""
-        self._producer.publish(
-            delivery.body,
-            exchange=self._topology.dead_letter_exchange,
-            routing_key=DEAD_LETTER_ROUTING_KEY,
-            content_type=delivery.content_type,
-            content_encoding=delivery.content_encoding,
-            delivery_mode=2,
-            headers={**delivery.headers, REASON_HEADER: reason[:1000]},
-            declare=[self._topology.dead_letter_queue],
-        )
+        publish_dead_letter(self._producer, self._topology, delivery, reason)
 
     def beat(self) -> None:
         """Send our heartbeats; raises once the broker's have been missing for two intervals."""

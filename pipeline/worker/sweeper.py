@@ -123,5 +123,5 @@ class Sweeper:
         )
         if touched is None:
             return False  # it moved (or ended) meanwhile
-        await self._dispatcher.start(touched)
+        await self._dispatcher.redrive(touched)
         return True
