@@ -17,13 +17,6 @@ from schemas import REQUEST_SCHEMA, GenerateRequest, JobState
 from tests.handlers.stage_support import RecordingChains, Stages
 
 REQUEST = {"model": "flash", "prompt": "name a colour"}
-LEASE_KEPT = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: an event refused at admission (unknown model) keeps its dispatch lease, so a "
-        "copy under its spent id is BUSY (requeued, the bridge paused) until the lease ends"
-    ),
-)
 
 
 def body(job_id: Any, **fields: Any) -> bytes:
@@ -152,11 +145,10 @@ async def test_a_cached_answer_ends_the_job_at_dispatch(
             "invalid event",
             "job-dead",
         ),
-        pytest.param(
+        (
             body("job-dead", request={"model": "gemini-9-ultra", "prompt": "hi"}),
             "unknown model",
             "job-dead",
-            marks=LEASE_KEPT,
         ),
     ],
     ids=["not-json", "not-an-object", "wrong-schema", "bad-id", "no-request", "unknown-model"],
@@ -215,9 +207,7 @@ async def test_a_bad_event_does_not_speak_for_an_existing_job(
     "dead",
     [
         body("job-spent", schema="promptbus.request/v0"),
-        pytest.param(
-            body("job-spent", request={"model": "gemini-9-ultra", "prompt": "hi"}), marks=LEASE_KEPT
-        ),
+        body("job-spent", request={"model": "gemini-9-ultra", "prompt": "hi"}),
     ],
     ids=["wrong-schema", "unknown-model"],
 )
