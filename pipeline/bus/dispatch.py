@@ -78,6 +78,8 @@ class Dispatcher:
             held = await ctx.jobs.get(event.job_id)
             if held is not None and (held.finished or held.stage is not None):
                 return _DUPLICATE
+            if held is None and await ctx.jobs.claimed(SPENT, event.job_id):
+                return _DUPLICATE  # a dead event spent the id, and its lease is still held
             return Dispatched(Fate.BUSY, "another copy of this event is being dispatched")
         try:
             return await self._dispatch(event)
