@@ -107,8 +107,8 @@ class ModelCatalog:
                     provider=str(entry["provider"]),
                     provider_model=str(entry["provider_model"]),
                     aliases=tuple(entry.get("aliases", ())),
-                    input_per_million=float(entry["input_per_million"]),
-                    output_per_million=float(entry["output_per_million"]),
+                    input_per_million=_price(entry["input_per_million"]),
+                    output_per_million=_price(entry["output_per_million"]),
                     rpm=_limit(entry.get("rpm")),
                     tpm=_limit(entry.get("tpm")),
                 )
@@ -173,6 +173,15 @@ class ModelCatalog:
         """Every alias and route name, sorted."""
         names = {a for spec in self._by_name.values() for a in spec.aliases}
         return sorted(names | set(self._routes))
+
+
+def _price(value: object) -> float:
+    price = float(value)  # type: ignore[arg-type]  # TOML gives a number or fails here
+    if not price >= 0:
+        raise ValueError(
+            f"prices must be zero or more US dollars per million tokens, not {value!r}"
+        )
+    return price
 
 
 def _limit(value: object) -> int | None:

@@ -18,6 +18,7 @@ taken by one of them.
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from contextlib import suppress
 from typing import Final
 
@@ -78,20 +79,35 @@ class Sweeper:
                 log.exception("sweep raised")
 
     async def sweep(self) -> tuple[int, int]:
-        """One sweep; how many jobs it re-drove (or gave up) and completions it delivered."""
+        """One sweep; how many jobs it re-drove (or gave up) and completions it delivered.
+
+        A job whose re-drive or delivery fails is left for the next sweep; the others go on.
+        """
         jobs = self._ctx.jobs
         redriven = delivered = 0
         for job in await jobs.stalled(self._stall_s, _BATCH):
-            if await self._redrive(job):
+            if await self._each(job, self._redrive(job)):
                 redriven += 1
         for job in await jobs.undelivered(OUTBOX_GRACE_S, _BATCH):
-            # One sweeper per delivery attempt, and a new attempt only a grace period later.
-            stamp = f"{job.id}@{job.finished_at}:{int(time.time() // OUTBOX_GRACE_S)}"
-            if await jobs.claim("redeliver", stamp, OUTBOX_GRACE_S * 2) and await deliver(
-                self._ctx, job
-            ):
+            if await self._each(job, self._redeliver(job)):
                 delivered += 1
         return redriven, delivered
+
+    async def _each(self, job: Job, work: Awaitable[bool]) -> bool:
+        try:
+            return await work
+        except TRANSIENT as exc:
+            log.warning(
+                "sweep of a job failed", job_id=job.id, error=f"{type(exc).__name__}: {exc}"
+            )
+            return False
+
+    async def _redeliver(self, job: Job) -> bool:
+        # One sweeper per delivery attempt, and a new attempt only a grace period later.
+        stamp = f"{job.id}@{job.finished_at}:{int(time.time() // OUTBOX_GRACE_S)}"
+        if not await self._ctx.jobs.claim("redeliver", stamp, OUTBOX_GRACE_S * 2):
+            return False
+        return await deliver(self._ctx, job)
 
     async def _redrive(self, job: Job) -> bool:
         jobs, ttl_s = self._ctx.jobs, self._ctx.claim_ttl_s

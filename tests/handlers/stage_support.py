@@ -45,7 +45,8 @@ from schemas import (
 )
 from schemas.jobs import Job
 from schemas.webhooks import DeliveryTask
-from tests.conftest import Emulator, settings_for_test
+from tests.support.emulator import Emulator
+from tests.support.settings import settings_for_test
 
 
 class MovableClock:

@@ -8,8 +8,8 @@ import pytest
 from handlers import cache_lookup, identified
 from pipeline.cache.responses import encode
 from schemas import GenerateRequest, StageEnvelope
-from tests.factories import answer
 from tests.handlers.stage_support import Stages
+from tests.support.envelopes import answer
 
 
 def request(**cache: Any) -> GenerateRequest:

@@ -3,8 +3,8 @@
 from handlers import CANCELLED, deliver, emit, finish, job_completion
 from schemas import ErrorDetail, GenerateRequest, JobState, StageEnvelope
 from schemas.webhooks import EndpointCreate
-from tests.factories import answer
 from tests.handlers.stage_support import Stages
+from tests.support.envelopes import answer
 
 REQUEST = GenerateRequest(model="flash", prompt="name a colour")
 UPSTREAM_DOWN = ErrorDetail(

@@ -12,8 +12,8 @@ import pytest
 from handlers import StageDeferred, cache_lookup, generate, identified, postprocess
 from pipeline.errors import UpstreamUnavailable
 from schemas import GenerateRequest, StageEnvelope
-from tests.conftest import Emulator
 from tests.handlers.stage_support import Stages, stage_context
+from tests.support.emulator import Emulator
 
 PERSON = {
     "type": "object",

@@ -16,9 +16,9 @@ from pipeline.jobs.memory import MemoryJobStore
 from pipeline.worker.steps import run_step
 from schemas import ErrorDetail, GenerateRequest, JobState, StageEnvelope
 from schemas.jobs import Job
-from tests.conftest import Emulator
-from tests.factories import answer
 from tests.handlers.stage_support import Stages, stage_context
+from tests.support.emulator import Emulator
+from tests.support.envelopes import answer
 
 PERSON = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 UPSTREAM_DOWN = ErrorDetail(

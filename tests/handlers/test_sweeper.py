@@ -13,9 +13,9 @@ from pipeline.bus.dispatch import Dispatcher, Fate
 from pipeline.jobs.memory import MemoryJobStore
 from pipeline.worker.sweeper import MAX_REDRIVES, OUTBOX_GRACE_S, Sweeper
 from schemas import REQUEST_SCHEMA, GenerateRequest, JobState
-from tests.conftest import Emulator
-from tests.factories import answer
 from tests.handlers.stage_support import RecordingChains, Stages, stage_context
+from tests.support.emulator import Emulator
+from tests.support.envelopes import answer
 
 STALL_S = 60.0
 REQUEST = GenerateRequest(model="flash", prompt="name a colour")

@@ -15,14 +15,6 @@ output_per_million = 2.50
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: the catalogue loads a negative price; every answer of that model then fails "
-        "in post-process (Cost refuses it) as an internal_error, after its upstream call "
-        "was paid for"
-    ),
-)
 def test_a_negative_price_is_refused_when_the_catalogue_loads(tmp_path: Path) -> None:
     # Given a models file with a negative price
     path = tmp_path / "models.toml"
