@@ -28,6 +28,7 @@ def supervised_env(workdir: Path, **settings: str) -> dict[str, str]:
     env.pop("GOOGLE_API_KEY", None)
     env.pop("OPENAI_API_KEY", None)
     env.update(
+        PROMPTBUS_HOST="127.0.0.1",
         PROMPTBUS_LOG_FORMAT="json",
         PROMPTBUS_LOG_LEVEL="info",
         PROMPTBUS_DATA_DIR=str(workdir / "data"),

@@ -150,6 +150,23 @@ def test_a_child_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
         assert not events(serve, "restarting it")
 
 
+def test_a_port_taken_by_another_program_stops_the_supervisor_at_once(tmp_path: Path) -> None:
+    with process_set(tmp_path) as procs, socket.socket() as taken:
+        # Given a port another program listens on (without SO_REUSEPORT)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        # When serve --processes 2 is asked to listen there
+        serve = procs._spawn("serve", [PROMPTBUS, "serve", "--port", str(port), "--processes", "2"])
+
+        # Then it says so and exits 1 without starting a child
+        assert serve.exited_within(30), serve.log()[-2000:]
+        assert serve.popen.returncode == 1
+        assert events(serve, f"cannot listen on 127.0.0.1:{port}")
+        assert not events(serve, "listening on")
+
+
 def test_with_redis_every_child_reads_the_jobs_and_answers_of_the_other(tmp_path: Path) -> None:
     with (
         redis_prefix() as prefix,
