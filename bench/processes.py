@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Final
 
 import aiohttp
-from _closed_loop import cpu_snapshot
 from _common import (
     BenchError,
     Check,
@@ -30,6 +29,7 @@ from _common import (
     wait_up,
 )
 from _fast_bench import show, verdict
+from _machine import CpuUse, CpuWatch, wait_quiet
 from _wrk import wrk_version
 from _wrk_misses import MissRun, parse, write_script
 
@@ -39,11 +39,13 @@ CONNECTIONS: Final = 64
 EMULATOR_LATENCY_MS: Final = 10.0
 PROCESS_COUNTS: Final = (1, 2)
 WARMUP_S: Final = 1
-DRAIN_S: Final = 3
+DRAIN_S: Final = 2
 QUICK_DURATION_S: Final = 3
 MIN_RATIO: Final = 1.6
-# Other work on the machine above this many cores during a run is worth a note.
-BUSY_MACHINE_CORES: Final = 0.25
+# A round counts for the ratio only if the rest of the machine (other people's work) kept at
+# most this many cores busy during both its runs; before each round the bench waits for that.
+QUIET_CORES: Final = 0.15
+QUIET_WAIT_S: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,11 @@ async def finish_wrk(ctx: Context, child: Child, duration_s: int) -> MissRun:
 
 @dataclass(frozen=True)
 class Measured:
-    """One measured run, the upstream calls the emulator saw and the machine's other load."""
+    """One measured run, the upstream calls the emulator saw and the CPU it took."""
 
     run: MissRun
     calls: int
-    rest_cores: float
+    cpu: CpuUse
 
 
 async def measure(ctx: Context, server: Server, others: Sequence[Server], round_: int) -> Measured:
@@ -145,34 +147,17 @@ async def measure(ctx: Context, server: Server, others: Sequence[Server], round_
         "wrk": [wrk.process.pid],
         "idle servers": [pid for other in others for pid in other.pids()],
     }
-    pids = {f"{group}:{pid}": pid for group, members in watched.items() for pid in members}
     # CPU is read while the load runs (wrk's start to its deadline), not over the drain.
-    began, cpu_before = time.monotonic(), cpu_snapshot(pids)
+    watch = CpuWatch(watched)
     await asyncio.sleep(ctx.duration_s)
-    elapsed, cpu_after = time.monotonic() - began, cpu_snapshot(pids)
+    cpu = watch.stop()
     run = await finish_wrk(ctx, wrk, ctx.duration_s)
     calls = await emulator_calls(ctx.session, ctx.emulator_url) - calls_before
     show(f"--processes {server.processes}", run.load)
-    used = {
-        group: sum(
-            cpu_after.seconds[k] - cpu_before.seconds[k]
-            for k in pids
-            if k.rpartition(":")[0] == group
-        )
-        for group in watched
-    }
-    machine_s = (cpu_after.busy - cpu_before.busy) / os.sysconf("SC_CLK_TCK")
-    # The rest: everything else the machine ran meanwhile (other people's work, the kernel).
-    rest = max(0.0, machine_s - sum(used.values())) / elapsed
-    answered = max(1.0, run.load.rate * elapsed)
-    print(
-        "    cpu ms/request: "
-        + ", ".join(f"{g} {s * 1000 / answered:.2f}" for g, s in used.items())
-    )
-    cores = ", ".join(f"{g} {s / elapsed:.2f}" for g, s in used.items())
-    print(f"    cores busy: {cores}, the rest of the machine {rest:.2f}")
+    for line in cpu.describe(max(1.0, run.load.rate * cpu.elapsed_s)):
+        print(f"    {line}")
     print(f"    emulator calls {calls} for {run.sent} requests sent")
-    return Measured(run, calls, rest)
+    return Measured(run, calls, cpu)
 
 
 async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> int:
@@ -182,6 +167,7 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> i
         raise BenchError("this bench needs wrk on PATH (apt-get install -y wrk)")
     duration_s = QUICK_DURATION_S if args.quick else args.duration
     rounds = 1 if args.quick else args.rounds
+    max_rounds = args.max_rounds or 2 * rounds + 1
     print(f"machine: {describe_machine()}")
     print(f"load tool: {wrk_version(wrk)} ({wrk}), 1 thread, {CONNECTIONS} connections")
     serve_args = ["--no-worker"] if args.no_worker else []
@@ -194,35 +180,42 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> i
         print(
             f"\n== miss throughput: {CONNECTIONS} connections, unique prompts, emulator at "
             f"{args.latency_ms:g} ms, {duration_s}s per run after a {WARMUP_S}s warm-up, "
-            f"{rounds} round(s) =="
+            f"{rounds} quiet round(s) wanted, at most {max_rounds} =="
         )
         measured: list[Measured] = []
-        ratios: list[float] = []
-        for round_ in range(1, rounds + 1):
-            print(f"  round {round_}")
-            rates = {}
-            for server in servers:
+        ratios: list[float] = []  # of quiet rounds only
+        attempt = 0
+        while len(ratios) < rounds and attempt < max_rounds:
+            attempt += 1
+            busy = await wait_quiet(QUIET_CORES, QUIET_WAIT_S)
+            print(f"  round {attempt} (the machine kept {busy:.2f} cores busy just before)")
+            # Every other round starts with two processes, so neither always goes first.
+            order = servers if attempt % 2 else servers[::-1]
+            pair = {}
+            for server in order:
                 others = [other for other in servers if other is not server]
-                measured.append(await measure(ctx, server, others, round_))
-                rates[server.processes] = measured[-1].run.load.rate
-            ratios.append(rates[2] / rates[1] if rates[1] else 0.0)
-            print(f"    ratio 2/1: {ratios[-1]:.2f}")
-    ratio = statistics.median(ratios)
-    spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-    print(f"\n  ratios 2/1 per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {ratio:.2f}")
-    busiest = max(m.rest_cores for m in measured)
-    if busiest > BUSY_MACHINE_CORES:
-        print(
-            f"  note: other work kept up to {busiest:.2f} cores busy during a run; the ratio "
-            "then measures the machine's other load as much as promptbus"
-        )
+                pair[server.processes] = await measure(ctx, server, others, attempt)
+            measured += pair.values()
+            one, two = pair[1].run.load.rate, pair[2].run.load.rate
+            ratio = two / one if one else 0.0
+            quiet = all(m.cpu.rest_cores <= QUIET_CORES for m in pair.values())
+            if quiet:
+                ratios.append(ratio)
+            counted = "" if quiet else f"; not counted: other work took over {QUIET_CORES:g} cores"
+            print(f"    ratio 2/1: {ratio:.2f}{counted}")
+    ratio = statistics.median(ratios) if ratios else 0.0
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "none"
+    print(
+        f"\n  ratios 2/1 of the {len(ratios)} quiet round(s): "
+        f"{', '.join(f'{r:.2f}' for r in ratios) or 'none'}; median {ratio:.2f}"
+    )
     errors = sum(m.run.load.errors.count for m in measured)
     miscounted = [m for m in measured if m.calls != m.run.sent]
     checks = [
         verdict(
             Check(
-                "miss throughput 2 processes / 1 (median)",
-                f"{ratio:.2f} (rounds {spread})",
+                "miss throughput 2 processes / 1 (median of quiet rounds)",
+                f"{ratio:.2f} ({len(ratios)} rounds: {spread})",
                 f">= {MIN_RATIO:g}",
                 ratio >= MIN_RATIO,
             )
@@ -246,9 +239,14 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> i
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each (default 3)")
-    parser.add_argument("--quick", action="store_true", help=f"one round of {QUICK_DURATION_S}s")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per run (default 8)")
+    parser.add_argument("--rounds", type=int, default=5, help="quiet rounds to measure (default 5)")
+    parser.add_argument(
+        "--max-rounds", type=int, help="rounds to try at most (default 2 * rounds + 1)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"one quiet round of {QUICK_DURATION_S}s"
+    )
     parser.add_argument(
         "--latency-ms",
         type=float,

@@ -77,6 +77,8 @@ class Supervisor:
         bus = settings.broker_url.split("@")[-1]
         if bus.startswith("memory://"):
             bus = "memory:// (one bus per process)"
+        if settings.uses_emulator:
+            bus += "; each process starts its own built-in emulator (its line says why)"
         log.info(
             f"promptbus supervisor: {count} processes on {self._url} (SO_REUSEPORT); "
             f"{sharing}; bus {bus}",

@@ -65,7 +65,7 @@ def redis_prefix() -> Iterator[str]:
 def start_serve(procs: ProcessSet, processes: str, *args: str, port: int = 0) -> Proc:
     """`promptbus serve --processes N` on `port`; returns once every child listens."""
     argv = [PROMPTBUS, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = procs._spawn("serve", [*argv, "--processes", processes, *args])
+    proc = procs.spawn("serve", [*argv, "--processes", processes, *args])
     proc.wait_for_line(ALL_LISTENING, 90)
     proc.url = str(log_lines(proc)[0]["listen"])
     return proc

@@ -141,7 +141,7 @@ def test_sigterm_stops_every_child_and_the_supervisor_exits_0(tmp_path: Path) ->
 def test_a_child_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
     with process_set(tmp_path, PROMPTBUS_CONFIG_DIR=str(tmp_path / "missing")) as procs:
         # Given a configuration no child can start with
-        serve = procs._spawn("serve", [PROMPTBUS, "serve", "--processes", "2"])
+        serve = procs.spawn("serve", [PROMPTBUS, "serve", "--processes", "2"])
 
         # Then the supervisor does not restart them in a loop: it stops and fails
         assert serve.exited_within(60), serve.log()[-2000:]
@@ -158,7 +158,7 @@ def test_a_port_taken_by_another_program_stops_the_supervisor_at_once(tmp_path: 
         port = taken.getsockname()[1]
 
         # When serve --processes 2 is asked to listen there
-        serve = procs._spawn("serve", [PROMPTBUS, "serve", "--port", str(port), "--processes", "2"])
+        serve = procs.spawn("serve", [PROMPTBUS, "serve", "--port", str(port), "--processes", "2"])
 
         # Then it says so and exits 1 without starting a child
         assert serve.exited_within(30), serve.log()[-2000:]

@@ -86,7 +86,7 @@ async def test_worker_flags_choose_the_pool_and_concurrency_over_the_environment
         # Given a worker whose flags say prefork of two, against an environment of 16 threads
         threads = {"PROMPTBUS_WORKER_POOL": "threads", "PROMPTBUS_WORKER_CONCURRENCY": "16"}
         argv = [PROMPTBUS, "worker", "--pool", "prefork", "--concurrency", str(CHILDREN)]
-        worker = d.procs._spawn("worker", argv, threads)
+        worker = d.procs.spawn("worker", argv, threads)
         await asyncio.to_thread(worker.wait_for_line, "promptbus worker consuming", 30)
         (ingress,) = await d.ingresses(1)
 
