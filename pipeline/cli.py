@@ -1,7 +1,8 @@
-"""The `promptbus` command: serve, emulator, schemas."""
+"""The `promptbus` command: serve, worker, emulator, schemas."""
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -9,10 +10,21 @@ from importlib.metadata import version
 
 import structlog
 from aiohttp import web
+from pydantic import ValidationError
 
 from pipeline import heap
 from pipeline.logs import configure_logging
+from pipeline.processes import ChildRole, Supervisor, SupervisorGone
 from pipeline.settings import Settings
+
+# The command-line flag of each setting that has one, for error messages.
+_FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "processes": "--processes",
+    "worker_concurrency": "--concurrency",
+    "worker_pool": "--pool",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,42 +41,115 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run no job worker in this process (PROMPTBUS_EMBEDDED_WORKER=false)",
     )
+    serve.add_argument(
+        "--processes",
+        metavar="N|auto",
+        help="serving processes sharing the port (PROMPTBUS_PROCESSES; default 1, auto = "
+        "one per core); more than 1 starts a supervisor",
+    )
+    # A supervised child's place, set by the supervisor only.
+    serve.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     emulator = commands.add_parser("emulator", help="run the Gemini emulator on its own")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8090)
     emulator.add_argument("--latency-ms", type=float, help="added latency per answer")
-    commands.add_parser(
+    worker = commands.add_parser(
         "worker", help="run a job worker (bridge + Celery worker) without the HTTP ingress"
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="tasks at once: threads, or child processes with prefork "
+        "(PROMPTBUS_WORKER_CONCURRENCY; default 16)",
+    )
+    worker.add_argument(
+        "--pool",
+        choices=["threads", "prefork"],
+        help="threads, or prefork for CPU-bound workers (PROMPTBUS_WORKER_POOL; default threads)",
     )
     commands.add_parser("schemas", help="write the JSON Schemas to schemas/json/")
     return parser
 
 
+def settings_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings the command line gives; they win over the environment."""
+    if args.command == "serve":
+        given = {"host": args.host, "port": args.port, "processes": args.processes}
+        if args.no_worker:
+            given["embedded_worker"] = False
+    elif args.command == "worker":
+        given = {"worker_concurrency": args.concurrency, "worker_pool": args.pool}
+    else:
+        given = {}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def load_settings(overrides: dict[str, object]) -> Settings | None:
+    """The settings, or None after saying on stderr which ones are invalid and why."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "settings"
+            where = " or ".join(filter(None, (_FLAGS.get(name), f"PROMPTBUS_{name.upper()}")))
+            message = error["msg"].removeprefix("Value error, ")
+            secret = "secret" in name or "key" in name
+            got = "" if secret else f" (got {error.get('input')!r})"
+            print(f"promptbus: invalid {where}: {message}{got}", file=sys.stderr)
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `promptbus` console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "schemas":
         from schemas.export import write_schemas
 
         for path in write_schemas():
             print(path)
         return 0
-    overrides: dict[str, object] = {}
-    if args.command == "serve":
-        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-        if args.no_worker:
-            overrides["embedded_worker"] = False
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    role = _child_role(parser, args)
+    settings = load_settings(settings_overrides(args))
+    if settings is None:
+        return 2
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "emulator":
         latency = args.latency_ms if args.latency_ms is not None else settings.emulator_latency_ms
         return asyncio.run(_run_emulator(args.host, args.port, latency))
     if args.command == "worker":
         return asyncio.run(_work(settings))
+    if role is not None:
+        try:
+            role.die_with_parent()
+        except SupervisorGone:
+            return 1
+        return asyncio.run(_serve(settings, role))
+    if settings.processes > 1:
+        return asyncio.run(Supervisor(settings, os.environ, _print_try).run())
     return asyncio.run(_serve(settings))
 
 
-async def _serve(settings: Settings) -> int:
+def _child_role(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ChildRole | None:
+    if getattr(args, "child", None) is None:
+        return None
+    if args.parent_pid is None or args.ready_fd is None:
+        parser.error("--child needs --parent-pid and --ready-fd")
+    return ChildRole(index=args.child, parent_pid=args.parent_pid, ready_fd=args.ready_fd)
+
+
+def _print_try(url: str) -> None:
+    print(
+        f"try: curl -s {url}/v1/generate -H 'content-type: application/json' "
+        """-d '{"model":"flash","prompt":"hello"}'""",
+        flush=True,
+    )
+
+
+async def _serve(settings: Settings, role: ChildRole | None = None) -> int:
     from pipeline.ingress import create_app
     from pipeline.ingress.keys import SERVICES
 
@@ -73,25 +158,35 @@ async def _serve(settings: Settings) -> int:
     # call unless coalesced callers still wait for it (writes are shielded in their handlers).
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    # A supervised child shares its port with its siblings; the kernel spreads connections.
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True if role else None)
     await site.start()
     host, port = _bound(site, settings)
     heap.settle(settings.gc_gen0_threshold)
     log = structlog.get_logger("promptbus")
-    log.info(
-        f"promptbus listening on http://{host}:{port}; "
-        f"provider {app[SERVICES].provider_description()}",
-        listen=f"http://{host}:{port}",
-    )
-    print(
-        f"try: curl -s http://{host}:{port}/v1/generate -H 'content-type: application/json' "
-        """-d '{"model":"flash","prompt":"hello"}'""",
-        flush=True,
-    )
+    provider = app[SERVICES].provider_description()
+    if role is None:
+        log.info(
+            f"promptbus listening on http://{host}:{port}; provider {provider}",
+            listen=f"http://{host}:{port}",
+        )
+        _print_try(f"http://{host}:{port}")
+    else:
+        log.info(
+            f"promptbus process {role.index}/{settings.processes} (pid {os.getpid()}) "
+            f"listening on http://{host}:{port}; provider {provider}",
+            listen=f"http://{host}:{port}",
+            process=role.index,
+            pid=os.getpid(),
+        )
     for note in app[SERVICES].notes:
         log.info(note)
+    stop = _signalled()
+    if role is not None:
+        # After the handlers: a SIGTERM the supervisor sends at once must find them.
+        role.report_ready()
     try:
-        await _until_signalled()
+        await stop.wait()
     finally:
         log.info("promptbus stopping")
         await runner.cleanup()
@@ -155,12 +250,17 @@ def _bound(site: web.TCPSite, settings: Settings) -> tuple[str, int]:
     return settings.host, settings.port
 
 
-async def _until_signalled() -> None:
+def _signalled() -> asyncio.Event:
+    """An event set on SIGINT or SIGTERM, from now on."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+async def _until_signalled() -> None:
+    await _signalled().wait()
 
 
 if __name__ == "__main__":

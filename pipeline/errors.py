@@ -183,6 +183,13 @@ class BrokerUnavailable(PromptbusError):
     retryable = True
 
 
+class JobsUnavailable(PromptbusError):
+    """Raised when async jobs need a store every process shares and none is configured."""
+
+    status = 503
+    type = "jobs_unavailable"
+
+
 class Conflict(PromptbusError):
     """Raised when a request conflicts with an earlier one (e.g. a reused idempotency key)."""
 

@@ -1,9 +1,10 @@
 """The one settings object: PROMPTBUS_* environment over config/default.toml."""
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -12,6 +13,7 @@ from pydantic_settings import (
 )
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+MAX_PROCESSES = 256
 
 
 class Settings(BaseSettings):
@@ -27,6 +29,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # `promptbus serve` processes on the port (SO_REUSEPORT); "auto" = one per core.
+    processes: int = Field(default=1, ge=1, le=MAX_PROCESSES)
     config_dir: Path = CONFIG_DIR
 
     broker_url: str = "memory://"
@@ -120,6 +124,24 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Explicit arguments win, then the environment, then config/default.toml."""
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _resolve_processes(cls, value: object) -> object:
+        """`auto` is the machine's core count; anything else must be a whole number."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "auto":
+                return min(os.cpu_count() or 1, MAX_PROCESSES)
+            if not text.isdigit():
+                raise ValueError(f"must be a whole number from 1 to {MAX_PROCESSES}, or auto")
+            return int(text)
+        return value
+
+    @property
+    def shares_state(self) -> bool:
+        """Whether every serving process sees one cache, job store and set of limits."""
+        return self.processes == 1 or self.redis_url is not None
 
     @property
     def models_file(self) -> Path:

@@ -11,6 +11,7 @@ from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import request_context
 from pipeline.ingress.send import SendSide
 from pipeline.ingress.templates import add_routes as add_template_routes
+from pipeline.ingress.unshared import shared_state_gate
 from pipeline.ingress.webhooks import add_routes as add_webhook_routes
 from pipeline.services import Services
 from pipeline.settings import Settings
@@ -23,12 +24,13 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifetime)
     app.router.add_post("/v1/generate", post_generate)
-    app.router.add_post("/v1/jobs", post_job)
-    app.router.add_get("/v1/jobs", list_jobs)
-    app.router.add_get("/v1/jobs/{job_id}", get_job)
-    app.router.add_delete("/v1/jobs/{job_id}", delete_job)
-    app.router.add_get("/v1/jobs/{job_id}/events", get_job_events)
-    add_webhook_routes(app)
+    gate = shared_state_gate(settings)
+    app.router.add_post("/v1/jobs", gate(post_job))
+    app.router.add_get("/v1/jobs", gate(list_jobs))
+    app.router.add_get("/v1/jobs/{job_id}", gate(get_job))
+    app.router.add_delete("/v1/jobs/{job_id}", gate(delete_job))
+    app.router.add_get("/v1/jobs/{job_id}/events", gate(get_job_events))
+    add_webhook_routes(app, gate)
     add_template_routes(app)
     app.router.add_get("/v1/models", get_models)
     app.router.add_get("/healthz", get_healthz)

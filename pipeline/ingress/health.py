@@ -1,5 +1,7 @@
 """Liveness, readiness and the model list."""
 
+import os
+
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -8,8 +10,8 @@ from pipeline.ingress.keys import SERVICES
 
 
 async def get_healthz(request: web.Request) -> web.Response:
-    """The process is up."""
-    return web.json_response({"status": "ok"})
+    """The process is up, and which one answered (several may share the port)."""
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def get_readyz(request: web.Request) -> web.Response:

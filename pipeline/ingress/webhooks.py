@@ -9,6 +9,7 @@ from handlers import job_completion
 from pipeline.errors import Conflict, NotFound, ValidationFailed
 from pipeline.ingress.body import parse_model, read_json
 from pipeline.ingress.keys import SERVICES, SETTINGS
+from pipeline.ingress.unshared import Gate, open_gate
 from pipeline.webhooks.ssrf import WebhookAddressRefused, check_url
 from schemas import DEFAULT_TENANT
 from schemas.webhooks import Endpoint, EndpointCreate
@@ -87,12 +88,12 @@ async def replay(request: web.Request) -> web.Response:
     return _json({"message_id": task.message_id, "job_id": job.id, "endpoint_id": endpoint.id}, 202)
 
 
-def add_routes(app: web.Application) -> None:
-    """Add the webhook routes to `app`."""
-    app.router.add_post("/v1/webhooks", post_webhook)
-    app.router.add_get("/v1/webhooks", list_webhooks)
-    app.router.add_get("/v1/webhooks/{endpoint_id}", get_webhook)
-    app.router.add_delete("/v1/webhooks/{endpoint_id}", delete_webhook)
-    app.router.add_post("/v1/webhooks/{endpoint_id}/rotate-secret", rotate_secret)
-    app.router.add_get("/v1/webhooks/{endpoint_id}/attempts", get_attempts)
-    app.router.add_post("/v1/webhooks/{endpoint_id}/replay/{job_id}", replay)
+def add_routes(app: web.Application, gate: Gate = open_gate) -> None:
+    """Add the webhook routes to `app`, each through `gate`."""
+    app.router.add_post("/v1/webhooks", gate(post_webhook))
+    app.router.add_get("/v1/webhooks", gate(list_webhooks))
+    app.router.add_get("/v1/webhooks/{endpoint_id}", gate(get_webhook))
+    app.router.add_delete("/v1/webhooks/{endpoint_id}", gate(delete_webhook))
+    app.router.add_post("/v1/webhooks/{endpoint_id}/rotate-secret", gate(rotate_secret))
+    app.router.add_get("/v1/webhooks/{endpoint_id}/attempts", gate(get_attempts))
+    app.router.add_post("/v1/webhooks/{endpoint_id}/replay/{job_id}", gate(replay))

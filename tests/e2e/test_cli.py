@@ -136,3 +136,40 @@ def test_serve_flags_override_the_environment():
     finally:
         stop(proc)
     assert proc.returncode == 0
+
+
+def test_serve_and_worker_help_name_the_process_flags():
+    serve = subprocess.run(
+        [PROMPTBUS, "serve", "--help"], capture_output=True, text=True, check=True
+    )
+    worker = subprocess.run(
+        [PROMPTBUS, "worker", "--help"], capture_output=True, text=True, check=True
+    )
+
+    assert "--processes N|auto" in serve.stdout
+    assert "--child" not in serve.stdout  # the supervisor's own flags stay hidden
+    assert "--concurrency N" in worker.stdout
+    assert "{threads,prefork}" in worker.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["serve", "--processes", "0"], {}, "invalid --processes or PROMPTBUS_PROCESSES: "),
+        (["serve"], {"PROMPTBUS_PROCESSES": "many"}, "must be a whole number from 1 to 256"),
+        (["serve"], {"PROMPTBUS_PORT": "http"}, "invalid --port or PROMPTBUS_PORT: "),
+        (["worker", "--concurrency", "0"], {}, "invalid --concurrency or PROMPTBUS_WORKER_CON"),
+        (["worker", "--pool", "forks"], {}, "argument --pool: invalid choice: 'forks'"),
+    ],
+)
+def test_bad_settings_stop_start_up_with_a_clear_message(
+    argv: list[str], env: dict[str, str], message: str
+):
+    run = subprocess.run(
+        [PROMPTBUS, *argv], capture_output=True, text=True, env=clean_env(**env), timeout=60
+    )
+
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stdout == ""

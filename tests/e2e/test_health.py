@@ -1,5 +1,7 @@
 """Liveness, readiness, the model list and the embedded default's own emulator."""
 
+import os
+
 from tests.support.gateway import Gateway, GatewayFactory
 
 
@@ -7,7 +9,7 @@ async def test_healthz_and_readyz(gateway: Gateway):
     health = await gateway.get("/healthz")
     ready = await gateway.get("/readyz")
 
-    assert (health.status, health.body) == (200, {"status": "ok"})
+    assert (health.status, health.body) == (200, {"status": "ok", "pid": os.getpid()})
     assert ready.status == 200
     assert ready.body == {"status": "ready", "checks": {"provider": True, "cache": True}}
 

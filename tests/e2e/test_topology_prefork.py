@@ -13,7 +13,7 @@ import time
 
 from tests.support.bus_tap import BusTap
 from tests.support.deployment import BOTH_BROKERS, Deployment, completed_once, deployment
-from tests.support.processes import Proc
+from tests.support.processes import PROMPTBUS, Proc
 from tests.support.unique import new_id
 
 CHILDREN = 2
@@ -80,3 +80,22 @@ async def test_a_prefork_worker_runs_jobs_once_and_a_killed_childs_job_is_redeli
         exited = await asyncio.to_thread(worker.exited_within, STOP_BOUND_S)
         assert exited, f"still running {STOP_BOUND_S:g} s after SIGTERM:\n{worker.log()[-3000:]}"
         assert worker.popen.returncode == 0, worker.log()[-3000:]
+
+
+async def test_worker_flags_choose_the_pool_and_concurrency_over_the_environment() -> None:
+    async with deployment("rabbitmq") as d:
+        # Given a worker whose flags say prefork of two, against an environment of 16 threads
+        threads = {"PROMPTBUS_WORKER_POOL": "threads", "PROMPTBUS_WORKER_CONCURRENCY": "16"}
+        argv = [PROMPTBUS, "worker", "--pool", "prefork", "--concurrency", str(CHILDREN)]
+        worker = d.procs.spawn("worker", argv, threads)
+        await asyncio.to_thread(worker.wait_for_line, "promptbus worker consuming", 30)
+        (ingress,) = await d.ingresses(1)
+
+        # Then it runs a pool of two child processes, and says so
+        await pool_of(worker)
+        assert '"concurrency":2,"pool":"prefork"' in worker.log()
+
+        # And a job runs through it
+        async with BusTap.completions(d.bus) as tap:
+            job_id = await d.submit(ingress, new_id("flags"))
+            assert await completed_once(tap, [job_id], timeout_s=30) == {"succeeded": 1}

@@ -115,7 +115,8 @@ class ProcessSet:
     env: dict[str, str]
     procs: list[Proc] = field(default_factory=list)
 
-    def _spawn(self, name: str, argv: list[str], extra: dict[str, str] | None = None) -> Proc:
+    def spawn(self, name: str, argv: list[str], extra: dict[str, str] | None = None) -> Proc:
+        """Start `argv` in its own session, logging to a file of this set's own."""
         env = {**self.env, **(extra or {})}
         log_path = self.workdir / f"{name}-{len(self.procs)}.log"
         with log_path.open("wb") as out:
@@ -134,7 +135,7 @@ class ProcessSet:
 
     def emulator(self, latency_ms: float = 0) -> Proc:
         port = free_port()
-        proc = self._spawn(
+        proc = self.spawn(
             "emulator",
             [PROMPTBUS, "emulator", "--port", str(port), "--latency-ms", str(latency_ms)],
         )
@@ -144,7 +145,7 @@ class ProcessSet:
 
     def ingress(self, extra: dict[str, str] | None = None, *, wait: bool = True) -> Proc:
         port = free_port()
-        proc = self._spawn(
+        proc = self.spawn(
             "ingress",
             [PROMPTBUS, "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)],
             extra,
@@ -155,7 +156,7 @@ class ProcessSet:
         return proc
 
     def worker(self, extra: dict[str, str] | None = None, *, wait: bool = True) -> Proc:
-        proc = self._spawn("worker", [PROMPTBUS, "worker"], extra)
+        proc = self.spawn("worker", [PROMPTBUS, "worker"], extra)
         if wait:
             proc.wait_for_line("promptbus worker consuming", 30)
         return proc
