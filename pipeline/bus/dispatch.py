@@ -6,8 +6,9 @@ a cached answer ends the job on the spot, with no Celery task; otherwise the job
 (generate, post-process, emit) goes on the bus and the record says so (stage `lookup`).
 The record is what makes a job start once: an event whose job has started or ended is a
 duplicate, whoever sent it (a redelivery, a publisher sending twice). While one event of a
-job is being dispatched, it holds a short lease, so that a copy arriving meanwhile waits
-(`BUSY`: back to the queue) instead of starting the job a second time.
+job is being dispatched, it holds a lease (released when the dispatch ends, or expiring if
+its holder died), so that a copy arriving meanwhile waits (`BUSY`: back to the queue)
+instead of starting the job a second time.
 """
 
 import time
@@ -83,9 +84,9 @@ class Dispatcher:
             return Dispatched(Fate.BUSY, "another copy of this event is being dispatched")
         try:
             return await self._dispatch(event)
-        except BaseException:
+        finally:
+            # Once dispatched, the record (or a spent id) tells a later copy it is a duplicate.
             await ctx.jobs.release(LEASE, event.job_id)
-            raise
 
     async def _dispatch(self, event: RequestEvent) -> Dispatched:
         ctx = self._ctx
@@ -113,9 +114,8 @@ class Dispatcher:
             return Dispatched(Fate.BUSY, "a dispatch of this job is under way")
         try:
             return await self.start(job)
-        except BaseException:
+        finally:
             await self._ctx.jobs.release(LEASE, job.id)
-            raise
 
     async def start(self, job: Job) -> Dispatched:
         """Run the job's first stage, then start its chain or end it with the cached answer."""

@@ -25,7 +25,7 @@ from typing import Final
 import structlog
 
 from handlers import StageContext, deliver, finish
-from pipeline.bus.dispatch import Dispatcher
+from pipeline.bus.dispatch import Dispatcher, Fate
 from pipeline.errors import JobStalled
 from pipeline.transient import TRANSIENT
 from schemas import JobState
@@ -139,5 +139,8 @@ class Sweeper:
         )
         if touched is None:
             return False  # it moved (or ended) meanwhile
-        await self._dispatcher.redrive(touched)
+        if (await self._dispatcher.redrive(touched)).fate is Fate.BUSY:
+            # Being dispatched right now: not a re-drive, and none is counted.
+            await jobs.release(_REDRIVE, f"{job.id}#{count}")
+            return False
         return True
