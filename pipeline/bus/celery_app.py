@@ -45,7 +45,7 @@ RECOVERY: Final[dict[str, Any]] = {
     # A prefork child that died mid-task: its message is requeued once billiard stops
     # waiting for a result it may have sent (10 s by default); a rerun is harmless here.
     "worker_lost_wait": 2.0,
-    # A prefork child builds its own runtime before it reports up (4 s by default).
+    # A prefork child builds its own services before it reports up (4 s by default).
     "worker_proc_alive_timeout": 30.0,
 }
 

@@ -2,9 +2,9 @@
 
 A forked child inherits the parent's memory but none of its threads: the parent's event
 loop, publisher threads and broker and Redis connections are unusable there. So each child,
-once forked (Celery's `worker_process_init`), starts a loop of its own, builds a runtime on
+once forked (Celery's `worker_process_init`), starts a loop of its own, builds services on
 its own services (without a worker) and points the tasks it runs at them; when it exits
-(`worker_process_shutdown`) it stops that runtime. The bridge stays in the parent.
+(`worker_process_shutdown`) it stops them. The bridge stays in the parent.
 """
 
 import signal
@@ -27,12 +27,12 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("promptbus.worker")
 
-# Building a runtime opens no connection until used; this only bounds a stuck start.
+# Building services opens no connection until used; this only bounds a stuck start.
 _BUILD_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 10.0
 
 
-class ChildRuntime(Protocol):
+class ChildServices(Protocol):
     """What a child builds for itself: a stage and webhook context of its own, and a stop."""
 
     @property
@@ -50,7 +50,7 @@ class ChildRuntime(Protocol):
         ...
 
 
-ChildFactory = Callable[[], Coroutine[Any, Any, ChildRuntime]]
+ChildFactory = Callable[[], Coroutine[Any, Any, ChildServices]]
 
 
 def check_prefork(settings: Settings) -> None:
@@ -72,13 +72,13 @@ def child_settings(settings: Settings, emulator_url: str | None) -> Settings:
 
 
 class PreforkChildren:
-    """Hooks a pool's children so each runs `tasks` on a runtime of its own."""
+    """Hooks a pool's children so each runs `tasks` on services of its own."""
 
     def __init__(self, tasks: "TaskRunner", build: ChildFactory, *, gc_gen0_threshold: int) -> None:
         self._tasks = tasks
         self._build = build
         self._gc_gen0_threshold = gc_gen0_threshold
-        self._child: tuple[ChildRuntime, LoopRunner] | None = None
+        self._child: tuple[ChildServices, LoopRunner] | None = None
 
     def connect(self) -> None:
         """Listen for children starting and ending (the signals fire in the child)."""
