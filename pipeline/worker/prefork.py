@@ -2,8 +2,8 @@
 
 A forked child inherits the parent's memory but none of its threads: the parent's event
 loop, publisher threads and broker and Redis connections are unusable there. So each child,
-once forked (Celery's `worker_process_init`), starts a loop of its own, builds services on
-its own services (without a worker) and points the tasks it runs at them; when it exits
+once forked (Celery's `worker_process_init`), starts a loop of its own, builds services of
+its own on it (without a worker) and points the tasks it runs at them; when it exits
 (`worker_process_shutdown`) it stops them. The bridge stays in the parent.
 """
 
