@@ -6,7 +6,8 @@ import time
 from handlers.context import StageContext
 from handlers.structured import structured_answer
 from pipeline.errors import PromptbusError
-from pipeline.resilience.router import Call, RetryLater
+from pipeline.resilience.calls import Call, DeltaSink
+from pipeline.resilience.router import RetryLater
 from schemas import Message, RoutingState, StageEnvelope
 from schemas.stages import Generation
 
@@ -20,12 +21,18 @@ class StageDeferred(Exception):
         self.envelope = envelope
 
 
-async def generate(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
+async def generate(
+    envelope: StageEnvelope, ctx: StageContext, *, on_delta: DeltaSink | None = None
+) -> StageEnvelope:
     """Attach the answer of the first deployment that gives a usable one.
 
     A sync request waits between attempts in process; a job's step is deferred instead
     (StageDeferred), carrying its routing state so that the budget and deadline hold
     across Celery retries.
+
+    With `on_delta` the answer is streamed to it as it arrives. A structured answer is the
+    exception: it is checked (and repaired) whole, then handed over in one delta, since
+    text already sent cannot be taken back.
     """
     if envelope.cache_key is None:
         raise ValueError("generate needs the request's key: identify it first")
@@ -50,6 +57,7 @@ async def generate(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
             dataclasses.replace(call, conversation=conversation),
             state,
             wait_in_process=not in_job,
+            on_delta=on_delta if request.response_schema is None else None,
         )
         return answer
 
@@ -58,6 +66,8 @@ async def generate(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
             generation = await routed(call.conversation)
         else:
             generation = await structured_answer(routed, call.conversation, request.response_schema)
+            if on_delta is not None:
+                on_delta(generation.text)
     except RetryLater as later:
         deferred = envelope.model_copy(update={"routing": later.state})
         raise StageDeferred(later.delay_s, deferred, later.reason.message) from None

@@ -153,6 +153,16 @@ class EmptyAnswer(UpstreamError):
     type = "empty_answer"
 
 
+class StreamInterrupted(UpstreamError):
+    """Raised when a stream fails after part of its answer was sent.
+
+    Routing cannot retry or fall back without repeating what the caller already has; the
+    caller may ask again.
+    """
+
+    type = "stream_interrupted"
+
+
 class UpstreamUnavailable(UpstreamError):
     """Raised when the provider is overloaded, rate limited or unreachable."""
 

@@ -1,12 +1,14 @@
 """The sync fast path: cache lookup, then one coalesced run of the stages per key."""
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
 
 from handlers import StageContext, generate, identify, postprocess
-from pipeline.coalesce import RedisSingleFlight, SingleFlight
+from pipeline.coalesce import RedisSingleFlight, SingleFlight, StreamFlight, StreamFlights
 from pipeline.errors import UpstreamTimeout
 from schemas import GenerateRequest, GenerateResponse, StageEnvelope
 
@@ -19,6 +21,34 @@ class Answer:
 
     body: bytes
     age_s: float | None = None
+
+
+class LiveStream:
+    """A streamed answer being generated: its deltas as they come, then the whole answer."""
+
+    def __init__(self, flight: StreamFlight, shared: bool) -> None:
+        self._flight = flight
+        self.shared = shared
+
+    async def opened(self) -> None:
+        """Wait for the first delta; raises the error of a stream that failed before it."""
+        await self._flight.started()
+        if not self._flight.deltas and self._flight.error is not None:
+            raise self._flight.error
+
+    def deltas(self) -> AsyncIterator[str]:
+        """Every delta from the first, live; raises the error of a stream that broke."""
+        return self._flight.follow()
+
+    def answer(self) -> Answer:
+        """The whole answer, once `deltas` has ended."""
+        response = self._flight.response
+        if response is None:
+            raise RuntimeError("the stream has not finished")
+        if self.shared:
+            info = response.cache.model_copy(update={"coalesced": True})
+            response = response.model_copy(update={"cache": info})
+        return Answer(response.model_dump_json().encode())
 
 
 class SyncPath:
@@ -35,11 +65,12 @@ class SyncPath:
         self._flights: SingleFlight[GenerateResponse] = SingleFlight()
         self._across = across_processes
         self._wait_s = coalesce_wait_s
+        self._streams = StreamFlights()
 
     @property
     def in_flight(self) -> int:
-        """Distinct upstream calls running now."""
-        return self._flights.in_flight()
+        """Distinct upstream calls running now, streamed or not."""
+        return self._flights.in_flight() + self._streams.in_flight()
 
     async def answer(
         self,
@@ -77,6 +108,49 @@ class SyncPath:
                 output_tokens=response.usage.output_tokens,
             )
         return Answer(response.model_dump_json().encode())
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        request: GenerateRequest,
+        *,
+        request_id: str,
+        tenant: str,
+        max_age_s: float | None,
+        key: str | None = None,
+    ) -> AsyncIterator[Answer | LiveStream]:
+        """The cached answer if fresh enough, else a live stream shared by identical callers.
+
+        Leaving the context stops listening: the last listener to leave cancels the upstream
+        call, and a stream that did not finish normally is never stored.
+        """
+        key = key or identify(self._ctx.catalog, request, tenant)
+        if not request.cache.no_cache:
+            now = time.time()
+            cached = await self._ctx.cache.fresh(key, max_age_s, now)
+            if cached is not None:
+                age = cached.age(now)
+                yield Answer(cached.body(key, tier=cached.tier, age_s=age), age)
+                return
+        envelope = StageEnvelope.model_construct(
+            request_id=request_id,
+            tenant=tenant,
+            request=request,
+            max_age_s=max_age_s,
+            cache_key=key,
+        )
+
+        async def produce(flight: StreamFlight) -> GenerateResponse:
+            with structlog.contextvars.bound_contextvars(request_id=request_id):
+                done = await generate(envelope, self._ctx, on_delta=flight.push)
+                done = await postprocess(done, self._ctx)
+                assert done.response is not None
+                log.info("streamed", model=done.response.provider_model, deltas=len(flight.deltas))
+                return done.response
+
+        flight_key = f"{key}:{int(request.cache.no_store)}"
+        async with self._streams.join(flight_key, produce) as (flight, shared):
+            yield LiveStream(flight, shared)
 
     async def _coalesced(self, envelope: StageEnvelope, key: str) -> GenerateResponse:
         # Callers that may not store must not ride on a call that stores, and vice versa.

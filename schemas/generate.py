@@ -86,6 +86,11 @@ class GenerateRequest(Envelope):
     )
     params: GenerationParams = GenerationParams()
     cache: CacheControl = CacheControl()
+    stream: bool = Field(
+        default=False,
+        description="Send the answer as Server-Sent Events, a delta at a time (a job: "
+        "publish its deltas as completion.delta events)",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> "GenerateRequest":

@@ -2,5 +2,6 @@
 
 from pipeline.coalesce.across_processes import RedisSingleFlight
 from pipeline.coalesce.in_process import SingleFlight
+from pipeline.coalesce.streams import StreamFlight, StreamFlights
 
-__all__ = ["RedisSingleFlight", "SingleFlight"]
+__all__ = ["RedisSingleFlight", "SingleFlight", "StreamFlight", "StreamFlights"]

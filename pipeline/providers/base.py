@@ -1,5 +1,6 @@
 """What the generate stage needs from a provider."""
 
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 from schemas import GenerationParams, Message
@@ -25,6 +26,21 @@ class ChatProvider(Protocol):
         mode); the raw text comes back unvalidated. Failures raise a PromptbusError subclass
         whose `retryable` says whether another call may succeed, with `retry_after_s` set
         when the server said how long to wait.
+        """
+        ...
+
+    def stream(
+        self,
+        provider_model: str,
+        conversation: tuple[Message, ...],
+        params: GenerationParams,
+        *,
+        response_schema: dict[str, Any] | None = None,
+    ) -> AsyncGenerator[str | Generation, None]:
+        """The answer's text deltas as they arrive, then the whole answer, from one call.
+
+        Failures raise as `generate`'s do; a stream that stops before the model finished
+        raises too. Closing the iterator early cancels the upstream call.
         """
         ...
 

@@ -2,15 +2,22 @@
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
+from pipeline.errors import UpstreamUnavailable
 from pipeline.providers._errors import translate
 from pipeline.providers.dialects import dialect_of
 from schemas import GenerationParams, Message, Role, Usage
@@ -67,6 +74,67 @@ class LangChainProvider:
         response_schema: dict[str, Any] | None = None,
     ) -> Generation:
         """One answer from `provider_model`, from one upstream call."""
+        model, prompt, kwargs = self._prepared(
+            provider_model, conversation, params, response_schema
+        )
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                reply = await model.ainvoke(prompt, **kwargs)
+        except Exception as exc:
+            raise translate(exc) from exc
+        return self._generation(provider_model, reply, started)
+
+    async def stream(
+        self,
+        provider_model: str,
+        conversation: tuple[Message, ...],
+        params: GenerationParams,
+        *,
+        response_schema: dict[str, Any] | None = None,
+    ) -> AsyncGenerator[str | Generation, None]:
+        """The answer's text deltas as they arrive, then the whole answer, from one call.
+
+        The provider timeout bounds the wait for each chunk, not the whole stream. A stream
+        that ends without a finish reason (a connection cut short) is an error, never an
+        answer.
+        """
+        model, prompt, kwargs = self._prepared(
+            provider_model, conversation, params, response_schema
+        )
+        started = time.perf_counter()
+        whole: AIMessageChunk | None = None
+        chunks = model.astream(prompt, **kwargs)
+        try:
+            while True:
+                async with asyncio.timeout(self._timeout_s):
+                    chunk = await anext(chunks, None)
+                if chunk is None:
+                    break
+                if not isinstance(chunk, AIMessageChunk):
+                    raise TypeError(f"a chat model streamed {type(chunk).__name__}")
+                whole = chunk if whole is None else whole + chunk
+                if text := chunk.text:
+                    yield text
+        except Exception as exc:
+            raise translate(exc) from exc
+        finally:
+            # Leaving early (the caller stopped listening) closes the upstream response.
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+        if whole is None or finish_reason(whole) == "unknown":
+            raise UpstreamUnavailable("the model's stream ended before the answer was finished")
+        yield self._generation(provider_model, whole, started)
+
+    def _prepared(
+        self,
+        provider_model: str,
+        conversation: tuple[Message, ...],
+        params: GenerationParams,
+        response_schema: dict[str, Any] | None,
+    ) -> tuple[BaseChatModel, list[BaseMessage], dict[str, Any]]:
+        """The model, its prompt and its call kwargs for one call."""
         model = self.model(provider_model)
         dialect = dialect_of(model)
         kwargs = dialect.call_kwargs(params)
@@ -80,13 +148,9 @@ class LangChainProvider:
                 messages.insert(0, SystemMessage(content=mode.instruction))
         # Template and parser are pure CPU: called directly, not as runnables (`invoke` adds a
         # callback manager and config per call, about 0.25 ms together, and `ainvoke` a thread hop).
-        prompt = self._prompt.format_messages(conversation=messages)
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                reply = await model.ainvoke(prompt, **kwargs)
-        except Exception as exc:
-            raise translate(exc) from exc
+        return model, self._prompt.format_messages(conversation=messages), kwargs
+
+    def _generation(self, provider_model: str, reply: AIMessage, started: float) -> Generation:
         latency_ms = (time.perf_counter() - started) * 1000
         return Generation(
             provider=self.name,

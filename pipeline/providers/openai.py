@@ -40,6 +40,9 @@ class OpenAIProvider(LangChainProvider):
             # vLLM, Ollama and the emulator speak Chat Completions, not the Responses API
             # that ChatOpenAI picks by itself for some model names.
             use_responses_api=False,
+            # A stream's usage comes in a last chunk only when asked for; ChatOpenAI asks by
+            # itself only of api.openai.com.
+            stream_usage=True,
         )
 
     async def ready(self) -> bool:

@@ -13,14 +13,12 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from pipeline.catalog import Deployment, ModelSpec, Route
 from pipeline.errors import (
     ContentBlocked,
-    EmptyAnswer,
     PromptbusError,
     RateLimited,
     UpstreamTimeout,
@@ -28,42 +26,15 @@ from pipeline.errors import (
 )
 from pipeline.providers.base import ChatProvider
 from pipeline.resilience.breaker import CircuitBreaker
+from pipeline.resilience.calls import Call, DeltaSink, judge, streamed
 from pipeline.resilience.load import DeploymentLoad
 from pipeline.resilience.ratelimit import Limits, RateLimiter
 from pipeline.resilience.retry import RetryPolicy
 from pipeline.resilience.strategies import order
-from schemas import GenerationParams, Message, RoutingState
+from schemas import RoutingState
 from schemas.stages import Generation
 
 log = structlog.get_logger("promptbus.router")
-
-# Finish reasons (lower-cased) that mean the provider withheld the answer.
-BLOCKED_REASONS = frozenset(
-    {
-        "safety",
-        "recitation",
-        "blocklist",
-        "prohibited_content",
-        "spii",
-        "image_safety",
-        "other",
-        "content_filter",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """What one upstream call sends, whichever deployment takes it."""
-
-    conversation: tuple[Message, ...]
-    params: GenerationParams
-    response_schema: dict[str, Any] | None = None
-
-    def estimated_tokens(self) -> int:
-        """A rough token count for rate limits, settled with the real usage afterwards."""
-        chars = sum(len(m.content) for m in self.conversation)
-        return chars // 4 + (self.params.max_output_tokens or 0) + 1
 
 
 class RetryLater(Exception):
@@ -85,19 +56,6 @@ class _Round:
     retry_after_s: float | None = None
     limited_s: float | None = None
     cooling_s: float | None = None
-
-
-def judge(generation: Generation) -> None:
-    """Refuse an answer the provider withheld (ContentBlocked) or left empty (EmptyAnswer)."""
-    reason = generation.finish_reason
-    if reason in BLOCKED_REASONS:
-        raise ContentBlocked(
-            f"the model withheld its answer (finish_reason {reason})", finish_reason=reason
-        )
-    if not generation.text.strip():
-        raise EmptyAnswer(
-            f"the model gave an empty answer (finish_reason {reason})", finish_reason=reason
-        )
 
 
 class Router:
@@ -125,13 +83,24 @@ class Router:
         self._rng = rng or random.Random()
 
     async def generate(
-        self, route: Route, call: Call, state: RoutingState, *, wait_in_process: bool
+        self,
+        route: Route,
+        call: Call,
+        state: RoutingState,
+        *,
+        wait_in_process: bool,
+        on_delta: DeltaSink | None = None,
     ) -> tuple[Generation, RoutingState]:
-        """The first usable answer, with the routing state that records how it was reached."""
+        """The first usable answer, with the routing state that records how it was reached.
+
+        With `on_delta` the answer is streamed: each text delta goes to `on_delta` as it
+        arrives. Retries and fallbacks then hold only until the first delta is out; a failure
+        after it raises StreamInterrupted.
+        """
         state = state.model_copy(update={"strategy": route.strategy})
         waited_for_room = 0.0
         while True:
-            answer, ended = await self._round(route, call, state)
+            answer, ended = await self._round(route, call, state, on_delta)
             if answer is not None:
                 return answer, ended.state
             state = ended.state
@@ -176,7 +145,7 @@ class Router:
         return wait_s, error
 
     async def _round(
-        self, route: Route, call: Call, state: RoutingState
+        self, route: Route, call: Call, state: RoutingState, on_delta: DeltaSink | None
     ) -> tuple[Generation | None, _Round]:
         ended = _Round(state)
         for deployment in order(route, self.load, self._rng):
@@ -196,7 +165,7 @@ class Router:
                     continue
             ended.state = ended.state.model_copy(update={"attempts": ended.state.attempts + 1})
             try:
-                generation = await self._attempt(deployment, call)
+                generation = await self._attempt(deployment, call, on_delta)
             except PromptbusError as exc:
                 ended.state = _tried(ended.state, name)
                 if not self._fall_back(route, deployment, exc, ended.state.attempts):
@@ -213,7 +182,9 @@ class Router:
             return generation, ended
         return None, ended
 
-    async def _attempt(self, deployment: Deployment, call: Call) -> Generation:
+    async def _attempt(
+        self, deployment: Deployment, call: Call, on_delta: DeltaSink | None
+    ) -> Generation:
         """One upstream call, judged; the breaker and load stats learn how it went."""
         name, spec = deployment.name, deployment.spec
         provider = self._providers.get(spec.provider)
@@ -224,12 +195,15 @@ class Router:
         self.load.start(name)
         latency_s: float | None = None
         try:
-            generation = await provider.generate(
-                spec.provider_model,
-                call.conversation,
-                call.params,
-                response_schema=call.response_schema,
-            )
+            if on_delta is None:
+                generation = await provider.generate(
+                    spec.provider_model,
+                    call.conversation,
+                    call.params,
+                    response_schema=call.response_schema,
+                )
+            else:
+                generation = await streamed(provider, spec.provider_model, call, on_delta)
             latency_s = time.perf_counter() - started
         except PromptbusError as exc:
             if self.policy.retryable(exc):
