@@ -1,0 +1,40 @@
+"""Errors in the shape of the API a route speaks."""
+
+import functools
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+
+from pipeline.errors import PromptbusError
+from pipeline.ingress.middleware import REQUEST_ID_HEADER, REQUEST_ID_KEY, Handler
+
+log = structlog.get_logger("promptbus.compat")
+
+# How an API renders an error as its response (status, body and headers).
+ErrorRenderer = Callable[[PromptbusError], web.Response]
+
+
+def speaking(render: ErrorRenderer) -> Callable[[Handler], Handler]:
+    """Wrap a route so that its errors come back as `render` shapes them."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def spoken(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except PromptbusError as exc:
+                log.info(
+                    "request failed",
+                    request_id=request[REQUEST_ID_KEY],
+                    path=request.path,
+                    status=exc.status,
+                    error=exc.type,
+                )
+                response = render(exc)
+                response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID_KEY]
+                return response
+
+        return spoken
+
+    return wrap

@@ -1,0 +1,63 @@
+"""One request through the one path: cache, coalescing, routing; plain or streamed.
+
+Every API surface (promptbus's own and the compatible ones) parses its body into a
+`GenerateRequest`, then hands it here with its own renderings of an answer and a stream.
+"""
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from handlers import identify
+from pipeline.ingress.cache_control import merge_cache_control
+from pipeline.ingress.keys import SEND, SERVICES
+from pipeline.ingress.middleware import REQUEST_ID_KEY
+from pipeline.ingress.sse import StreamFormat, send_stream
+from pipeline.sync_path import Answer
+from schemas import DEFAULT_TENANT, GenerateRequest
+
+# How a surface renders a whole answer (its JSON body, parsed) as its own response body.
+AnswerRenderer = Callable[[bytes, Mapping[str, Any]], bytes]
+
+
+def answer_headers(answer: Answer) -> dict[str, str]:
+    """`X-Cache`, and `Age` on a hit."""
+    if answer.age_s is None:
+        return {"X-Cache": "MISS"}
+    return {"X-Cache": "HIT", "Age": str(math.floor(answer.age_s))}
+
+
+async def serve(
+    request: web.Request,
+    body: GenerateRequest,
+    *,
+    stream: StreamFormat,
+    render: AnswerRenderer | None = None,
+    key: str | None = None,
+    tenant: str = DEFAULT_TENANT,
+) -> web.StreamResponse:
+    """Answer `body` as a plain response (`render`ed; None: promptbus's own) or a stream.
+
+    The request's `Cache-Control` header tightens the body's cache controls.
+    """
+    send = request.app[SEND]
+    controls = merge_cache_control(request.headers.get("Cache-Control"), body.cache)
+    if controls is not body.cache:
+        # Cache controls are not part of the key: a key given stays right.
+        body = body.model_copy(update={"cache": controls})
+    key = key or identify(request.app[SERVICES].ctx.catalog, body, tenant)
+    request_id = request[REQUEST_ID_KEY]
+    if body.stream:
+        async with send.sync_path.stream(
+            body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
+        ) as streamed:
+            return await send_stream(request, streamed, stream)
+    answer = await send.sync_path.answer(
+        body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
+    )
+    payload = answer.body if render is None else render(answer.body, orjson.loads(answer.body))
+    headers = {"Content-Type": "application/json", **answer_headers(answer)}
+    return web.Response(body=payload, headers=headers)
