@@ -4,8 +4,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.generate import post_generate
-from pipeline.ingress.health import get_healthz, get_models, get_readyz
+from pipeline.ingress.health import get_healthz, get_readyz
 from pipeline.ingress.jobs import delete_job, get_job, get_job_events, list_jobs, post_job
 from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import request_context
@@ -32,7 +33,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/jobs/{job_id}/events", gate(get_job_events))
     add_webhook_routes(app, gate)
     add_template_routes(app)
-    app.router.add_get("/v1/models", get_models)
+    add_openai_routes(app)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
     return app

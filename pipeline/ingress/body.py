@@ -39,7 +39,7 @@ def parse_model(model: type[M], data: object) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _validation_failed(exc) from exc
+        raise validation_failed(exc) from exc
 
 
 def parse_json_model(model: type[M], raw: bytes) -> M:
@@ -50,10 +50,10 @@ def parse_json_model(model: type[M], raw: bytes) -> M:
         first = exc.errors(include_url=False)[0]
         if first["type"] == "json_invalid":
             raise InvalidJson(f"request body is not valid JSON: {first['msg']}") from exc
-        raise _validation_failed(exc) from exc
+        raise validation_failed(exc) from exc
 
 
-def _validation_failed(exc: ValidationError) -> ValidationFailed:
+def validation_failed(exc: ValidationError) -> ValidationFailed:
     """A 422 naming the first bad field and summing up the first few errors."""
     errors = exc.errors(include_url=False)
     field = ".".join(str(part) for part in errors[0]["loc"]) or None

@@ -1,4 +1,4 @@
-"""Liveness, readiness and the model list."""
+"""Liveness and readiness."""
 
 import os
 
@@ -27,35 +27,6 @@ async def get_readyz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ready" if status == 200 else "not_ready", "checks": checks}, status=status
     )
-
-
-async def get_models(request: web.Request) -> web.Response:
-    """Every model and route a request may name: aliases, prices, limits and circuit state."""
-    ctx = request.app[SERVICES].ctx
-    catalog, breaker = ctx.catalog, ctx.router.breaker
-    data = [
-        {
-            "id": spec.provider_model,
-            "provider": spec.provider,
-            "aliases": list(spec.aliases),
-            "input_per_million_usd": spec.input_per_million,
-            "output_per_million_usd": spec.output_per_million,
-            "rpm": spec.rpm,
-            "tpm": spec.tpm,
-            "circuit": breaker.state(spec.deployment),
-        }
-        for spec in catalog.specs()
-    ]
-    routes = [
-        {
-            "id": route.name,
-            "strategy": route.strategy,
-            "fallback_on_blocked": route.fallback_on_blocked,
-            "deployments": [{"deployment": d.name, "weight": d.weight} for d in route.deployments],
-        }
-        for route in catalog.routes()
-    ]
-    return web.json_response({"data": data, "routes": routes})
 
 
 async def _redis_ready(redis: Redis) -> bool:

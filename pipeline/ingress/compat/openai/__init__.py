@@ -1,0 +1,33 @@
+"""The OpenAI-compatible API: the official `openai` SDK works with `base_url=.../v1`."""
+
+from aiohttp import web
+
+from pipeline.ingress.body import read_json
+from pipeline.ingress.compat.errors import speaking
+from pipeline.ingress.compat.openai.answers import ChatStream, render_completion
+from pipeline.ingress.compat.openai.errors import render_error
+from pipeline.ingress.compat.openai.models import get_model, list_models
+from pipeline.ingress.compat.openai.requests import read_request, to_generate_request
+from pipeline.ingress.keys import SETTINGS
+from pipeline.ingress.middleware import REQUEST_ID_KEY
+from pipeline.ingress.serve import serve
+
+openai_errors = speaking(render_error)
+
+
+@openai_errors
+async def post_chat_completions(request: web.Request) -> web.StreamResponse:
+    """`POST /v1/chat/completions`: one answer, plain or as `chat.completion.chunk`s."""
+    chat = read_request(await read_json(request, request.app[SETTINGS].max_body_bytes))
+    body = to_generate_request(chat)
+    stream = ChatStream(
+        completion_id=request[REQUEST_ID_KEY], model=chat.model, include_usage=chat.include_usage
+    )
+    return await serve(request, body, stream=stream, render=render_completion)
+
+
+def add_routes(app: web.Application) -> None:
+    """Serve the OpenAI-compatible routes on `app`."""
+    app.router.add_post("/v1/chat/completions", post_chat_completions)
+    app.router.add_get("/v1/models", openai_errors(list_models))
+    app.router.add_get("/v1/models/{model_id}", openai_errors(get_model))
