@@ -21,6 +21,9 @@ from schemas.generate import (
     Role,
     RoutingInfo,
     TemplateRef,
+    Tool,
+    ToolCall,
+    ToolChoice,
     Usage,
 )
 from schemas.stages import Generation, RoutingState, StageEnvelope
@@ -47,6 +50,9 @@ __all__ = [
     "RoutingState",
     "StageEnvelope",
     "TemplateRef",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
     "Usage",
     "WebhookTarget",
 ]

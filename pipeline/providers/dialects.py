@@ -1,4 +1,4 @@
-"""What differs between families of LangChain chat models: parameters, JSON mode, closing.
+"""What differs between LangChain chat model families: parameters, JSON mode, tools, closing.
 
 The shared provider asks `dialect_of(model)` and never looks at a model's class itself, so
 a custom provider whose factory returns a `ChatOpenAI` or a `ChatGoogleGenerativeAI` gets
@@ -10,11 +10,18 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable
 from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 
-from schemas import GenerationParams
+from pipeline.errors import ValidationFailed
+from schemas import GenerationParams, Tool, ToolChoice
+
+# A model with tools bound: what `bind_tools` hands back, called like the model itself.
+BoundModel = Runnable[LanguageModelInput, AIMessage]
+ToolBinder = Callable[[BaseChatModel, tuple[Tool, ...], ToolChoice | None, bool | None], BoundModel]
 
 # The name OpenAI's json_schema response format requires; any name will do.
 SCHEMA_NAME: Final = "response"
@@ -30,16 +37,36 @@ class JsonMode:
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """One family's ways: call kwargs from params, JSON mode for a schema, and closing."""
+    """One family's ways: call kwargs, JSON mode for a schema, tools, and closing.
+
+    `bind_tools(model, tools, tool_choice, parallel_tool_calls)` is the model with tools
+    bound; `user_kwargs(user)` the call kwargs naming the end user, where the family has
+    them. `invents_tool_call_ids`: the client makes up a UUID4 for a tool call the provider
+    sent without an id (promptbus then makes a deterministic one instead).
+    """
 
     name: str
     call_kwargs: Callable[[GenerationParams], dict[str, Any]]
     json_mode: Callable[[dict[str, Any]], JsonMode]
     close: Callable[[BaseChatModel], Awaitable[None]]
+    bind_tools: ToolBinder
+    user_kwargs: Callable[[str], dict[str, Any]]
+    invents_tool_call_ids: bool = False
+
+
+def _no_user(user: str) -> dict[str, Any]:
+    # Gemini's API, and LangChain's chat models in general, have no end-user field.
+    return {}
+
+
+def _function_tools(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    """Tools as OpenAI's function tools, the form every LangChain `bind_tools` reads."""
+    return [{"type": "function", "function": t.model_dump(exclude_none=True)} for t in tools]
 
 
 def _gemini_kwargs(params: GenerationParams) -> dict[str, Any]:
-    # ChatGoogleGenerativeAI takes Gemini's own names: top_k and max_output_tokens included.
+    # ChatGoogleGenerativeAI takes Gemini's own names: top_k, max_output_tokens and seed
+    # (GenerateContentConfig's) included.
     kwargs: dict[str, Any] = params.model_dump(exclude_none=True)
     if "stop" in kwargs:
         kwargs["stop"] = list(kwargs["stop"])
@@ -48,6 +75,15 @@ def _gemini_kwargs(params: GenerationParams) -> dict[str, Any]:
 
 def _gemini_json(schema: dict[str, Any]) -> JsonMode:
     return JsonMode({"response_mime_type": "application/json", "response_json_schema": schema})
+
+
+def _gemini_tools(
+    model: BaseChatModel, tools: tuple[Tool, ...], choice: ToolChoice | None, parallel: bool | None
+) -> BoundModel:
+    # Gemini's modes are AUTO, ANY and NONE, and a name means ANY limited to that function;
+    # it has no switch for parallel calls, so `parallel` has nothing to set.
+    gemini_choice = "any" if choice == "required" else choice
+    return model.bind_tools(_function_tools(tools), tool_choice=gemini_choice)
 
 
 async def _gemini_close(model: BaseChatModel) -> None:
@@ -67,8 +103,13 @@ def _openai_kwargs(params: GenerationParams) -> dict[str, Any]:
         "top_p": params.top_p,
         "max_tokens": params.max_output_tokens,
         "stop": list(params.stop) if params.stop else None,
+        "seed": params.seed,
     }
     return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _openai_user(user: str) -> dict[str, Any]:
+    return {"user": user}
 
 
 def _openai_json(schema: dict[str, Any]) -> JsonMode:
@@ -76,6 +117,16 @@ def _openai_json(schema: dict[str, Any]) -> JsonMode:
     # structured-output step validates (and repairs) the answer anyway.
     json_schema = {"name": SCHEMA_NAME, "schema": schema, "strict": False}
     return JsonMode({"response_format": {"type": "json_schema", "json_schema": json_schema}})
+
+
+def _openai_tools(
+    model: BaseChatModel, tools: tuple[Tool, ...], choice: ToolChoice | None, parallel: bool | None
+) -> BoundModel:
+    # ChatOpenAI turns a tool's name into {"type": "function", "function": {"name": ...}}
+    # and passes "auto", "none" and "required" as they are.
+    return model.bind_tools(
+        _function_tools(tools), tool_choice=choice, parallel_tool_calls=parallel
+    )
 
 
 async def _openai_close(model: BaseChatModel) -> None:
@@ -103,13 +154,47 @@ def _generic_json(schema: dict[str, Any]) -> JsonMode:
     )
 
 
+def _generic_tools(
+    model: BaseChatModel, tools: tuple[Tool, ...], choice: ToolChoice | None, parallel: bool | None
+) -> BoundModel:
+    # The base class's bind_tools only raises NotImplementedError: a family that cannot take
+    # tools is refused before any call. `parallel` has no name common to every family.
+    if type(model).bind_tools is BaseChatModel.bind_tools:
+        raise ValidationFailed(
+            f"model class {type(model).__name__} does not support tools", field="tools"
+        )
+    return model.bind_tools(_function_tools(tools), tool_choice=choice)
+
+
 async def _generic_close(model: BaseChatModel) -> None:
     return None
 
 
-GEMINI: Final = Dialect("gemini", _gemini_kwargs, _gemini_json, _gemini_close)
-OPENAI: Final = Dialect("openai", _openai_kwargs, _openai_json, _openai_close)
-GENERIC: Final = Dialect("generic", _generic_kwargs, _generic_json, _generic_close)
+GEMINI: Final = Dialect(
+    "gemini",
+    _gemini_kwargs,
+    _gemini_json,
+    _gemini_close,
+    bind_tools=_gemini_tools,
+    user_kwargs=_no_user,
+    invents_tool_call_ids=True,
+)
+OPENAI: Final = Dialect(
+    "openai",
+    _openai_kwargs,
+    _openai_json,
+    _openai_close,
+    bind_tools=_openai_tools,
+    user_kwargs=_openai_user,
+)
+GENERIC: Final = Dialect(
+    "generic",
+    _generic_kwargs,
+    _generic_json,
+    _generic_close,
+    bind_tools=_generic_tools,
+    user_kwargs=_no_user,
+)
 
 
 def dialect_of(model: BaseChatModel) -> Dialect:

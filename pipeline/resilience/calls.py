@@ -5,6 +5,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from pipeline.errors import (
     ContentBlocked,
     EmptyAnswer,
@@ -12,7 +14,7 @@ from pipeline.errors import (
     StreamInterrupted,
     UpstreamUnavailable,
 )
-from pipeline.providers.base import ChatProvider
+from pipeline.providers.base import ChatProvider, ToolOffer
 from schemas import GenerationParams, Message
 from schemas.stages import Generation
 
@@ -41,21 +43,32 @@ class Call:
     conversation: tuple[Message, ...]
     params: GenerationParams
     response_schema: dict[str, Any] | None = None
+    tools: ToolOffer | None = None
+    user: str | None = None
 
     def estimated_tokens(self) -> int:
         """A rough token count for rate limits, settled with the real usage afterwards."""
         chars = sum(len(m.content) for m in self.conversation)
+        for message in self.conversation:
+            for call in message.tool_calls or ():
+                chars += len(call.name) + len(orjson.dumps(call.arguments))
+        # The tools' schemas go up with every call that offers them.
+        for tool in self.tools.tools if self.tools else ():
+            chars += len(tool.model_dump_json(exclude_none=True))
         return chars // 4 + (self.params.max_output_tokens or 0) + 1
 
 
 def judge(generation: Generation) -> None:
-    """Refuse an answer the provider withheld (ContentBlocked) or left empty (EmptyAnswer)."""
+    """Refuse an answer the provider withheld (ContentBlocked) or left empty (EmptyAnswer).
+
+    An answer of tool calls alone, with no text, is an answer.
+    """
     reason = generation.finish_reason
     if reason in BLOCKED_REASONS:
         raise ContentBlocked(
             f"the model withheld its answer (finish_reason {reason})", finish_reason=reason
         )
-    if not generation.text.strip():
+    if not generation.text.strip() and not generation.tool_calls:
         raise EmptyAnswer(
             f"the model gave an empty answer (finish_reason {reason})", finish_reason=reason
         )
@@ -67,7 +80,12 @@ async def streamed(
     """One streamed call: deltas to `on_delta`, judged; once a delta is out, no retry."""
     sent = False
     parts = provider.stream(
-        provider_model, call.conversation, call.params, response_schema=call.response_schema
+        provider_model,
+        call.conversation,
+        call.params,
+        response_schema=call.response_schema,
+        tools=call.tools,
+        user=call.user,
     )
     try:
         async with aclosing(parts):

@@ -201,6 +201,8 @@ class Router:
                     call.conversation,
                     call.params,
                     response_schema=call.response_schema,
+                    tools=call.tools,
+                    user=call.user,
                 )
             else:
                 generation = await streamed(provider, spec.provider_model, call, on_delta)
