@@ -91,7 +91,9 @@ def tool_calls_of(reply: AIMessage, *, turn: int, invented_ids: bool) -> tuple[T
 
 
 def _uuid4(text: str) -> bool:
+    """Whether `text` is a UUID4 as `str(uuid.uuid4())` spells it."""
     try:
-        return str(uuid.UUID(text)) == text and uuid.UUID(text).version == 4
+        parsed = uuid.UUID(text)
     except ValueError:
         return False
+    return parsed.version == 4 and str(parsed) == text

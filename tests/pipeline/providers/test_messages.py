@@ -142,7 +142,7 @@ def test_arguments_that_are_not_json_are_invalid_output():
 def test_a_call_promptbus_cannot_carry_is_invalid_output(name: str, args: object):
     reply = AIMessage(content="")
     # Set past validation, as a client's parser can leave it (a list where an object belongs)
-    reply.tool_calls = [{"name": name, "args": args, "id": "c"}]  # type: ignore[typeddict-item]
+    reply.tool_calls = [{"name": name, "args": args, "id": "c"}]
 
     with pytest.raises(InvalidModelOutput) as caught:
         tool_calls_of(reply, turn=1, invented_ids=False)
