@@ -18,7 +18,7 @@ import redis
 from _bare_celery import STAGE_FAMILIES, bare_completions, bare_queue_name
 from _common import BenchError, Errors
 from kombu.connection import Connection
-from kombu.entity import Exchange, Queue
+from kombu.entity import Exchange, Queue, binding
 from kombu.message import Message
 from kombu.messaging import Consumer
 
@@ -29,6 +29,9 @@ BROKER_URLS: Final = {
 }
 # memory:// lives inside one process: only these can carry a bare baseline in another process.
 SHARED_BROKERS: Final = ("rabbitmq", "redis")
+# The routing keys of a job's final completion event. Not `completion.*`: that brings a
+# streaming job's `completion.delta` events too, which are not completions.
+FINAL_KEYS: Final = ("completion.succeeded", "completion.failed")
 # promptbus's stage queue families, its webhook deliveries included, for the clean-up.
 PROMPTBUS_FAMILIES: Final = (*STAGE_FAMILIES, "webhook")
 
@@ -173,7 +176,10 @@ class Listener:
     def __init__(self, url: str, exchange: Exchange, queue_name: str) -> None:
         self._url = url
         self._queue = Queue(
-            queue_name, exchange=exchange, routing_key="completion.*", durable=False
+            queue_name,
+            exchange=exchange,
+            bindings=[binding(exchange, routing_key=key) for key in FINAL_KEYS],
+            durable=False,
         )
         self.completions = Completions()
         self._ready = threading.Event()

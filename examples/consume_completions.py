@@ -9,20 +9,27 @@ import json
 import sys
 import time
 
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Exchange, Queue, binding
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
 parser.add_argument("--exchange", default="promptbus.completions")
 parser.add_argument("--queue", default="example.completions")
-parser.add_argument("--binding", default="completion.*", help="completion.succeeded, ...")
+parser.add_argument(
+    "--binding",
+    action="append",
+    help="a routing key to bind, repeatable; default completion.succeeded and completion.failed "
+    "(completion.delta: a streaming job's deltas; completion.*: finals and deltas)",
+)
 parser.add_argument("--job-id", help="print only this job's event")
 parser.add_argument("--count", type=int, default=0, help="stop after N events (0: never)")
 parser.add_argument("--timeout", type=float, default=0, help="give up after S seconds")
 args = parser.parse_args()
 
 completions = Exchange(args.exchange, type="topic", durable=True)
-queue = Queue(args.queue, exchange=completions, routing_key=args.binding, durable=True)
+keys = args.binding or ["completion.succeeded", "completion.failed"]
+bindings = [binding(completions, routing_key=key) for key in keys]
+queue = Queue(args.queue, exchange=completions, bindings=bindings, durable=True)
 seen = 0
 deadline = time.monotonic() + args.timeout if args.timeout else None
 

@@ -14,11 +14,13 @@ from handlers.emit import (
 )
 from handlers.generate import StageDeferred, generate
 from handlers.identify import identified, identify
+from handlers.job_stream import DeltaPump, generate_job
 from handlers.postprocess import postprocess
 
 __all__ = [
     "CANCELLED",
     "CompletionSink",
+    "DeltaPump",
     "StageContext",
     "StageDeferred",
     "arrive",
@@ -28,6 +30,7 @@ __all__ = [
     "failed_event",
     "finish",
     "generate",
+    "generate_job",
     "identified",
     "identify",
     "job_completion",

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.cache.responses import ResponseCache
 from pipeline.catalog import ModelCatalog
+from pipeline.jobs.deltas import DeltaFeed
 from pipeline.jobs.store import JobStore
 from pipeline.templates import TemplateCatalog
 
@@ -25,6 +26,8 @@ class StageContext:
     jobs: JobStore
     events: "CompletionSink"
     webhooks: "WebhookScheduler"
+    # Where a streaming job's deltas are kept for its readers.
+    deltas: DeltaFeed
     # How long a job's deadline runs from its dispatch, and how long its claims last.
     job_deadline_s: float = 600.0
     claim_ttl_s: float = 24 * 3600

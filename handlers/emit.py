@@ -16,7 +16,14 @@ import structlog
 from handlers.context import StageContext
 from pipeline.errors import JobCancelled
 from pipeline.transient import TRANSIENT
-from schemas import CompletionEvent, ErrorDetail, GenerateResponse, JobState, StageEnvelope
+from schemas import (
+    CompletionDelta,
+    CompletionEvent,
+    ErrorDetail,
+    GenerateResponse,
+    JobState,
+    StageEnvelope,
+)
 from schemas.jobs import Job
 
 log = structlog.get_logger("promptbus.emit")
@@ -26,10 +33,14 @@ _NO_RESULT: Final = ErrorDetail(type="internal_error", message="no result", retr
 
 
 class CompletionSink(Protocol):
-    """Where completion events go (the bus)."""
+    """Where completion events and a streaming job's deltas go (the bus)."""
 
     async def publish_completion(self, event: CompletionEvent) -> None:
         """Publish one completion event."""
+        ...
+
+    async def publish_delta(self, delta: CompletionDelta) -> None:
+        """Publish one delta of a streaming job."""
         ...
 
 

@@ -10,7 +10,10 @@ from pipeline.cache.responses import ResponseCache
 from pipeline.cache.serializers import BytesSerializer
 from pipeline.cache.tiered import TieredResponseCache
 from pipeline.coalesce import RedisSingleFlight
+from pipeline.jobs.deltas import MAX_WAIT_S, DeltaFeed
 from pipeline.jobs.memory import MemoryJobStore
+from pipeline.jobs.memory_deltas import MemoryDeltaFeed
+from pipeline.jobs.redis_deltas import RedisDeltaFeed
 from pipeline.jobs.redis_store import RedisJobStore
 from pipeline.jobs.store import JobStore
 from pipeline.redis_client import redis_from_url
@@ -24,11 +27,12 @@ from pipeline.webhooks.registry import MemoryWebhookRegistry, WebhookRegistry
 
 @dataclass
 class Backends:
-    """The cache, the job store, the webhook registry, the cross-process lock, rate limits."""
+    """The cache, the job store and delta feed, webhooks, the cross-process lock, rate limits."""
 
     l1: LRUMemoryCache
     cache: ResponseCache
     jobs: JobStore
+    deltas: DeltaFeed
     webhooks: WebhookRegistry
     across_processes: RedisSingleFlight | None
     limiter: RateLimiter
@@ -37,6 +41,7 @@ class Backends:
     async def close(self) -> None:
         """Close the L1 cache and the Redis connections."""
         await self.l1.close()
+        await self.deltas.close()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -54,6 +59,11 @@ def build_backends(settings: Settings) -> Backends:
             l1=l1,
             cache=ResponseCache(l1, default_ttl_s=settings.cache_default_ttl_s),
             jobs=MemoryJobStore(retention_s=settings.job_retention_s, max_jobs=settings.max_jobs),
+            deltas=MemoryDeltaFeed(
+                max_deltas=settings.job_stream_max_deltas,
+                max_jobs=settings.job_stream_max_jobs,
+                retention_s=settings.job_retention_s,
+            ),
             webhooks=MemoryWebhookRegistry(max_jobs_tracked=settings.max_jobs),
             across_processes=None,
             limiter=MemoryRateLimiter(),
@@ -72,6 +82,14 @@ def build_backends(settings: Settings) -> Backends:
         ),
         jobs=RedisJobStore(
             redis, prefix=prefix, retention_s=settings.job_retention_s, max_jobs=settings.max_jobs
+        ),
+        deltas=RedisDeltaFeed(
+            redis,
+            # Its waiting reads (XREAD BLOCK) outlast the usual bound on a reply by the wait.
+            redis_from_url(settings.redis_url, timeout_s=settings.redis_timeout_s + MAX_WAIT_S),
+            prefix=prefix,
+            max_deltas=settings.job_stream_max_deltas,
+            retention_s=settings.job_retention_s,
         ),
         webhooks=RedisWebhookRegistry(
             redis,

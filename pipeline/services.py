@@ -74,6 +74,7 @@ class Services:
             jobs=backends.jobs,
             events=publisher,
             webhooks=WebhookScheduler(backends.webhooks, DeliveryQueue(celery)),
+            deltas=backends.deltas,
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
         )

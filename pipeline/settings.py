@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # An unfinished job unchanged for this long is re-driven by a worker's sweeper.
     job_stall_s: float = Field(default=300.0, gt=0, le=24 * 3600)
     max_jobs: int = Field(default=100_000, ge=10)
+    # A streaming job's delta feed keeps its newest this many entries; the memory feed keeps
+    # the feeds of at most this many jobs (the least recently written go first).
+    job_stream_max_deltas: int = Field(default=10_000, ge=16, le=1_000_000)
+    job_stream_max_jobs: int = Field(default=1_000, ge=1, le=1_000_000)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
 
     google_api_key: SecretStr | None = Field(

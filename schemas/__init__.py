@@ -4,7 +4,9 @@ from schemas.errors import ErrorBody, ErrorDetail
 from schemas.events import (
     COMPLETION_SCHEMA,
     DEFAULT_TENANT,
+    DELTA_SCHEMA,
     REQUEST_SCHEMA,
+    CompletionDelta,
     CompletionEvent,
     JobState,
     RequestEvent,
@@ -31,9 +33,11 @@ from schemas.stages import Generation, RoutingState, StageEnvelope
 __all__ = [
     "COMPLETION_SCHEMA",
     "DEFAULT_TENANT",
+    "DELTA_SCHEMA",
     "REQUEST_SCHEMA",
     "CacheControl",
     "CacheInfo",
+    "CompletionDelta",
     "CompletionEvent",
     "Cost",
     "ErrorBody",

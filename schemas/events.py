@@ -1,4 +1,4 @@
-"""Bus envelopes: request events in, completion events out, and job states."""
+"""Bus envelopes: request events in, completion events and deltas out, and job states."""
 
 from enum import StrEnum
 from typing import Annotated, Final, Literal
@@ -11,6 +11,7 @@ from schemas.generate import CacheInfo, Cost, GenerateRequest, GenerateResponse,
 
 REQUEST_SCHEMA: Final = "promptbus.request/v1"
 COMPLETION_SCHEMA: Final = "promptbus.completion/v1"
+DELTA_SCHEMA: Final = "promptbus.completion.delta/v1"
 # The tenant of every request until API keys name one, and of bus events that name none.
 DEFAULT_TENANT: Final = "default"
 
@@ -58,3 +59,22 @@ class CompletionEvent(Envelope):
     cost: Cost | None = None
     cache: CacheInfo | None = None
     finished_at: float
+
+
+class CompletionDelta(Envelope):
+    """One piece of a streaming job's answer, as published on `promptbus.completions`.
+
+    A job's generate step may run more than once (a worker that died mid-answer, a task
+    redelivered): each run has its own `run` number, higher than the last, and its deltas
+    start again at index 0. The deltas of the highest run seen replace any earlier run's;
+    the job's completion event holds the answer as it finally is.
+    """
+
+    schema_: Literal["promptbus.completion.delta/v1"] = Field(default=DELTA_SCHEMA, alias="schema")
+    job_id: JobId
+    correlation_id: str
+    tenant: str | None = Field(default=None, max_length=128)
+    run: int = Field(ge=1, description="Which run of the job's generate step, counting from 1")
+    index: int = Field(ge=0, description="The delta's place within its run, from 0")
+    text: str
+    created: float = Field(description="Unix time the delta was produced")

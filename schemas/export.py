@@ -6,7 +6,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.errors import ErrorBody
-from schemas.events import CompletionEvent, RequestEvent
+from schemas.events import CompletionDelta, CompletionEvent, RequestEvent
 from schemas.generate import GenerateRequest, GenerateResponse
 from schemas.jobs import Job, JobSubmission
 from schemas.templates import TemplateList
@@ -19,6 +19,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "error_body": ErrorBody,
     "request_event": RequestEvent,
     "completion_event": CompletionEvent,
+    "completion_delta": CompletionDelta,
     "job_submission": JobSubmission,
     "job": Job,
     "template_list": TemplateList,

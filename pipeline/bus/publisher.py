@@ -15,10 +15,16 @@ from kombu.exceptions import OperationalError
 from kombu.messaging import Producer
 
 from pipeline.bus.connection import connect
-from pipeline.bus.topology import FAILED_KEY, REQUEST_ROUTING_KEY, SUCCEEDED_KEY, Topology
+from pipeline.bus.topology import (
+    DELTA_KEY,
+    FAILED_KEY,
+    REQUEST_ROUTING_KEY,
+    SUCCEEDED_KEY,
+    Topology,
+)
 from pipeline.errors import BrokerUnavailable
 from pipeline.settings import Settings
-from schemas import CompletionEvent, JobState, RequestEvent
+from schemas import CompletionDelta, CompletionEvent, JobState, RequestEvent
 
 log = structlog.get_logger("promptbus.bus")
 
@@ -31,7 +37,7 @@ Send = Callable[[Producer, float], None]
 
 
 class EventPublisher:
-    """Publishes request and completion events as persistent JSON messages, and job chains.
+    """Publishes request and completion events (persistent JSON), deltas and job chains.
 
     Each publishing thread keeps a connection of its own. Every publish is bounded by
     `publish_timeout_s` (no new try after it) and by its connection's bounded reads and writes,
@@ -87,6 +93,25 @@ class EventPublisher:
             tries=2,
         )
 
+    async def publish_delta(self, delta: CompletionDelta) -> None:
+        """Publish one delta of a streaming job (`completion.delta`), tried once.
+
+        Deltas are transient: not persisted by the broker and not tried again, since the
+        job's completion event, published after them, holds the whole answer.
+        """
+        await self._publish(
+            self._event(
+                delta.model_dump_json(by_alias=True, exclude_none=True).encode(),
+                exchange=self._topology.completions_exchange,
+                routing_key=DELTA_KEY,
+                correlation_id=delta.correlation_id,
+                schema=delta.schema_,
+                declare=[self._topology.completions_exchange],
+                persistent=False,
+            ),
+            tries=1,
+        )
+
     async def publish_chain(self, chain: Signature, **options: Any) -> None:
         """Queue a Celery chain (its first task's message), bounded like every publish.
 
@@ -108,6 +133,7 @@ class EventPublisher:
         correlation_id: str,
         schema: str,
         declare: list[Exchange | Queue],
+        persistent: bool = True,
     ) -> Send:
         def send(producer: Producer, left_s: float) -> None:
             producer.publish(
@@ -116,7 +142,7 @@ class EventPublisher:
                 routing_key=routing_key,
                 content_type="application/json",
                 content_encoding="utf-8",
-                delivery_mode=2,
+                delivery_mode=2 if persistent else 1,
                 correlation_id=correlation_id,
                 headers={"schema": schema, "correlation_id": correlation_id},
                 declare=declare,

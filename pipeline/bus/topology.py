@@ -3,12 +3,16 @@
 from dataclasses import dataclass
 from functools import cached_property
 
-from kombu.entity import Exchange, Queue
+from kombu.entity import Exchange, Queue, binding
 
 REQUEST_ROUTING_KEY = "request"
 DEAD_LETTER_ROUTING_KEY = "dead"
 SUCCEEDED_KEY = "completion.succeeded"
 FAILED_KEY = "completion.failed"
+# A streaming job's text deltas: on the completions exchange too, but never a job's end.
+DELTA_KEY = "completion.delta"
+# What a consumer of finished jobs binds: `completion.*` would bring it the deltas as well.
+FINAL_KEYS = (SUCCEEDED_KEY, FAILED_KEY)
 REASON_HEADER = "x-promptbus-reason"
 
 
@@ -43,11 +47,11 @@ class Topology:
         """Where completion events are published (topic, durable)."""
         return Exchange(self.name("promptbus.completions"), type="topic", durable=True)
 
-    def completions_queue(self, name: str, binding_key: str = "completion.*") -> Queue:
-        """A durable queue of completion events for one consumer."""
-        return Queue(
-            name, exchange=self.completions_exchange, routing_key=binding_key, durable=True
-        )
+    def completions_queue(self, name: str, binding_keys: tuple[str, ...] = FINAL_KEYS) -> Queue:
+        """A durable queue for one consumer: the final completion events, unless told others."""
+        exchange = self.completions_exchange
+        bindings = [binding(exchange, routing_key=key) for key in binding_keys]
+        return Queue(name, exchange=exchange, bindings=bindings, durable=True)
 
     @cached_property
     def dead_letter_exchange(self) -> Exchange:

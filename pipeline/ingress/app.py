@@ -7,7 +7,8 @@ from aiohttp import web
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_readyz
-from pipeline.ingress.jobs import delete_job, get_job, get_job_events, list_jobs, post_job
+from pipeline.ingress.job_events import get_job_events
+from pipeline.ingress.jobs import delete_job, get_job, list_jobs, post_job
 from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import request_context
 from pipeline.ingress.openapi import add_route as add_openapi_route

@@ -1,7 +1,6 @@
-"""The async job routes: submit, status (long-poll), events (SSE), cancel, list."""
+"""The async job routes: submit, status (long-poll), cancel, list (events: job_events.py)."""
 
 import asyncio
-import contextlib
 
 import orjson
 from aiohttp import web
@@ -15,8 +14,6 @@ from schemas.webhooks import Attempt
 
 MAX_WAIT_S = 60.0
 MAX_PAGE = 100
-SSE_MAX_S = 600.0
-SSE_PING_S = 15.0
 
 
 def _job_response(
@@ -63,48 +60,6 @@ async def get_job(request: web.Request) -> web.Response:
         raise JobNotFound(f"no job {job_id!r}")
     attempts = await services.backends.webhooks.attempts_for_job(job_id)
     return _job_response(job, attempts=attempts)
-
-
-async def get_job_events(request: web.Request) -> web.StreamResponse:
-    """The job's state changes as Server-Sent Events, ending after the final state."""
-    jobs = request.app[SERVICES].ctx.jobs
-    job_id = request.match_info["job_id"]
-    if await jobs.get(job_id) is None:
-        raise JobNotFound(f"no job {job_id!r}")
-    stream = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    await stream.prepare(request)
-    changes = jobs.watch(job_id)
-    pending: asyncio.Task[Job] | None = None
-    try:
-        async with asyncio.timeout(SSE_MAX_S):
-            while True:
-                # Keep one pending read across pings: cancelling it would end the watch.
-                pending = pending or asyncio.ensure_future(anext(changes))
-                done, _ = await asyncio.wait({pending}, timeout=SSE_PING_S)
-                if not done:
-                    await stream.write(b": ping\n\n")
-                    continue
-                pending, finished = None, done.pop()
-                if finished.exception() is not None:
-                    break
-                job = finished.result()
-                payload = orjson.dumps(job.public())
-                await stream.write(
-                    b"event: " + job.state.value.encode() + b"\ndata: " + payload + b"\n\n"
-                )
-    except TimeoutError:
-        pass
-    finally:
-        if pending is not None:
-            # The generator is busy inside the pending read until that read has ended.
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        await changes.aclose()
-    await stream.write_eof()
-    return stream
 
 
 async def delete_job(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from typing import Final
 
 import structlog
 
-from handlers import CANCELLED, StageContext, StageDeferred, emit, generate, postprocess
+from handlers import CANCELLED, StageContext, StageDeferred, emit, generate_job, postprocess
 from pipeline.errors import PromptbusError
 from pipeline.transient import TRANSIENT
 from schemas import ErrorDetail, JobState, StageEnvelope
@@ -20,9 +20,10 @@ Stage = Callable[[StageEnvelope, StageContext], Awaitable[StageEnvelope]]
 
 log = structlog.get_logger("promptbus.worker")
 
-# Each step: its stage, and whether an answer already in the envelope skips it.
+# Each step: its stage, and whether an answer already in the envelope skips it. A job that
+# asked for `stream` has its deltas sent as they come (handlers.job_stream).
 STEPS: Final[dict[str, tuple[Stage, bool]]] = {
-    "generate": (generate, True),
+    "generate": (generate_job, True),
     "postprocess": (postprocess, True),
     "emit": (emit, False),
 }

@@ -228,7 +228,7 @@ async def test_separate_processes_talk_to_the_gateway_over_the_bus_alone(env: Jo
         python,
         "examples/consume_completions.py",
         *("--broker", env.bus.url, "--exchange", env.bus.topology.completions_exchange.name),
-        *("--queue", queue, "--binding", "completion.*", "--job-id", job_id),
+        *("--queue", queue, "--job-id", job_id),
         *("--count", "1", "--timeout", "30"),
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,

@@ -4,7 +4,7 @@ Everything in it is the product's own, built as `pipeline.services` builds it: t
 job store, the in-process LRU response cache, the memory webhook registry, the catalogues,
 and the router with its LangChain providers talking HTTP to the test's emulator. Only the
 ways out of the process are fakes, and they record what they are given: the bus that
-completions go to (`RecordingSink`), the queue that webhook deliveries go to
+completions and deltas go to (`RecordingSink`), the queue that webhook deliveries go to
 (`RecordingQueue`) and the chain starter a Dispatcher hands a job's chain to
 (`RecordingChains`).
 """
@@ -28,6 +28,7 @@ from pipeline.cache.serializers import BytesSerializer
 from pipeline.catalog import ModelCatalog
 from pipeline.errors import BrokerUnavailable
 from pipeline.jobs.memory import MemoryJobStore
+from pipeline.jobs.memory_deltas import MemoryDeltaFeed
 from pipeline.providers.base import ChatProvider
 from pipeline.providers.setup import builtin_providers
 from pipeline.resilience import build_router
@@ -37,6 +38,7 @@ from pipeline.webhooks.registry import MemoryWebhookRegistry
 from pipeline.webhooks.scheduler import WebhookScheduler
 from schemas import (
     DEFAULT_TENANT,
+    CompletionDelta,
     CompletionEvent,
     GenerateRequest,
     RequestEvent,
@@ -63,16 +65,22 @@ class MovableClock:
 
 
 class RecordingSink:
-    """The bus, as the stages see it: keeps each completion; while `down`, refuses it."""
+    """The bus, as the stages see it: keeps each completion and delta; while `down`, refuses."""
 
     def __init__(self) -> None:
         self.events: list[CompletionEvent] = []
+        self.deltas: list[CompletionDelta] = []
         self.down = False
 
     async def publish_completion(self, event: CompletionEvent) -> None:
         if self.down:
             raise BrokerUnavailable("the broker did not take the completion in time")
         self.events.append(event)
+
+    async def publish_delta(self, delta: CompletionDelta) -> None:
+        if self.down:
+            raise BrokerUnavailable("the broker did not take the delta in time")
+        self.deltas.append(delta)
 
     def of(self, job_id: str) -> list[CompletionEvent]:
         """The completions published for one job."""
@@ -119,6 +127,7 @@ class Stages:
     l1: LRUMemoryCache
     clock: MovableClock
     sink: RecordingSink
+    deltas: MemoryDeltaFeed
     deliveries: RecordingQueue
     webhooks: MemoryWebhookRegistry
     emulator: Emulator
@@ -185,6 +194,12 @@ async def stage_context(
     registry = MemoryWebhookRegistry(max_jobs_tracked=config.max_jobs)
     providers: dict[str, ChatProvider] = dict(builtin_providers(config, None))
     sink, deliveries = RecordingSink(), RecordingQueue()
+    deltas = MemoryDeltaFeed(
+        max_deltas=config.job_stream_max_deltas,
+        max_jobs=config.job_stream_max_jobs,
+        retention_s=config.job_retention_s,
+        clock=clock,
+    )
     ctx = StageContext(
         catalog=catalog or ModelCatalog.from_file(config.models_file),
         templates=TemplateCatalog.from_directory(config.templates_dir),
@@ -193,11 +208,12 @@ async def stage_context(
         jobs=jobs,
         events=sink,
         webhooks=WebhookScheduler(registry, deliveries),
+        deltas=deltas,
         job_deadline_s=config.job_deadline_s,
         claim_ttl_s=config.job_retention_s,
     )
     try:
-        yield Stages(ctx, jobs, cache, l1, clock, sink, deliveries, registry, emulator)
+        yield Stages(ctx, jobs, cache, l1, clock, sink, deltas, deliveries, registry, emulator)
     finally:
         for provider in providers.values():
             await provider.aclose()

@@ -20,9 +20,12 @@ def test_committed_json_schemas_are_fresh():
 def test_event_schemas_pin_their_schema_field():
     request = json.loads((JSON_DIR / "request_event.json").read_text())
     completion = json.loads((JSON_DIR / "completion_event.json").read_text())
+    delta = json.loads((JSON_DIR / "completion_delta.json").read_text())
 
     assert request["properties"]["schema"]["const"] == "promptbus.request/v1"
     assert completion["properties"]["schema"]["const"] == "promptbus.completion/v1"
     assert {"job_id", "request"} <= set(request["required"])
     assert {"job_id", "correlation_id", "state", "finished_at"} <= set(completion["required"])
+    assert delta["properties"]["schema"]["const"] == "promptbus.completion.delta/v1"
+    assert {"job_id", "correlation_id", "run", "index", "text", "created"} <= set(delta["required"])
     assert set(EXPORTED) == {p.stem for p in JSON_DIR.glob("*.json")}

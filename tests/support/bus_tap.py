@@ -8,7 +8,7 @@ from typing import Any
 
 from kombu import Consumer, Message, Queue
 
-from pipeline.bus.topology import REASON_HEADER
+from pipeline.bus.topology import DELTA_KEY, FINAL_KEYS, REASON_HEADER
 from tests.support.bus import Bus
 
 
@@ -53,9 +53,15 @@ class BusTap:
         self._thread = threading.Thread(target=self._run, name="test-bus-tap", daemon=True)
 
     @classmethod
-    def completions(cls, bus: Bus, binding: str = "completion.*") -> "BusTap":
-        """A tap on completion events, as any downstream consumer would bind one."""
-        return cls(bus, bus.topology.completions_queue(bus.queue_name("completions"), binding))
+    def completions(cls, bus: Bus, *binding_keys: str) -> "BusTap":
+        """A tap on final completion events (or on `binding_keys`), as a consumer binds one."""
+        keys = binding_keys or FINAL_KEYS
+        return cls(bus, bus.topology.completions_queue(bus.queue_name("completions"), keys))
+
+    @classmethod
+    def deltas(cls, bus: Bus) -> "BusTap":
+        """A tap on streaming jobs' deltas alone."""
+        return cls.completions(bus, DELTA_KEY)
 
     @classmethod
     def requests(cls, bus: Bus) -> "BusTap":
@@ -136,15 +142,17 @@ class BusTap:
         job_id: str | None = None,
         test_id: str | None = None,
         state: str | None = None,
+        index: int | None = None,
         timeout_s: float = 20.0,
     ) -> Delivery:
-        """The first delivery matching all the given filters, waiting up to `timeout_s`."""
+        """The first delivery matching all the given filters (`index`: a delta's), waiting."""
 
         def matches(d: Delivery) -> bool:
             return (
                 (job_id is None or d.job_id == job_id)
                 and (test_id is None or d.headers.get("x-test-id") == test_id)
                 and (state is None or d.state == state)
+                and (index is None or (isinstance(d.body, dict) and d.body.get("index") == index))
             )
 
         try:
@@ -159,6 +167,6 @@ class BusTap:
                     await self._changed.wait()
         except TimeoutError:
             raise AssertionError(
-                f"nothing for job_id={job_id} test_id={test_id} state={state} on "
+                f"nothing for job_id={job_id} test_id={test_id} state={state} index={index} on "
                 f"{self._queue.name} within {timeout_s:g}s; got {self.deliveries}"
             ) from None

@@ -86,10 +86,10 @@ class Deployment:
         async with self.session.get(url) as resp:
             return resp.status, await resp.json(content_type=None)
 
-    async def submit(self, ingress: Proc, prompt: str) -> str:
-        """POST a job to `ingress`; its id (the answer must be a 202)."""
+    async def submit(self, ingress: Proc, prompt: str, **fields: Any) -> str:
+        """POST a job to `ingress` (with any other `fields`); its id (the answer must be a 202)."""
         status, reply = await self.post(
-            f"{ingress.url}/v1/jobs", {"model": "flash", "prompt": prompt}
+            f"{ingress.url}/v1/jobs", {"model": "flash", "prompt": prompt, **fields}
         )
         assert status == 202, reply
         return str(reply["id"])
