@@ -152,20 +152,24 @@ async def start_emulator_up(
     return emulator, emulator_url
 
 
-async def wait_up(child: Child, is_up: Callable[[], Awaitable[bool]]) -> None:
-    """Return once `is_up()` holds; fail if the child exits or takes too long."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+async def wait_up(
+    child: Child, is_up: Callable[[], Awaitable[bool]], timeout_s: float = STARTUP_TIMEOUT_S
+) -> None:
+    """Return once `is_up()` holds; fail if the child exits or takes longer than `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if await is_up():
             return
         if (code := child.process.poll()) is not None:
             raise BenchError(f"{child.name} exited with {code} before it was up:\n{child.tail()}")
         await asyncio.sleep(0.1)
-    raise BenchError(f"{child.name} was not up within {STARTUP_TIMEOUT_S:g}s:\n{child.tail()}")
+    raise BenchError(f"{child.name} was not up within {timeout_s:g}s:\n{child.tail()}")
 
 
-async def wait_healthy(session: aiohttp.ClientSession, child: Child, url: str) -> None:
-    """Return once `url` answers 200; fail if the child exits or takes too long."""
+async def wait_healthy(
+    session: aiohttp.ClientSession, child: Child, url: str, timeout_s: float = STARTUP_TIMEOUT_S
+) -> None:
+    """Return once `url` answers 200; fail if the child exits or takes longer than `timeout_s`."""
 
     async def healthy() -> bool:
         with suppress(aiohttp.ClientError, TimeoutError):
@@ -173,7 +177,7 @@ async def wait_healthy(session: aiohttp.ClientSession, child: Child, url: str) -
                 return response.status == 200
         return False
 
-    await wait_up(child, healthy)
+    await wait_up(child, healthy, timeout_s)
 
 
 async def wait_marker(child: Child, marker: str) -> None:
@@ -295,14 +299,18 @@ class Load:
 # --- the verdict ---------------------------------------------------------------------------
 
 
+# What the summary says in place of PASS or FAIL for a figure shown only for comparison.
+REFERENCE: Final = "reference, no target"
+
+
 @dataclass(frozen=True)
 class Check:
-    """One target: the measured value against the goal."""
+    """One target: the measured value against the goal (passed None: a reference, no target)."""
 
     name: str
     measured: str
     goal: str
-    passed: bool
+    passed: bool | None
 
 
 def pass_fail(passed: bool) -> str:
@@ -328,16 +336,17 @@ def describe_machine(*libraries: tuple[str, str]) -> str:
 
 
 def report(checks: Sequence[Check]) -> int:
-    """Print every target as one table and the verdict; 0 if every target passed, else 1."""
+    """Print every target as one table and the verdict; 0 if every target passed, else 1.
+
+    References (passed None) are rows of the table and count for nothing in the verdict.
+    """
     width = max(len(c.name) for c in checks)
     measured = max(len(c.measured) for c in checks)
     print("\n== summary ==")
     print(f"  {'target':<{width}}  {'measured':<{measured}}  {'goal':<10}  result")
     for check in checks:
-        print(
-            f"  {check.name:<{width}}  {check.measured:<{measured}}  {check.goal:<10}  "
-            f"{pass_fail(check.passed)}"
-        )
-    passed = all(check.passed for check in checks)
+        result = REFERENCE if check.passed is None else pass_fail(check.passed)
+        print(f"  {check.name:<{width}}  {check.measured:<{measured}}  {check.goal:<10}  {result}")
+    passed = all(check.passed for check in checks if check.passed is not None)
     print(f"\n{'ALL TARGETS PASS' if passed else 'SOME TARGETS FAIL'}")
     return 0 if passed else 1

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,25 +28,37 @@ class Bench:
     connections: int
     script: Path
     stagger_s: float
+    # wrk's own is 2 s: a slower answer counts as a timeout, and is not waited for.
+    wrk_timeout_s: int | None = None
     loads: list[Load] = field(default_factory=list)
 
     async def fixed_load(
-        self, url: str, body: bytes, duration_s: int, expect: ExpectedHeader
+        self,
+        url: str,
+        body: bytes,
+        duration_s: int,
+        expect: ExpectedHeader,
+        headers: Mapping[str, str] | None = None,
     ) -> Load:
-        """Load `url` with one repeated body using wrk, or aiohttp without it."""
+        """Load `url` with one repeated body (and `headers`) using wrk, or aiohttp without it."""
         if self.wrk is None:
-            load = await aiohttp_load(url, lambda _: body, self.connections, duration_s, expect)
+            load = await aiohttp_load(
+                url, lambda _: body, self.connections, duration_s, expect, headers=headers
+            )
         else:
-            load = await self._wrk_load(self.wrk, url, body, duration_s, expect)
+            load = await self._wrk_load(self.wrk, url, body, duration_s, expect, headers)
         self.loads.append(load)
         return load
 
     async def client_floor(self, emulator_url: str, run_id: str) -> Load:
-        """The LangChain client's own miss latency, measured in a process of its own."""
+        """The LangChain client's own miss latency, measured in a process of its own.
+
+        The script's `--client-floor` decides what is timed: a whole call, or a stream's TTFC.
+        """
         argv = [sys.executable, str(self.script), "--client-floor", emulator_url]
         argv += ["--run-id", run_id, "--duration", str(self.duration_s)]
         child = self.children.start("client-floor", argv)
-        if await self._finish(child, self.duration_s + 60, "the client floor run") != 0:
+        if await self.finish(child, self.duration_s + 60, "the client floor run") != 0:
             raise BenchError(f"the client floor run failed:\n{child.output()}")
         numbers = json.loads(child.output().strip().splitlines()[-1])
         errors = Errors()
@@ -62,18 +75,26 @@ class Bench:
         return load
 
     async def _wrk_load(
-        self, wrk: str, url: str, body: bytes, duration_s: int, expect: ExpectedHeader
+        self,
+        wrk: str,
+        url: str,
+        body: bytes,
+        duration_s: int,
+        expect: ExpectedHeader,
+        headers: Mapping[str, str] | None,
     ) -> Load:
         script = self.work_dir / "post.lua"
-        write_wrk_script(script, body, expect)
+        write_wrk_script(script, body, expect, headers)
         # One thread: wrk keeps one core and the server under test gets the other.
         argv = [wrk, "-t1", f"-c{self.connections}", f"-d{duration_s}s", "--latency"]
+        if self.wrk_timeout_s is not None:
+            argv.append(f"--timeout={self.wrk_timeout_s}s")
         child = self.children.start("wrk", [*argv, "-s", str(script), url])
-        if code := await self._finish(child, duration_s + 30, "wrk"):
+        if code := await self.finish(child, duration_s + 30 + (self.wrk_timeout_s or 0), "wrk"):
             raise BenchError(f"wrk exited with {code}:\n{child.output()}")
         return parse_wrk(child.output())
 
-    async def _finish(self, child: Child, timeout_s: float, what: str) -> int:
+    async def finish(self, child: Child, timeout_s: float, what: str) -> int:
         """The child's exit code; stop it and fail if it runs longer than `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while (code := child.process.poll()) is None:
@@ -99,6 +120,10 @@ def show(label: str, load: Load) -> None:
 
 
 def verdict(check: Check) -> Check:
-    """Print `check` as a target line and hand it back."""
-    print(f"  target {check.name}: {check.measured}, goal {check.goal}: {pass_fail(check.passed)}")
+    """Print `check` as a target line (or a reference line, with no target) and hand it back."""
+    if check.passed is None:
+        print(f"  reference {check.name}: {check.measured}, no target")
+    else:
+        result = pass_fail(check.passed)
+        print(f"  target {check.name}: {check.measured}, goal {check.goal}: {result}")
     return check

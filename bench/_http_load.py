@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 from _common import JSON_HEADERS, Errors, Load, client_session
@@ -52,15 +52,17 @@ async def aiohttp_load(
     duration_s: float,
     expect: ExpectedHeader = None,
     stagger_s: float = 0.0,
+    headers: Mapping[str, str] | None = None,
 ) -> Load:
     """POST from `workers` keep-alive connections for `duration_s`, timing every request."""
+    sent = {**JSON_HEADERS, **(headers or {})}
     async with client_session(workers, 30) as session:
 
         async def post(number: int) -> float | str:
             body = body_for(number)
             began = time.perf_counter()
             try:
-                async with session.post(url, data=body, headers=JSON_HEADERS) as response:
+                async with session.post(url, data=body, headers=sent) as response:
                     payload = await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return f"{type(exc).__name__}: {exc}"

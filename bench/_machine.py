@@ -72,6 +72,46 @@ class CpuWatch:
         return CpuUse(seconds, irq, rest, max(now - began, 1e-9))
 
 
+def _bench_cpu_s() -> float:
+    """CPU seconds of the bench process and of the children it has reaped (wrk, once done)."""
+    fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+    return sum(int(f) for f in fields[11:15]) * _TICK_S
+
+
+class CpuWindow:
+    """The CPU of named processes, the bench, interrupts and all other work over one load.
+
+    Unlike CpuWatch it counts the bench itself, with the children it has waited for (wrk),
+    so that "other work" is what runs on the machine besides the bench and its servers.
+    """
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self._pids = dict(pids)
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, tuple[float, float], dict[str, float]]:
+        used = {name: process_cpu_s(pid) for name, pid in self._pids.items()}
+        used["bench"] = _bench_cpu_s()
+        return time.monotonic(), machine_busy_s(), used
+
+    def describe(self, requests: int, under_test: str) -> tuple[str, float]:
+        """A line of the cores each kept busy since the window opened; `under_test`'s CPU ms
+        per request."""
+        began, (busy_before, irq_before), before = self._start
+        now, (busy_after, irq_after), after = self._read()
+        elapsed = max(now - began, 1e-9)
+        used = {name: after[name] - before[name] for name in before}
+        irq = irq_after - irq_before
+        other = max(0.0, busy_after - busy_before - irq - sum(used.values()))
+        cores = ", ".join(f"{name} {s / elapsed:.2f}" for name, s in used.items())
+        per_request = used[under_test] * 1000 / max(requests, 1)
+        line = (
+            f"    cores busy: {cores}, interrupts {irq / elapsed:.2f}, other work "
+            f"{other / elapsed:.2f}; {under_test} {per_request:.2f} ms of CPU per request"
+        )
+        return line, per_request
+
+
 async def wait_quiet(max_cores: float, timeout_s: float, sample_s: float = 1.0) -> float:
     """Wait until the machine keeps at most `max_cores` busy over a sample; the last reading."""
     deadline = time.monotonic() + timeout_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -50,7 +51,7 @@ def parse_wrk(output: str) -> Load:
 _WRK_SCRIPT: Final = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = [==[{body}]==]
+{headers}wrk.body = [==[{body}]==]
 
 local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
@@ -66,15 +67,22 @@ end
 """
 
 
-def write_wrk_script(path: Path, body: bytes, expect: ExpectedHeader) -> None:
-    """A wrk Lua script that POSTs `body` as JSON and counts every wrong response."""
+def write_wrk_script(
+    path: Path, body: bytes, expect: ExpectedHeader, headers: Mapping[str, str] | None = None
+) -> None:
+    """A wrk Lua script that POSTs `body` as JSON (plus `headers`) and counts wrong responses."""
     text = body.decode()
     if "]==]" in text:
         raise ValueError("the body cannot sit inside a Lua [==[ ]==] string")
     wrong = "status ~= 200"
     if expect:
         wrong += f" or headers[{json.dumps(expect[0])}] ~= {json.dumps(expect[1])}"
-    path.write_text(_WRK_SCRIPT.format(body=text, wrong=wrong))
+    # JSON strings are valid Lua strings for the plain ASCII of header names and values.
+    sent = "".join(
+        f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n"
+        for name, value in (headers or {}).items()
+    )
+    path.write_text(_WRK_SCRIPT.format(body=text, wrong=wrong, headers=sent))
 
 
 def wrk_version(wrk: str) -> str:
