@@ -48,7 +48,9 @@ async def generate(
     else:
         budget_s = policy.job_deadline_s if in_job else policy.sync_deadline_s
         state = RoutingState(deadline=time.time() + budget_s)
-    call = Call(request.conversation(), request.params, request.response_schema)
+    call = Call(
+        request.conversation(), request.params, request.response_schema, request.safety_settings
+    )
 
     async def routed(conversation: tuple[Message, ...]) -> Generation:
         nonlocal state

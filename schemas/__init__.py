@@ -20,6 +20,7 @@ from schemas.generate import (
     Message,
     Role,
     RoutingInfo,
+    SafetySetting,
     TemplateRef,
     Usage,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Role",
     "RoutingInfo",
     "RoutingState",
+    "SafetySetting",
     "StageEnvelope",
     "TemplateRef",
     "Usage",

@@ -32,6 +32,11 @@ def cache_key(request: GenerateRequest, *, tenant: str, provider: str, provider_
         # The schema as given: OPT_SORT_KEYS sorts its keys at every depth.
         "response_schema": request.response_schema,
     }
+    if request.safety_settings:
+        # Only when given, so that every request without them keeps the key it had.
+        canonical["safety_settings"] = sorted(
+            [s.category, s.threshold] for s in request.safety_settings
+        )
     try:
         encoded = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:

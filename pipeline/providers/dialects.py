@@ -1,4 +1,5 @@
-"""What differs between families of LangChain chat models: parameters, JSON mode, closing.
+"""What differs between families of LangChain chat models: parameters, JSON mode, safety
+settings, token counts, closing.
 
 The shared provider asks `dialect_of(model)` and never looks at a model's class itself, so
 a custom provider whose factory returns a `ChatOpenAI` or a `ChatGoogleGenerativeAI` gets
@@ -10,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
+from google.genai.types import Content, HarmBlockThreshold, HarmCategory, Part
 from langchain_core.language_models import BaseChatModel
 from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 
-from schemas import GenerationParams
+from schemas import GenerationParams, Message, Role, SafetySetting
 
 # The name OpenAI's json_schema response format requires; any name will do.
 SCHEMA_NAME: Final = "response"
@@ -30,12 +32,15 @@ class JsonMode:
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """One family's ways: call kwargs from params, JSON mode for a schema, and closing."""
+    """One family's ways: call kwargs from params, JSON mode for a schema, safety settings,
+    counting tokens (None: the family has no count of its own), and closing."""
 
     name: str
     call_kwargs: Callable[[GenerationParams], dict[str, Any]]
     json_mode: Callable[[dict[str, Any]], JsonMode]
     close: Callable[[BaseChatModel], Awaitable[None]]
+    safety: Callable[[tuple[SafetySetting, ...]], dict[str, Any]]
+    count_tokens: Callable[[BaseChatModel, tuple[Message, ...]], Awaitable[int | None]]
 
 
 def _gemini_kwargs(params: GenerationParams) -> dict[str, Any]:
@@ -48,6 +53,29 @@ def _gemini_kwargs(params: GenerationParams) -> dict[str, Any]:
 
 def _gemini_json(schema: dict[str, Any]) -> JsonMode:
     return JsonMode({"response_mime_type": "application/json", "response_json_schema": schema})
+
+
+def _gemini_safety(settings: tuple[SafetySetting, ...]) -> dict[str, Any]:
+    # ChatGoogleGenerativeAI takes them at call time as {HarmCategory: HarmBlockThreshold}.
+    return {
+        "safety_settings": {
+            HarmCategory(s.category): HarmBlockThreshold(s.threshold) for s in settings
+        }
+    }
+
+
+async def _gemini_count(model: BaseChatModel, conversation: tuple[Message, ...]) -> int | None:
+    # ChatGoogleGenerativeAI.get_num_tokens makes this same countTokens call, but only on the
+    # SDK's sync client (one text, no roles); the model's async client keeps the loop free.
+    # The Developer API counts no system instruction: a system text counts as a user turn.
+    if not isinstance(model, ChatGoogleGenerativeAI) or model.client is None:
+        return None
+    contents = [
+        Content(role="model" if m.role is Role.ASSISTANT else "user", parts=[Part(text=m.content)])
+        for m in conversation
+    ]
+    counted = await model.client.aio.models.count_tokens(model=model.model, contents=contents)
+    return counted.total_tokens
 
 
 async def _gemini_close(model: BaseChatModel) -> None:
@@ -107,9 +135,26 @@ async def _generic_close(model: BaseChatModel) -> None:
     return None
 
 
-GEMINI: Final = Dialect("gemini", _gemini_kwargs, _gemini_json, _gemini_close)
-OPENAI: Final = Dialect("openai", _openai_kwargs, _openai_json, _openai_close)
-GENERIC: Final = Dialect("generic", _generic_kwargs, _generic_json, _generic_close)
+def _no_safety(settings: tuple[SafetySetting, ...]) -> dict[str, Any]:
+    # Safety settings are Gemini's; other families have no such parameter.
+    return {}
+
+
+async def _no_count(model: BaseChatModel, conversation: tuple[Message, ...]) -> int | None:
+    # ChatOpenAI counts with tiktoken, which downloads its encodings and fits OpenAI's models
+    # only (not vLLM's or Ollama's); the provider estimates instead.
+    return None
+
+
+GEMINI: Final = Dialect(
+    "gemini", _gemini_kwargs, _gemini_json, _gemini_close, _gemini_safety, _gemini_count
+)
+OPENAI: Final = Dialect(
+    "openai", _openai_kwargs, _openai_json, _openai_close, _no_safety, _no_count
+)
+GENERIC: Final = Dialect(
+    "generic", _generic_kwargs, _generic_json, _generic_close, _no_safety, _no_count
+)
 
 
 def dialect_of(model: BaseChatModel) -> Dialect:

@@ -20,7 +20,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from pipeline.errors import UpstreamUnavailable
 from pipeline.providers._errors import translate
 from pipeline.providers.dialects import dialect_of
-from schemas import GenerationParams, Message, Role, Usage
+from schemas import GenerationParams, Message, Role, SafetySetting, Usage
 from schemas.stages import Generation
 
 _ROLE_TO_MESSAGE = {Role.SYSTEM: SystemMessage, Role.USER: HumanMessage, Role.ASSISTANT: AIMessage}
@@ -72,10 +72,11 @@ class LangChainProvider:
         params: GenerationParams,
         *,
         response_schema: dict[str, Any] | None = None,
+        safety_settings: tuple[SafetySetting, ...] | None = None,
     ) -> Generation:
         """One answer from `provider_model`, from one upstream call."""
         model, prompt, kwargs = self._prepared(
-            provider_model, conversation, params, response_schema
+            provider_model, conversation, params, response_schema, safety_settings
         )
         started = time.perf_counter()
         try:
@@ -92,6 +93,7 @@ class LangChainProvider:
         params: GenerationParams,
         *,
         response_schema: dict[str, Any] | None = None,
+        safety_settings: tuple[SafetySetting, ...] | None = None,
     ) -> AsyncGenerator[str | Generation, None]:
         """The answer's text deltas as they arrive, then the whole answer, from one call.
 
@@ -100,7 +102,7 @@ class LangChainProvider:
         answer.
         """
         model, prompt, kwargs = self._prepared(
-            provider_model, conversation, params, response_schema
+            provider_model, conversation, params, response_schema, safety_settings
         )
         started = time.perf_counter()
         whole: AIMessageChunk | None = None
@@ -133,11 +135,14 @@ class LangChainProvider:
         conversation: tuple[Message, ...],
         params: GenerationParams,
         response_schema: dict[str, Any] | None,
+        safety_settings: tuple[SafetySetting, ...] | None,
     ) -> tuple[BaseChatModel, list[BaseMessage], dict[str, Any]]:
         """The model, its prompt and its call kwargs for one call."""
         model = self.model(provider_model)
         dialect = dialect_of(model)
         kwargs = dialect.call_kwargs(params)
+        if safety_settings:
+            kwargs.update(dialect.safety(safety_settings))
         messages: list[BaseMessage] = [
             _ROLE_TO_MESSAGE[m.role](content=m.content) for m in conversation
         ]
@@ -159,7 +164,18 @@ class LangChainProvider:
             finish_reason=finish_reason(reply),
             usage=usage(reply),
             latency_ms=round(latency_ms, 3),
+            prompt_blocked=prompt_blocked(reply),
         )
+
+    async def count_tokens(self, provider_model: str, conversation: tuple[Message, ...]) -> int:
+        """The model family's own count of `conversation`'s tokens, else an estimate."""
+        model = self.model(provider_model)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                counted = await dialect_of(model).count_tokens(model, conversation)
+        except Exception as exc:
+            raise translate(exc) from exc
+        return estimate_tokens(conversation) if counted is None else counted
 
     async def ready(self) -> bool:
         """Whether the provider answers; a model built by a factory has no cheap probe."""
@@ -187,11 +203,21 @@ class LangChainProvider:
             await dialect_of(model).close(model)
 
 
+def _block_reason(reply: AIMessage) -> Any:
+    """Why the provider refused the prompt (Gemini's `promptFeedback.blockReason`), if it did."""
+    feedback = reply.response_metadata.get("prompt_feedback") or {}
+    return feedback.get("block_reason") if isinstance(feedback, dict) else None
+
+
+def prompt_blocked(reply: AIMessage) -> bool:
+    """Whether the provider refused the prompt itself, answering nothing."""
+    return bool(_block_reason(reply))
+
+
 def finish_reason(reply: AIMessage) -> str:
     """The reply's finish reason, lower-cased; a refused prompt's block reason instead."""
     meta = reply.response_metadata
-    feedback = meta.get("prompt_feedback") or {}
-    blocked = feedback.get("block_reason") if isinstance(feedback, dict) else None
+    blocked = _block_reason(reply)
     if blocked:
         # Gemini refused the prompt itself: no candidate, so no finish reason.
         return _lower(blocked)
@@ -211,6 +237,11 @@ def usage(reply: AIMessage) -> Usage:
         output_tokens=meta["output_tokens"],
         total_tokens=meta["total_tokens"],
     )
+
+
+def estimate_tokens(conversation: tuple[Message, ...]) -> int:
+    """A rough token count of `conversation` (about four characters a token)."""
+    return max(1, -(-sum(len(m.content) for m in conversation) // 4))
 
 
 def _lower(value: Any) -> str:

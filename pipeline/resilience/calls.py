@@ -8,12 +8,13 @@ from typing import Any
 from pipeline.errors import (
     ContentBlocked,
     EmptyAnswer,
+    PromptBlocked,
     PromptbusError,
     StreamInterrupted,
     UpstreamUnavailable,
 )
 from pipeline.providers.base import ChatProvider
-from schemas import GenerationParams, Message
+from schemas import GenerationParams, Message, SafetySetting
 from schemas.stages import Generation
 
 # Where a streamed answer's text deltas go, as they arrive.
@@ -41,6 +42,7 @@ class Call:
     conversation: tuple[Message, ...]
     params: GenerationParams
     response_schema: dict[str, Any] | None = None
+    safety_settings: tuple[SafetySetting, ...] | None = None
 
     def estimated_tokens(self) -> int:
         """A rough token count for rate limits, settled with the real usage afterwards."""
@@ -49,8 +51,12 @@ class Call:
 
 
 def judge(generation: Generation) -> None:
-    """Refuse an answer the provider withheld (ContentBlocked) or left empty (EmptyAnswer)."""
+    """Refuse a refused prompt or a withheld answer (ContentBlocked), or an empty one."""
     reason = generation.finish_reason
+    if generation.prompt_blocked:
+        raise PromptBlocked(
+            f"the model refused the prompt (block reason {reason})", finish_reason=reason
+        )
     if reason in BLOCKED_REASONS:
         raise ContentBlocked(
             f"the model withheld its answer (finish_reason {reason})", finish_reason=reason
@@ -67,7 +73,11 @@ async def streamed(
     """One streamed call: deltas to `on_delta`, judged; once a delta is out, no retry."""
     sent = False
     parts = provider.stream(
-        provider_model, call.conversation, call.params, response_schema=call.response_schema
+        provider_model,
+        call.conversation,
+        call.params,
+        response_schema=call.response_schema,
+        safety_settings=call.safety_settings,
     )
     try:
         async with aclosing(parts):

@@ -201,6 +201,7 @@ class Router:
                     call.conversation,
                     call.params,
                     response_schema=call.response_schema,
+                    safety_settings=call.safety_settings,
                 )
             else:
                 generation = await streamed(provider, spec.provider_model, call, on_delta)
