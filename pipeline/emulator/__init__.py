@@ -4,13 +4,16 @@ The real clients talk to it over HTTP: google-genai (and LangChain's
 `ChatGoogleGenerativeAI`) with `base_url=<root>`, the openai SDK (and `ChatOpenAI`) with
 `base_url=<root>/v1` and any non-empty API key.
 
-Routes:
-    POST /v1beta/models/{model}:generateContent       Gemini (also :streamGenerateContent,
-    POST /v1/models/{model}:generateContent            and on /v1)
-    GET  /v1beta/models                                Gemini's model list
+Routes ({v} is v1beta or v1):
+    POST /{v}/models/{model}:generateContent           Gemini
+    POST /{v}/models/{model}:streamGenerateContent     Gemini, server-sent events (?alt=sse)
+    POST /{v}/models/{model}:countTokens               Gemini: {"totalTokens": N} for
+                                                       `contents` or `generateContentRequest`
+    GET  /v1beta/models, /v1beta/models/{model}        Gemini's model list and Model resource
     POST /v1/chat/completions                          OpenAI (Bearer key required, else 401)
-    GET  /v1/models, /v1/models/{id}                   OpenAI's model list (Gemini's list for
-                                                       a request with x-goog-api-key only)
+    GET  /v1/models, /v1/models/{id}                   OpenAI's model list and model (Gemini's
+                                                       for a request with x-goog-api-key or
+                                                       ?key= and no Authorization header)
     GET  /stats, POST /stats/reset                     counters: calls, by_model, by_api,
                                                        stream_calls, errors (every call
                                                        answered with an error or reset)
@@ -19,7 +22,11 @@ Routes:
 
 Answers are deterministic, derived only from the request: `[model] <echo of the last
 user text without directives> #<digest>`; tokens are whitespace-separated words; a
-max-tokens limit cuts the words (finish MAX_TOKENS / "length"). JSON mode (Gemini's
+max-tokens limit cuts the words (finish MAX_TOKENS / "length"). A conversation that
+ends with tool results (OpenAI `tool` messages; a Gemini turn of functionResponse parts)
+is answered `[model] tool result: <content> #<digest>`, one `tool result:` per result,
+and never with further tool calls. Gemini streams carry cumulative usageMetadata on
+every chunk, the last one with finishReason and the non-stream totals. JSON mode (Gemini's
 responseMimeType "application/json" with responseJsonSchema or responseSchema; OpenAI's
 response_format json_object or json_schema) answers a JSON document that validates
 against the schema, or `{"answer": "<the text answer>"}` without a schema.
@@ -45,10 +52,37 @@ Directives, written in a user message, make a call misbehave (the call still cou
     [[emulator:json=invalid_then_valid]], [[emulator:json=malformed_then_valid]]
                                       bad as above while the conversation holds one user turn,
                                       valid once it holds two or more (a repair re-ask)
+    [[emulator:tool_calls=2]]         (1..4) when the request offers tools and a user turn is
+                                      last: that many calls to the offered functions in
+                                      order (cycling), arguments valid for each function's
+                                      parameters ({} without). OpenAI: content null,
+                                      tool_calls, finish "tool_calls"; Gemini: functionCall
+                                      parts, finish STOP. Without tools offered, a 400.
+                                      OpenAI's tool_choice "none" answers text,
+                                      parallel_tool_calls false makes at most one call;
+                                      Gemini's functionCallingConfig mode NONE answers text.
+                                      Without the directive, a request that requires a call
+                                      (tool_choice "required" or a named function; mode ANY)
+                                      gets one.
+
+Stream controls, read from the last user message too (a non-stream call ignores them):
+
+    [[emulator:chunks=8]]             (1..64) the text in that many chunks (fewer if it has
+                                      fewer words; default 3); OpenAI sends each tool call's
+                                      arguments in that many fragments
+    [[emulator:chunk_delay=50]]       that many milliseconds between stream events
+    [[emulator:cut=2]]                after 2 content chunks (text pieces; OpenAI tool call
+                                      deltas; Gemini's one function call chunk) close the
+                                      connection: no finish, no usage, no [DONE], the
+                                      chunked body left incomplete
+    [[emulator:stream_error=2]]       after 2 content chunks send the API's error event and
+                                      end the stream cleanly (OpenAI: no [DONE]; Gemini:
+                                      {"error": {"code": 500, ..., "status": "INTERNAL"}})
 
 Directives combine, as separate brackets or comma-separated in one bracket,
-e.g. `[[emulator:delay=100,status=429]]`. An unknown directive is a 400; so is
-retry_after without status. A json directive makes the answer JSON even when the
+e.g. `[[emulator:delay=100,status=429]]`. An unknown directive or a value out of
+range is a 400; so is retry_after without status, and cut with stream_error. A cut or a
+stream error counts in /stats errors. A json directive makes the answer JSON even when the
 request did not ask for JSON mode.
 
 Fault rules apply to calls whatever their prompt. `POST /control/faults` with

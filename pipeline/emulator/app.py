@@ -7,7 +7,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from pipeline.emulator import gemini, openai
+from pipeline.emulator import gemini, models, openai
 from pipeline.emulator.calls import CONFIG_KEY, FAULTS_KEY, STATS_KEY
 from pipeline.emulator.faults import FaultBook, parse_rules
 from pipeline.emulator.gemini import google_error, json_response
@@ -47,9 +47,11 @@ async def _faults(request: web.Request) -> web.Response:
     return json_response({"rules": book.listing()})
 
 
-def _is_openai_path(path: str) -> bool:
-    """Whether a path belongs to the OpenAI API (Gemini's v1 paths hold a ':')."""
-    return path.startswith("/v1/") and ":" not in path
+def _is_openai_request(request: web.Request) -> bool:
+    """Whether a request belongs to the OpenAI API (Gemini's v1 paths hold a ':', or the
+    request comes with a Gemini key)."""
+    path = request.path
+    return path.startswith("/v1/") and ":" not in path and not models.gemini_client(request)
 
 
 @web.middleware
@@ -60,7 +62,7 @@ async def _api_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        if _is_openai_path(request.path):
+        if _is_openai_request(request):
             return openai_error(exc.status, f"{exc.reason}: {request.method} {request.path}")
         return google_error(exc.status, exc.reason)
 
@@ -73,11 +75,10 @@ def create_emulator_app(config: EmulatorConfig) -> web.Application:
     app[STATS_KEY] = EmulatorStats()
     app[FAULTS_KEY] = FaultBook()
     version = "{version:v1(?:beta)?}"
-    app.router.add_post(f"/{version}/models/{{model_action}}", gemini.generate)
-    app.router.add_get("/v1beta/models", gemini.list_models)
+    app.router.add_post(f"/{version}/models/{{model_action}}", gemini.model_action)
+    app.router.add_get(f"/{version}/models", models.list_models)
+    app.router.add_get(f"/{version}/models/{{model}}", models.get_model)
     app.router.add_post("/v1/chat/completions", openai.chat_completions)
-    app.router.add_get("/v1/models", openai.list_models)
-    app.router.add_get("/v1/models/{model}", openai.get_model)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/stats", _stats)
     app.router.add_post("/stats/reset", _stats)

@@ -29,6 +29,18 @@ class Directives:
     delay_ms: float = 0.0
     reset: bool = False
     json: JsonFault | None = None
+    # Answer with this many tool calls (when tools are offered and a user turn is last).
+    tool_calls: int | None = None
+    # Stream controls; a non-stream call ignores them.
+    chunks: int | None = None
+    chunk_delay_ms: float = 0.0
+    cut: int | None = None
+    stream_error: int | None = None
+
+    @property
+    def stops_after(self) -> int | None:
+        """Return after how many content chunks a stream is cut or fails (None: it ends well)."""
+        return self.cut if self.cut is not None else self.stream_error
 
 
 def strip_directives(text: str) -> str:
@@ -41,9 +53,25 @@ def _seconds(value: str) -> float | None:
     return float(value) if value.replace(".", "", 1).isdigit() else None
 
 
+def _count(value: str, low: int, high: int) -> int | None:
+    """Parse a whole number within [low, high], or None."""
+    return int(value) if value.isdigit() and low <= int(value) <= high else None
+
+
+# Whole-number directives (each sets the field of its name) and their bounds.
+_COUNTS: Final = {
+    "tool_calls": (1, 4),
+    "chunks": (1, 64),
+    "cut": (0, 1_000_000),
+    "stream_error": (0, 1_000_000),
+}
+
+
 def _parse_item(item: str) -> dict[str, Any]:
     """Turn one `key=value` item into Directives fields; unknown items are a 400."""
     key, _, value = item.partition("=")
+    if key in _COUNTS and (count := _count(value, *_COUNTS[key])) is not None:
+        return {key: count}
     if key == "status" and value.isdigit() and 400 <= int(value) <= 599:
         return {"status": int(value)}
     if key == "retry_after" and (seconds := _seconds(value)) is not None:
@@ -54,6 +82,8 @@ def _parse_item(item: str) -> dict[str, Any]:
         return {key: True}
     if key == "delay" and (delay := _seconds(value)) is not None:
         return {"delay_ms": delay}
+    if key == "chunk_delay" and (delay := _seconds(value)) is not None:
+        return {"chunk_delay_ms": delay}
     if key == "json" and value in JSON_FAULTS:
         return {"json": value}
     raise BadRequest(f"Unknown emulator directive: {item!r}")
@@ -78,5 +108,7 @@ def parse_directives(user_turns: Sequence[str]) -> Directives:
     found = parsed[-1] if parsed else {}
     if "retry_after_s" in found and "status" not in found:
         raise BadRequest("Emulator directive retry_after needs a status directive")
+    if "cut" in found and "stream_error" in found:
+        raise BadRequest("Emulator directives cut and stream_error exclude each other")
     json_fault = next((p["json"] for p in reversed(parsed) if "json" in p), None)
     return Directives(**{**found, "json": json_fault})

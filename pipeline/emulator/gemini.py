@@ -1,27 +1,18 @@
-"""Gemini's REST API: `POST /v1beta/models/{model}:generateContent` and friends."""
+"""Gemini's REST API: `POST /{version}/models/{model}:generateContent` and friends."""
 
 import math
-from typing import Any, Final
+from typing import Final
 
 import orjson
 from aiohttp import web
 
-from pipeline.emulator.answers import JsonMode, Prompt, compose, split_text
+from pipeline.emulator.answers import Answer, Prompt, compose, read_directives, split_text
 from pipeline.emulator.calls import count_call, faulted
-from pipeline.emulator.directives import Directives, parse_directives
+from pipeline.emulator.directives import Directives
+from pipeline.emulator.gemini_requests import check_contents, read_body, read_prompt, texts
 from pipeline.emulator.state import BadRequest, Json
+from pipeline.emulator.streaming import StreamPlan, plan_stream, send_stream
 
-ACTIONS: Final = ("generateContent", "streamGenerateContent")
-MODEL_NAMES: Final = (
-    "gemini-2.5-flash",
-    "gemini-2.5-pro",
-    "gemini-2.5-flash-lite",
-    "gemini-2.0-flash",
-)
-MODELS: Final = [
-    {"name": f"models/{name}", "supportedGenerationMethods": [*ACTIONS, "countTokens"]}
-    for name in MODEL_NAMES
-]
 _STATUS_NAMES: Final = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -37,8 +28,8 @@ _STATUS_NAMES: Final = {
 }
 _RETRY_INFO: Final = "type.googleapis.com/google.rpc.RetryInfo"
 _HARM: Final = {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}
-_FINISH: Final = {"stop": "STOP", "length": "MAX_TOKENS"}
-_OPENAPI_INTS: Final = ("minItems", "maxItems", "minLength", "maxLength", "minProperties")
+# Gemini has no finish reason of its own for tool calls.
+_FINISH: Final = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
 
 
 def json_response(data: object, status: int = 200) -> web.Response:
@@ -63,140 +54,110 @@ def duration(seconds: float) -> str:
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis / 1000:.3f}s"
 
 
-def from_openapi(schema: Any) -> Any:
-    """Translate Gemini's OpenAPI subset (`"type": "OBJECT"`, `nullable`) to JSON Schema."""
-    if isinstance(schema, list):
-        return [from_openapi(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: Json = {}
-    for key, value in schema.items():
-        if key == "type" and isinstance(value, str):
-            out[key] = value.lower()
-        elif key == "properties" and isinstance(value, dict):
-            out[key] = {name: from_openapi(sub) for name, sub in value.items()}
-        elif key in ("items", "anyOf"):
-            out[key] = from_openapi(value)
-        elif key in _OPENAPI_INTS and isinstance(value, str) and value.isdigit():
-            out[key] = int(value)  # int64 fields travel as JSON strings
-        elif key not in ("nullable", "propertyOrdering", "property_ordering"):
-            out[key] = value
-    if schema.get("nullable") is True and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
+def _content(parts: list[Json]) -> Json:
+    """Build a model content holding parts."""
+    return {"role": "model", "parts": parts}
 
 
-def _texts(content: Json) -> list[str]:
-    """Return the text parts of one content."""
-    return [p["text"] for p in content.get("parts", []) if isinstance(p.get("text"), str)]
+def _parts(answer: Answer) -> list[Json]:
+    """Return the parts of an answer: its function calls, or its text."""
+    if answer.tool_calls:
+        return [{"functionCall": {"name": c.name, "args": c.args}} for c in answer.tool_calls]
+    return [{"text": answer.text}]
 
 
-def _content(text: str) -> Json:
-    """Build a model content holding one text part."""
-    return {"role": "model", "parts": [{"text": text}]}
-
-
-async def _read_body(request: web.Request) -> Json:
-    """Parse and minimally validate a GenerateContentRequest."""
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Invalid JSON payload received. {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid JSON payload received. Expected an object.")
-    contents = body.get("contents")
-    if not isinstance(contents, list) or not contents:
-        raise BadRequest("* GenerateContentRequest.contents: contents is not specified")
-    if not all(isinstance(c, dict) and isinstance(c.get("parts"), list) for c in contents):
-        raise BadRequest("* GenerateContentRequest.contents: every content needs parts")
-    return body
-
-
-def _json_mode(config: Json) -> JsonMode | None:
-    """Read JSON mode from a generationConfig: responseMimeType and an optional schema."""
-    json_schema, openapi_schema = config.get("responseJsonSchema"), config.get("responseSchema")
-    if config.get("responseMimeType") != "application/json":
-        if json_schema is not None or openapi_schema is not None:
-            raise BadRequest(
-                "* GenerateContentRequest.generation_config.response_mime_type: "
-                "a response schema needs responseMimeType application/json"
-            )
-        return None
-    for schema in (json_schema, openapi_schema):
-        if schema is not None and not isinstance(schema, dict):
-            raise BadRequest("* GenerateContentRequest.generation_config: a schema is an object")
-    if isinstance(json_schema, dict):
-        return JsonMode(json_schema)
-    return JsonMode(from_openapi(openapi_schema) if isinstance(openapi_schema, dict) else None)
-
-
-def _prompt(model: str, body: Json) -> Prompt:
-    """Reduce a GenerateContentRequest to what the answer depends on."""
-    system = body.get("systemInstruction") or {}
-    config = body.get("generationConfig") or {}
-    contents: list[Json] = body["contents"]
-    # The API treats a content without a role as a user turn.
-    users = [" ".join(_texts(c)) for c in contents if c.get("role", "user") == "user"]
-    limit = config.get("maxOutputTokens")
-    stops = config.get("stopSequences") or []
-    return Prompt(
-        model=model,
-        user_turns=tuple(users),
-        texts=tuple(t for c in [*contents, system] for t in _texts(c)),
-        canonical={"model": model, "contents": contents, "system": system, "config": config},
-        max_tokens=limit if isinstance(limit, int) else None,
-        stop=tuple(s for s in stops if isinstance(s, str)),
-        json_mode=_json_mode(config),
-    )
-
-
-def _reply(prompt: Prompt, directives: Directives) -> Json:
-    """Build the complete GenerateContentResponse."""
-    reply: Json = {"modelVersion": prompt.model, "responseId": prompt.digest[8:30]}
-    answer_tokens = 0
-    if directives.block == "prompt":
-        reply["promptFeedback"] = {"blockReason": "SAFETY", "safetyRatings": [_HARM]}
-    elif directives.block == "safety":
-        ratings = [{**_HARM, "blocked": True}]
-        reply["candidates"] = [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}]
-    else:
-        answer = compose(prompt, directives)
-        answer_tokens = answer.tokens
-        candidate = {"content": _content(answer.text), "finishReason": _FINISH[answer.finish]}
-        reply["candidates"] = [{**candidate, "index": 0, "safetyRatings": []}]
-    reply["usageMetadata"] = {
+def _usage(prompt: Prompt, answer_tokens: int) -> Json:
+    """Return usageMetadata for an answer of that many tokens (so far)."""
+    return {
         "promptTokenCount": prompt.prompt_tokens,
         "candidatesTokenCount": answer_tokens,
         "totalTokenCount": prompt.prompt_tokens + answer_tokens,
     }
+
+
+def _reply(prompt: Prompt, directives: Directives, answer: Answer | None) -> Json:
+    """Build the complete GenerateContentResponse (answer None: blocked)."""
+    reply: Json = {"modelVersion": prompt.model, "responseId": prompt.digest[8:30]}
+    if directives.block == "prompt":
+        reply["promptFeedback"] = {"blockReason": "SAFETY", "safetyRatings": [_HARM]}
+    elif answer is None:
+        ratings = [{**_HARM, "blocked": True}]
+        reply["candidates"] = [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}]
+    else:
+        candidate = {"content": _content(_parts(answer)), "finishReason": _FINISH[answer.finish]}
+        reply["candidates"] = [{**candidate, "index": 0, "safetyRatings": []}]
+    reply["usageMetadata"] = _usage(prompt, answer.tokens if answer else 0)
     return reply
 
 
-def _stream_chunks(reply: Json) -> list[Json]:
-    """Split a reply into text chunks; only the last carries finishReason and usage."""
-    try:
-        candidate: Json = reply["candidates"][0]
-        text: str = candidate["content"]["parts"][0]["text"]
-    except (KeyError, IndexError):
-        return [reply]
-    texts = split_text(text)
+def _stream_plan(
+    prompt: Prompt, directives: Directives, answer: Answer | None, reply: Json
+) -> StreamPlan:
+    """Lay out the stream: text chunks with cumulative usage, the last with finishReason;
+    function calls all in one chunk; a blocked answer as its one reply."""
+    # Each chunk's parts and the answer tokens sent by its end.
+    pieces: list[tuple[list[Json], int]] = []
+    if answer is not None and answer.tool_calls:
+        pieces = [(_parts(answer), answer.tokens)]
+    elif answer is not None:
+        split = split_text(answer.text, directives.chunks)
+        pieces = [
+            ([{"text": text}], len("".join(split[: i + 1]).split())) for i, text in enumerate(split)
+        ]
     head = {"modelVersion": reply["modelVersion"], "responseId": reply["responseId"]}
-    chunks = [{**head, "candidates": [{"content": _content(t), "index": 0}]} for t in texts[:-1]]
-    last = {**reply, "candidates": [{**candidate, "content": _content(texts[-1])}]}
-    return [*chunks, last]
+    chunks = [
+        {
+            **head,
+            "candidates": [{"content": _content(parts), "index": 0}],
+            "usageMetadata": _usage(prompt, tokens),
+        }
+        for parts, tokens in pieces
+    ]
+    if directives.stops_after is None:
+        chunks[-1:] = [_finished(chunk, reply) for chunk in chunks[-1:]] or [reply]
+    error = {"code": 500, "message": "Emulated stream error.", "status": "INTERNAL"}
+    events = [_event(chunk) for chunk in chunks]
+    return plan_stream([], events, [], directives, _event({"error": error}))
 
 
-async def generate(request: web.Request) -> web.StreamResponse:
-    """Serve generateContent and streamGenerateContent."""
+def _finished(chunk: Json, reply: Json) -> Json:
+    """Return a stream's last chunk: its own content, the reply's finish and usage."""
+    candidate = {**reply["candidates"][0], "content": chunk["candidates"][0]["content"]}
+    return {**reply, "candidates": [candidate]}
+
+
+def _event(data: Json) -> bytes:
+    """Frame one server-sent event as Google does."""
+    return b"data: " + orjson.dumps(data) + b"\r\n\r\n"
+
+
+async def _count_tokens(request: web.Request) -> web.Response:
+    """Serve countTokens: the words of `contents` (or of `generateContentRequest`)."""
+    try:
+        body = await read_body(request)
+        inner = body.get("generateContentRequest")
+        source = inner if isinstance(inner, dict) else body
+        contents = check_contents(source, "CountTokensRequest")
+    except BadRequest as exc:
+        return google_error(400, str(exc))
+    system = source.get("systemInstruction") or {}
+    total = sum(len(text.split()) for content in [*contents, system] for text in texts(content))
+    return json_response({"totalTokens": total})
+
+
+async def model_action(request: web.Request) -> web.StreamResponse:
+    """Serve generateContent, streamGenerateContent and countTokens."""
     # The model id and the action share one path segment: "gemini-2.5-flash:generateContent".
     model, _, action = request.match_info["model_action"].rpartition(":")
-    if not model or action not in ACTIONS:
+    if model and action == "countTokens":
+        return await _count_tokens(request)
+    if not model or action not in ("generateContent", "streamGenerateContent"):
         return google_error(404, f"Unknown method: {request.match_info['model_action']}")
     stream = action == "streamGenerateContent"
     stats = count_call(request, "gemini", model, stream)
     try:
-        prompt = _prompt(model, await _read_body(request))
-        parsed = parse_directives(prompt.user_turns)
+        prompt = read_prompt(model, await read_body(request))
+        parsed = read_directives(prompt)
     except BadRequest as exc:
         stats.errors += 1
         return google_error(400, str(exc))
@@ -204,20 +165,12 @@ async def generate(request: web.Request) -> web.StreamResponse:
     if isinstance(directives, web.StreamResponse):
         return directives
     try:
-        reply = _reply(prompt, directives)
+        answer = None if directives.block else compose(prompt, directives)
     except BadRequest as exc:
         stats.errors += 1
         return google_error(400, str(exc))
+    reply = _reply(prompt, directives, answer)
     if not stream:
         return json_response(reply)
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    for chunk in _stream_chunks(reply):
-        await response.write(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n")
-    await response.write_eof()
-    return response
-
-
-async def list_models(request: web.Request) -> web.Response:
-    """List the emulated Gemini models."""
-    return json_response({"models": MODELS})
+    plan = _stream_plan(prompt, directives, answer, reply)
+    return await send_stream(request, plan, directives.chunk_delay_ms)

@@ -1,22 +1,21 @@
-"""OpenAI's Chat Completions API: `POST /v1/chat/completions` and `GET /v1/models`."""
+"""OpenAI's Chat Completions API: `POST /v1/chat/completions`, plain or streamed."""
 
 import math
 import time
-from typing import Any, Final
+from typing import Final
 
 import orjson
 from aiohttp import web
 
-from pipeline.emulator.answers import JsonMode, Prompt, compose, split_text
+from pipeline.emulator.answers import Answer, compose, read_directives, split_text
 from pipeline.emulator.calls import count_call, faulted
-from pipeline.emulator.directives import parse_directives
-from pipeline.emulator.gemini import MODEL_NAMES as GEMINI_MODEL_NAMES
-from pipeline.emulator.gemini import MODELS as GEMINI_MODELS
+from pipeline.emulator.directives import Directives
 from pipeline.emulator.gemini import json_response
+from pipeline.emulator.openai_requests import read_prompt
 from pipeline.emulator.state import BadRequest, Json
+from pipeline.emulator.streaming import StreamPlan, plan_stream, send_stream
+from pipeline.emulator.tools import split_arguments
 
-MODELS: Final = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o", "gpt-4.1")
-_CREATED: Final = 1_700_000_000
 _ERRORS: Final = {
     401: ("invalid_request_error", "invalid_api_key"),
     403: ("permission_error", "permission_denied"),
@@ -25,10 +24,7 @@ _ERRORS: Final = {
     503: ("server_error", "service_unavailable"),
     504: ("server_error", "timeout"),
 }
-_ROLES: Final = ("system", "developer", "user", "assistant", "tool")
-_FORMATS: Final = ("text", "json_object", "json_schema")
-# What a safety block answers: no content, no tokens.
-_FILTERED: Final = (None, 0, "content_filter")
+_DONE: Final = b"data: [DONE]\n\n"
 
 
 def openai_error(
@@ -46,98 +42,15 @@ def openai_error(
     return response
 
 
-def _authorized(request: web.Request) -> bool:
+def authorized(request: web.Request) -> bool:
     """Whether the request carries a bearer key (any non-empty key is accepted)."""
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and bool(key.strip())
 
 
-def _unauthorized() -> web.Response:
+def unauthorized() -> web.Response:
+    """Answer a request without a bearer key."""
     return openai_error(401, "You didn't provide an API key (Authorization: Bearer <key>).", None)
-
-
-def _text(content: Any, index: int) -> str:
-    """Return the text of a message's content: a string or a list of parts."""
-    if content is None or isinstance(content, str):
-        return content or ""
-    if not isinstance(content, list):
-        raise BadRequest(f"messages[{index}].content must be a string or an array of parts")
-    texts = []
-    for part in content:
-        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise BadRequest(f"messages[{index}].content: every part needs a type")
-        if part["type"] == "text":
-            if not isinstance(part.get("text"), str):
-                raise BadRequest(f"messages[{index}].content: a text part needs a text")
-            texts.append(part["text"])
-    return " ".join(texts)
-
-
-def _number(body: Json, name: str, low: float, high: float, integer: bool = False) -> Any:
-    """Return an optional numeric parameter, checked against its bounds."""
-    value = body.get(name)
-    kinds = (int,) if integer else (int, float)
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high
-    ):
-        raise BadRequest(f"Invalid value for '{name}': expected a number in [{low}, {high}]")
-    return value
-
-
-def _json_mode(body: Json) -> JsonMode | None:
-    """Read `response_format`: text, json_object, or json_schema with a schema."""
-    spec = body.get("response_format")
-    if spec is None:
-        return None
-    if not isinstance(spec, dict) or spec.get("type") not in _FORMATS:
-        raise BadRequest(f"Invalid 'response_format': type must be one of {', '.join(_FORMATS)}")
-    if spec["type"] == "text":
-        return None
-    if spec["type"] == "json_object":
-        return JsonMode()
-    wrapper = spec.get("json_schema")
-    if not isinstance(wrapper, dict) or not isinstance(wrapper.get("name"), str):
-        raise BadRequest("Missing required parameter: 'response_format.json_schema.name'")
-    schema = wrapper.get("schema")
-    if schema is not None and not isinstance(schema, dict):
-        raise BadRequest("Invalid 'response_format.json_schema.schema': expected an object")
-    return JsonMode(schema)
-
-
-def _prompt(model: str, body: Json) -> Prompt:
-    """Reduce a chat completion request to what the answer depends on."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("Missing required parameter: 'messages'")
-    turns = []
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in _ROLES:
-            raise BadRequest(f"Invalid 'messages[{index}]': a role among {', '.join(_ROLES)}")
-        turns.append({"role": message["role"], "content": _text(message.get("content"), index)})
-    if body.get("n") not in (None, 1):
-        raise BadRequest("Invalid value for 'n': the emulator answers with one choice")
-    limit = _number(body, "max_completion_tokens", 1, math.inf, True)
-    limit = _number(body, "max_tokens", 1, math.inf, True) if limit is None else limit
-    stop = body.get("stop")
-    stops = [stop] if isinstance(stop, str) else stop or []
-    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-        raise BadRequest("Invalid 'stop': expected a string or an array of strings")
-    params = {
-        "temperature": _number(body, "temperature", 0, 2),
-        "top_p": _number(body, "top_p", 0, 1),
-        "max_tokens": limit,
-        "stop": stops,
-        "response_format": body.get("response_format"),
-    }
-    return Prompt(
-        model=model,
-        user_turns=tuple(t["content"] for t in turns if t["role"] == "user"),
-        texts=tuple(t["content"] for t in turns),
-        canonical={"model": model, "messages": turns, "params": params},
-        max_tokens=limit,
-        stop=tuple(stops),
-        json_mode=_json_mode(body),
-    )
 
 
 def _status_error(status: int, message: str, retry_after_s: float | None) -> web.Response:
@@ -146,8 +59,8 @@ def _status_error(status: int, message: str, retry_after_s: float | None) -> web
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """Serve `POST /v1/chat/completions`, plain or streamed."""
-    if not _authorized(request):
-        return _unauthorized()
+    if not authorized(request):
+        return unauthorized()
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
@@ -160,8 +73,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             raise BadRequest("We could not parse the JSON body of your request.")
         if not isinstance(model, str) or not model:
             raise BadRequest("Missing required parameter: 'model'")
-        prompt = _prompt(model, body)
-        parsed = parse_directives(prompt.user_turns)
+        prompt = read_prompt(model, body)
+        parsed = read_directives(prompt)
     except BadRequest as exc:
         stats.errors += 1
         return openai_error(400, str(exc))
@@ -173,11 +86,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         message = "The prompt was filtered by the content management policy."
         return openai_error(400, message, "content_filter")
     try:
+        # A safety block answers no content, no tokens.
         answer = None if directives.block == "safety" else compose(prompt, directives)
     except BadRequest as exc:
         stats.errors += 1
         return openai_error(400, str(exc))
-    content, tokens, finish = (answer.text, answer.tokens, answer.finish) if answer else _FILTERED
+    tokens = answer.tokens if answer else 0
     usage = {
         "prompt_tokens": prompt.prompt_tokens,
         "completion_tokens": tokens,
@@ -190,58 +104,78 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "system_fingerprint": "fp_emulator",
     }
     if not stream:
-        reply = {"role": "assistant", "content": content, "refusal": None}
-        choice = {"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}
+        choice = {"index": 0, "logprobs": None, **_message(answer)}
         return json_response(
             {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
         )
     options = body.get("stream_options")
     with_usage = isinstance(options, dict) and options.get("include_usage") is True
-    return await _stream(request, head, content, finish, usage if with_usage else None)
+    plan = _stream_plan(head, answer, usage if with_usage else None, directives)
+    return await send_stream(request, plan, directives.chunk_delay_ms)
 
 
-async def _stream(
-    request: web.Request, head: Json, content: str | None, finish: str, usage: Json | None
-) -> web.StreamResponse:
-    """Send the answer as `chat.completion.chunk` events, then usage if asked, then [DONE]."""
+def _message(answer: Answer | None) -> Json:
+    """Return a choice's message and finish_reason (None: filtered for safety)."""
+    reply: Json = {"role": "assistant", "content": None, "refusal": None}
+    if answer is None:
+        return {"message": reply, "finish_reason": "content_filter"}
+    if answer.tool_calls:
+        reply["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in answer.tool_calls
+        ]
+    else:
+        reply["content"] = answer.text
+    return {"message": reply, "finish_reason": answer.finish}
+
+
+def _content_deltas(answer: Answer | None, pieces: int | None) -> list[Json]:
+    """Return the deltas carrying the answer: text pieces, or each tool call and its
+    argument fragments."""
+    if answer is None:
+        return []
+    if not answer.tool_calls:
+        texts = split_text(answer.text, pieces) if answer.text else []
+        return [{"content": text} for text in texts if text]
+    deltas: list[Json] = []
+    for index, call in enumerate(answer.tool_calls):
+        function = {"name": call.name, "arguments": ""}
+        deltas.append({"index": index, "id": call.id, "type": "function", "function": function})
+        deltas += [
+            {"index": index, "function": {"arguments": fragment}}
+            for fragment in split_arguments(call.arguments, pieces)
+        ]
+    return [{"tool_calls": [delta]} for delta in deltas]
+
+
+def _stream_plan(
+    head: Json, answer: Answer | None, usage: Json | None, directives: Directives
+) -> StreamPlan:
+    """Lay out the `chat.completion.chunk` events: role, content, finish, usage, [DONE]."""
     chunk_head = {**head, "object": "chat.completion.chunk"}
     if usage is not None:
         chunk_head["usage"] = None
-    deltas: list[Json] = [{"role": "assistant", "content": ""}]
-    deltas += [{"content": piece} for piece in split_text(content) if piece] if content else []
-    chunks: list[tuple[Json, str | None]] = [(delta, None) for delta in deltas]
-    chunks.append(({}, finish))
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    for delta, reason in chunks:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
-        await response.write(
-            b"data: " + orjson.dumps({**chunk_head, "choices": [choice]}) + b"\n\n"
-        )
+
+    def event(delta: Json, finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return b"data: " + orjson.dumps({**chunk_head, "choices": [choice]}) + b"\n\n"
+
+    calls = answer is not None and bool(answer.tool_calls)
+    opening = [event({"role": "assistant", "content": None if calls else ""})]
+    content = [event(delta) for delta in _content_deltas(answer, directives.chunks)]
+    closing = [event({}, answer.finish if answer else "content_filter")]
     if usage is not None:
         last = {**chunk_head, "choices": [], "usage": usage}
-        await response.write(b"data: " + orjson.dumps(last) + b"\n\n")
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
-    return response
-
-
-def _model(name: str) -> Json:
-    return {"id": name, "object": "model", "created": _CREATED, "owned_by": "emulator"}
-
-
-async def list_models(request: web.Request) -> web.Response:
-    """List the models in OpenAI's format (Gemini's format for a Gemini client's key)."""
-    if "x-goog-api-key" in request.headers and "Authorization" not in request.headers:
-        return json_response({"models": GEMINI_MODELS})
-    if not _authorized(request):
-        return _unauthorized()
-    names = [*MODELS, *GEMINI_MODEL_NAMES]
-    return json_response({"object": "list", "data": [_model(name) for name in names]})
-
-
-async def get_model(request: web.Request) -> web.Response:
-    """Describe one model: any name is answered."""
-    if not _authorized(request):
-        return _unauthorized()
-    return json_response(_model(request.match_info["model"]))
+        closing.append(b"data: " + orjson.dumps(last) + b"\n\n")
+    error = {
+        "message": f"Emulated stream error after {directives.stream_error} chunks.",
+        "type": "server_error",
+        "param": None,
+        "code": "stream_error",
+    }
+    error_event = b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+    return plan_stream(opening, content, [*closing, _DONE], directives, error_event)

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from pipeline.emulator.answers import malformed_text
-from pipeline.emulator.gemini import from_openapi
+from pipeline.emulator.gemini_requests import from_openapi
 from pipeline.emulator.jsondocs import invalid_document, valid_document
 from tests.support.emulator_schemas import SCHEMAS, validate
 
