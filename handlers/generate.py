@@ -6,6 +6,7 @@ import time
 from handlers.context import StageContext
 from handlers.structured import structured_answer
 from pipeline.errors import PromptbusError
+from pipeline.providers.base import ToolOffer
 from pipeline.resilience.calls import Call, DeltaSink
 from pipeline.resilience.router import RetryLater
 from schemas import Message, RoutingState, StageEnvelope
@@ -49,7 +50,12 @@ async def generate(
         budget_s = policy.job_deadline_s if in_job else policy.sync_deadline_s
         state = RoutingState(deadline=time.time() + budget_s)
     call = Call(
-        request.conversation(), request.params, request.response_schema, request.safety_settings
+        request.conversation(),
+        request.params,
+        request.response_schema,
+        tools=ToolOffer.of(request),
+        safety_settings=request.safety_settings,
+        user=request.user,
     )
 
     async def routed(conversation: tuple[Message, ...]) -> Generation:

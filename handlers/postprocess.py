@@ -22,6 +22,7 @@ async def postprocess(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelo
         provider=generation.provider,
         provider_model=generation.provider_model,
         text=generation.text,
+        tool_calls=generation.tool_calls,
         finish_reason=generation.finish_reason,
         usage=generation.usage,
         cost=spec.cost(generation.usage),

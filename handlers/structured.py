@@ -39,28 +39,28 @@ class InvalidAnswer(Exception):
         self.reason = reason
 
 
-def check_schema(schema: dict[str, Any]) -> None:
-    """Refuse a response schema that is itself invalid or past the bounds (a 422)."""
+def check_schema(schema: dict[str, Any], field: str = "response_schema") -> None:
+    """Refuse a JSON Schema that is itself invalid or past the bounds (a 422 naming `field`)."""
     if not isinstance(schema, dict):
-        _refuse("must be a JSON object")
+        _refuse(field, "must be a JSON object")
     try:
         size = len(orjson.dumps(schema))
     except TypeError as exc:
-        _refuse(f"is not JSON: {exc}")
+        _refuse(field, f"is not JSON: {exc}")
     if size > MAX_SCHEMA_BYTES:
-        _refuse(f"is {size} bytes serialized, over the limit of {MAX_SCHEMA_BYTES}")
+        _refuse(field, f"is {size} bytes serialized, over the limit of {MAX_SCHEMA_BYTES}")
     depth = _depth(schema)
     if depth > MAX_SCHEMA_DEPTH:
-        _refuse(f"nests {depth} levels deep, over the limit of {MAX_SCHEMA_DEPTH}")
+        _refuse(field, f"nests {depth} levels deep, over the limit of {MAX_SCHEMA_DEPTH}")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        _refuse(f"is not a valid JSON Schema (2020-12): {exc.message} at {exc.json_path}")
+        _refuse(field, f"is not a valid JSON Schema (2020-12): {exc.message} at {exc.json_path}")
     for ref in _refs(schema):
         if not ref.startswith("#"):
-            _refuse(f"$ref {ref!r} points outside the schema; only '#...' refs are allowed")
+            _refuse(field, f"$ref {ref!r} points outside the schema; only '#...' refs are allowed")
         if ref.startswith("#/") and not _resolves(schema, ref[1:]):
-            _refuse(f"$ref {ref!r} does not resolve within the schema")
+            _refuse(field, f"$ref {ref!r} does not resolve within the schema")
 
 
 def parse_answer(text: str, schema: dict[str, Any]) -> Any:
@@ -130,8 +130,8 @@ async def structured_answer(
     return second.model_copy(update={**combined, "json_": value})
 
 
-def _refuse(reason: str) -> NoReturn:
-    raise ValidationFailed(f"response_schema {reason}", field="response_schema")
+def _refuse(field: str, reason: str) -> NoReturn:
+    raise ValidationFailed(f"{field} {reason}", field=field)
 
 
 def _depth(value: Any) -> int:

@@ -22,6 +22,9 @@ from schemas.generate import (
     RoutingInfo,
     SafetySetting,
     TemplateRef,
+    Tool,
+    ToolCall,
+    ToolChoice,
     Usage,
 )
 from schemas.stages import Generation, RoutingState, StageEnvelope
@@ -49,6 +52,9 @@ __all__ = [
     "SafetySetting",
     "StageEnvelope",
     "TemplateRef",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
     "Usage",
     "WebhookTarget",
 ]

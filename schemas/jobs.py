@@ -8,6 +8,7 @@ from schemas._base import Envelope
 from schemas.errors import ErrorDetail
 from schemas.events import JobId, JobState, WebhookTarget
 from schemas.generate import GenerateRequest, GenerateResponse
+from schemas.webhooks import Attempt
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
@@ -58,3 +59,9 @@ class JobPage(Envelope):
 
     data: tuple[Job, ...]
     next_cursor: str | None = None
+
+
+class JobView(Job):
+    """A job as GET /v1/jobs/{id} shows it: with its webhook's delivery attempts, if any."""
+
+    webhook_attempts: tuple[Attempt, ...] | None = None

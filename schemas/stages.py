@@ -6,7 +6,7 @@ from pydantic import Field
 
 from schemas._base import Envelope
 from schemas.errors import ErrorDetail
-from schemas.generate import GenerateRequest, GenerateResponse, Usage
+from schemas.generate import GenerateRequest, GenerateResponse, ToolCall, Usage
 
 
 class Generation(Envelope):
@@ -15,6 +15,7 @@ class Generation(Envelope):
     provider: str
     provider_model: str
     text: str
+    tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str = Field(description="Lower-case provider finish reason, e.g. 'stop'")
     usage: Usage
     latency_ms: float = Field(ge=0)

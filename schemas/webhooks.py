@@ -34,6 +34,25 @@ class Endpoint(Envelope):
     failing_since: float | None = Field(default=None, description="First failure of a streak")
 
 
+class EndpointCreated(Endpoint):
+    """What POST /v1/webhooks answers: the endpoint and its secret, shown this once."""
+
+    secret: str
+
+
+class EndpointList(Envelope):
+    """What GET /v1/webhooks answers: the tenant's endpoints, without secrets."""
+
+    data: tuple[Endpoint, ...]
+
+
+class SecretRotated(Envelope):
+    """What rotating an endpoint's secret answers: the new secret."""
+
+    id: str
+    secret: str
+
+
 class Outcome(StrEnum):
     """How one delivery attempt ended."""
 
@@ -62,7 +81,7 @@ class Attempt(Envelope):
 
     message_id: str
     job_id: str
-    endpoint_id: str | None
+    endpoint_id: str | None = Field(default=None, description="None for a job's own URL")
     url: str
     attempt: int
     at: float
@@ -72,3 +91,17 @@ class Attempt(Envelope):
     error: str | None = None
     response_excerpt: str | None = None
     next_attempt_in_s: float | None = None
+
+
+class AttemptList(Envelope):
+    """An endpoint's recent delivery attempts, oldest first."""
+
+    data: tuple[Attempt, ...]
+
+
+class ReplayQueued(Envelope):
+    """What a replay answers: the message queued for delivery again."""
+
+    message_id: str
+    job_id: str
+    endpoint_id: str

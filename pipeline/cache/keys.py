@@ -5,7 +5,7 @@ import hashlib
 import orjson
 
 from pipeline.errors import ValidationFailed
-from schemas import GenerateRequest
+from schemas import GenerateRequest, Message
 
 KEY_VERSION = "v1"
 
@@ -22,7 +22,7 @@ def cache_key(request: GenerateRequest, *, tenant: str, provider: str, provider_
     if not request.expanded:
         raise ValueError("a template request must be expanded before it is keyed")
     template = request.template
-    canonical = {
+    canonical: dict[str, object] = {
         "tenant": tenant,
         "provider": provider,
         "model": provider_model,
@@ -31,6 +31,8 @@ def cache_key(request: GenerateRequest, *, tenant: str, provider: str, provider_
         "template": None if template is None else {"id": template.id, "version": template.version},
         # The schema as given: OPT_SORT_KEYS sorts its keys at every depth.
         "response_schema": request.response_schema,
+        # Absent, not null, when unset: the keys of requests without tools stay as they were.
+        **_tools(request),
     }
     if request.safety_settings:
         # Only when given, so that every request without them keeps the key it had.
@@ -40,19 +42,56 @@ def cache_key(request: GenerateRequest, *, tenant: str, provider: str, provider_
     try:
         encoded = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:
-        # Only the free-form schema can hold what JSON cannot carry (an integer past 64 bits).
-        raise ValidationFailed(
-            f"response_schema cannot be canonicalised: {exc}", field="response_schema"
-        ) from exc
+        # Only free-form JSON (a schema, tool arguments) can hold what JSON cannot carry,
+        # such as an integer past 64 bits.
+        field = _unencodable(canonical)
+        raise ValidationFailed(f"{field} cannot be canonicalised: {exc}", field=field) from exc
     return f"{KEY_VERSION}:{tenant}:{hashlib.sha256(encoded).hexdigest()}"
 
 
-def _messages(request: GenerateRequest) -> list[list[str]]:
-    """The conversation as [role, text] pairs, as `GenerateRequest.conversation` has it."""
+def _messages(request: GenerateRequest) -> list[list[object]]:
+    """The conversation as [role, text] pairs, as `GenerateRequest.conversation` has it.
+
+    A message with tool calls or a tool-call id gets them as a third member; a plain
+    message stays a pair, so that conversations without tools key as they always did.
+    """
     if request.messages is not None:
-        return [[m.role.value, m.content] for m in request.messages]
-    head = [["system", request.system]] if request.system else []
+        return [_message(m) for m in request.messages]
+    head: list[list[object]] = [["system", request.system]] if request.system else []
     return [*head, ["user", request.prompt or ""]]
+
+
+def _message(message: Message) -> list[object]:
+    pair: list[object] = [message.role.value, message.content]
+    tooling: dict[str, object] = {}
+    if message.tool_calls is not None:
+        tooling["tool_calls"] = [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        tooling["tool_call_id"] = message.tool_call_id
+    return [*pair, tooling] if tooling else pair
+
+
+def _tools(request: GenerateRequest) -> dict[str, object]:
+    """The tool fields that are set; `user` is left out (it names a caller, not an answer)."""
+    values: dict[str, object] = {
+        "tool_choice": request.tool_choice,
+        "parallel_tool_calls": request.parallel_tool_calls,
+    }
+    if request.tools is not None:
+        values["tools"] = [t.model_dump(exclude_none=True) for t in request.tools]
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _unencodable(canonical: dict[str, object]) -> str:
+    """The first part of the canonical request that JSON cannot carry."""
+    for name, value in canonical.items():
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return name
+    return "request"
 
 
 def _params(request: GenerateRequest) -> dict[str, object]:
@@ -64,5 +103,6 @@ def _params(request: GenerateRequest) -> dict[str, object]:
         "top_k": p.top_k,
         "max_output_tokens": p.max_output_tokens,
         "stop": p.stop,
+        "seed": p.seed,
     }
     return {name: value for name, value in values.items() if value is not None}

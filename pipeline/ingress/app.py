@@ -11,6 +11,7 @@ from pipeline.ingress.health import get_healthz, get_readyz
 from pipeline.ingress.jobs import delete_job, get_job, get_job_events, list_jobs, post_job
 from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import request_context
+from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
 from pipeline.ingress.templates import add_routes as add_template_routes
 from pipeline.ingress.unshared import shared_state_gate
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> web.Application:
     add_gemini_routes(app)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
+    add_openapi_route(app)
     return app
 
 

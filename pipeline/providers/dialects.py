@@ -1,4 +1,4 @@
-"""What differs between families of LangChain chat models: parameters, JSON mode, safety
+"""What differs between LangChain chat model families: parameters, JSON mode, tools, safety
 settings, token counts, closing.
 
 The shared provider asks `dialect_of(model)` and never looks at a model's class itself, so
@@ -12,11 +12,18 @@ from typing import Any, Final
 
 import orjson
 from google.genai.types import Content, HarmBlockThreshold, HarmCategory, Part
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable
 from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 
-from schemas import GenerationParams, Message, Role, SafetySetting
+from pipeline.errors import ValidationFailed
+from schemas import GenerationParams, Message, Role, SafetySetting, Tool, ToolChoice
+
+# A model with tools bound: what `bind_tools` hands back, called like the model itself.
+BoundModel = Runnable[LanguageModelInput, AIMessage]
+ToolBinder = Callable[[BaseChatModel, tuple[Tool, ...], ToolChoice | None, bool | None], BoundModel]
 
 # The name OpenAI's json_schema response format requires; any name will do.
 SCHEMA_NAME: Final = "response"
@@ -30,21 +37,53 @@ class JsonMode:
     instruction: str | None = None
 
 
+def _no_safety(settings: tuple[SafetySetting, ...]) -> dict[str, Any]:
+    # Safety settings are Gemini's; other families have no such parameter.
+    return {}
+
+
+async def _no_count(model: BaseChatModel, conversation: tuple[Message, ...]) -> int | None:
+    # ChatOpenAI counts with tiktoken, which downloads its encodings and fits OpenAI's models
+    # only (not vLLM's or Ollama's); the provider estimates instead.
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """One family's ways: call kwargs from params, JSON mode for a schema, safety settings,
-    counting tokens (None: the family has no count of its own), and closing."""
+    """One family's ways: call kwargs, JSON mode for a schema, tools, and closing.
+
+    `bind_tools(model, tools, tool_choice, parallel_tool_calls)` is the model with tools
+    bound; `user_kwargs(user)` the call kwargs naming the end user, where the family has
+    them. `invents_tool_call_ids`: the client makes up a UUID4 for a tool call the provider
+    sent without an id (promptbus then makes a deterministic one instead). `safety(settings)`
+    the call kwargs carrying safety settings; `count_tokens(model, conversation)` the
+    family's own count of the input tokens (None: it has none).
+    """
 
     name: str
     call_kwargs: Callable[[GenerationParams], dict[str, Any]]
     json_mode: Callable[[dict[str, Any]], JsonMode]
     close: Callable[[BaseChatModel], Awaitable[None]]
-    safety: Callable[[tuple[SafetySetting, ...]], dict[str, Any]]
-    count_tokens: Callable[[BaseChatModel, tuple[Message, ...]], Awaitable[int | None]]
+    bind_tools: ToolBinder
+    user_kwargs: Callable[[str], dict[str, Any]]
+    invents_tool_call_ids: bool = False
+    safety: Callable[[tuple[SafetySetting, ...]], dict[str, Any]] = _no_safety
+    count_tokens: Callable[[BaseChatModel, tuple[Message, ...]], Awaitable[int | None]] = _no_count
+
+
+def _no_user(user: str) -> dict[str, Any]:
+    # Gemini's API, and LangChain's chat models in general, have no end-user field.
+    return {}
+
+
+def _function_tools(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    """Tools as OpenAI's function tools, the form every LangChain `bind_tools` reads."""
+    return [{"type": "function", "function": t.model_dump(exclude_none=True)} for t in tools]
 
 
 def _gemini_kwargs(params: GenerationParams) -> dict[str, Any]:
-    # ChatGoogleGenerativeAI takes Gemini's own names: top_k and max_output_tokens included.
+    # ChatGoogleGenerativeAI takes Gemini's own names: top_k, max_output_tokens and seed
+    # (GenerateContentConfig's) included.
     kwargs: dict[str, Any] = params.model_dump(exclude_none=True)
     if "stop" in kwargs:
         kwargs["stop"] = list(kwargs["stop"])
@@ -53,6 +92,15 @@ def _gemini_kwargs(params: GenerationParams) -> dict[str, Any]:
 
 def _gemini_json(schema: dict[str, Any]) -> JsonMode:
     return JsonMode({"response_mime_type": "application/json", "response_json_schema": schema})
+
+
+def _gemini_tools(
+    model: BaseChatModel, tools: tuple[Tool, ...], choice: ToolChoice | None, parallel: bool | None
+) -> BoundModel:
+    # Gemini's modes are AUTO, ANY and NONE, and a name means ANY limited to that function;
+    # it has no switch for parallel calls, so `parallel` has nothing to set.
+    gemini_choice = "any" if choice == "required" else choice
+    return model.bind_tools(_function_tools(tools), tool_choice=gemini_choice)
 
 
 def _gemini_safety(settings: tuple[SafetySetting, ...]) -> dict[str, Any]:
@@ -67,12 +115,14 @@ def _gemini_safety(settings: tuple[SafetySetting, ...]) -> dict[str, Any]:
 async def _gemini_count(model: BaseChatModel, conversation: tuple[Message, ...]) -> int | None:
     # ChatGoogleGenerativeAI.get_num_tokens makes this same countTokens call, but only on the
     # SDK's sync client (one text, no roles); the model's async client keeps the loop free.
-    # The Developer API counts no system instruction: a system text counts as a user turn.
+    # The Developer API counts no system instruction: a system text counts as a user turn,
+    # and so does a tool's result; only text is counted.
     if not isinstance(model, ChatGoogleGenerativeAI) or model.client is None:
         return None
     contents = [
         Content(role="model" if m.role is Role.ASSISTANT else "user", parts=[Part(text=m.content)])
         for m in conversation
+        if m.content
     ]
     counted = await model.client.aio.models.count_tokens(model=model.model, contents=contents)
     return counted.total_tokens
@@ -95,8 +145,13 @@ def _openai_kwargs(params: GenerationParams) -> dict[str, Any]:
         "top_p": params.top_p,
         "max_tokens": params.max_output_tokens,
         "stop": list(params.stop) if params.stop else None,
+        "seed": params.seed,
     }
     return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _openai_user(user: str) -> dict[str, Any]:
+    return {"user": user}
 
 
 def _openai_json(schema: dict[str, Any]) -> JsonMode:
@@ -104,6 +159,16 @@ def _openai_json(schema: dict[str, Any]) -> JsonMode:
     # structured-output step validates (and repairs) the answer anyway.
     json_schema = {"name": SCHEMA_NAME, "schema": schema, "strict": False}
     return JsonMode({"response_format": {"type": "json_schema", "json_schema": json_schema}})
+
+
+def _openai_tools(
+    model: BaseChatModel, tools: tuple[Tool, ...], choice: ToolChoice | None, parallel: bool | None
+) -> BoundModel:
+    # ChatOpenAI turns a tool's name into {"type": "function", "function": {"name": ...}}
+    # and passes "auto", "none" and "required" as they are.
+    return model.bind_tools(
+        _function_tools(tools), tool_choice=choice, parallel_tool_calls=parallel
+    )
 
 
 async def _openai_close(model: BaseChatModel) -> None:
@@ -131,29 +196,48 @@ def _generic_json(schema: dict[str, Any]) -> JsonMode:
     )
 
 
+def _generic_tools(
+    model: BaseChatModel, tools: tuple[Tool, ...], choice: ToolChoice | None, parallel: bool | None
+) -> BoundModel:
+    # The base class's bind_tools only raises NotImplementedError: a family that cannot take
+    # tools is refused before any call. `parallel` has no name common to every family.
+    if type(model).bind_tools is BaseChatModel.bind_tools:
+        raise ValidationFailed(
+            f"model class {type(model).__name__} does not support tools", field="tools"
+        )
+    return model.bind_tools(_function_tools(tools), tool_choice=choice)
+
+
 async def _generic_close(model: BaseChatModel) -> None:
     return None
 
 
-def _no_safety(settings: tuple[SafetySetting, ...]) -> dict[str, Any]:
-    # Safety settings are Gemini's; other families have no such parameter.
-    return {}
-
-
-async def _no_count(model: BaseChatModel, conversation: tuple[Message, ...]) -> int | None:
-    # ChatOpenAI counts with tiktoken, which downloads its encodings and fits OpenAI's models
-    # only (not vLLM's or Ollama's); the provider estimates instead.
-    return None
-
-
 GEMINI: Final = Dialect(
-    "gemini", _gemini_kwargs, _gemini_json, _gemini_close, _gemini_safety, _gemini_count
+    "gemini",
+    _gemini_kwargs,
+    _gemini_json,
+    _gemini_close,
+    bind_tools=_gemini_tools,
+    user_kwargs=_no_user,
+    invents_tool_call_ids=True,
+    safety=_gemini_safety,
+    count_tokens=_gemini_count,
 )
 OPENAI: Final = Dialect(
-    "openai", _openai_kwargs, _openai_json, _openai_close, _no_safety, _no_count
+    "openai",
+    _openai_kwargs,
+    _openai_json,
+    _openai_close,
+    bind_tools=_openai_tools,
+    user_kwargs=_openai_user,
 )
 GENERIC: Final = Dialect(
-    "generic", _generic_kwargs, _generic_json, _generic_close, _no_safety, _no_count
+    "generic",
+    _generic_kwargs,
+    _generic_json,
+    _generic_close,
+    bind_tools=_generic_tools,
+    user_kwargs=_no_user,
 )
 
 

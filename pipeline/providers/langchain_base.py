@@ -7,23 +7,18 @@ from typing import Any
 
 import aiohttp
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-    HumanMessage,
-    SystemMessage,
-)
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 from pipeline.errors import UpstreamUnavailable
 from pipeline.providers._errors import translate
-from pipeline.providers.dialects import dialect_of
-from schemas import GenerationParams, Message, Role, SafetySetting, Usage
+from pipeline.providers.base import ToolOffer
+from pipeline.providers.dialects import BoundModel, dialect_of
+from pipeline.providers.messages import to_langchain, tool_calls_of
+from schemas import GenerationParams, Message, SafetySetting, Usage
 from schemas.stages import Generation
 
-_ROLE_TO_MESSAGE = {Role.SYSTEM: SystemMessage, Role.USER: HumanMessage, Role.ASSISTANT: AIMessage}
 # Where the reason an answer ended sits in `response_metadata`, by family.
 _FINISH_KEYS = ("finish_reason", "stop_reason", "done_reason")
 _PROBE_TIMEOUT_S = 2.0
@@ -72,11 +67,13 @@ class LangChainProvider:
         params: GenerationParams,
         *,
         response_schema: dict[str, Any] | None = None,
+        tools: ToolOffer | None = None,
+        user: str | None = None,
         safety_settings: tuple[SafetySetting, ...] | None = None,
     ) -> Generation:
         """One answer from `provider_model`, from one upstream call."""
         model, prompt, kwargs = self._prepared(
-            provider_model, conversation, params, response_schema, safety_settings
+            provider_model, conversation, params, response_schema, tools, user, safety_settings
         )
         started = time.perf_counter()
         try:
@@ -84,7 +81,7 @@ class LangChainProvider:
                 reply = await model.ainvoke(prompt, **kwargs)
         except Exception as exc:
             raise translate(exc) from exc
-        return self._generation(provider_model, reply, started)
+        return self._generation(provider_model, reply, started, turn=len(conversation))
 
     async def stream(
         self,
@@ -93,6 +90,8 @@ class LangChainProvider:
         params: GenerationParams,
         *,
         response_schema: dict[str, Any] | None = None,
+        tools: ToolOffer | None = None,
+        user: str | None = None,
         safety_settings: tuple[SafetySetting, ...] | None = None,
     ) -> AsyncGenerator[str | Generation, None]:
         """The answer's text deltas as they arrive, then the whole answer, from one call.
@@ -102,7 +101,7 @@ class LangChainProvider:
         answer.
         """
         model, prompt, kwargs = self._prepared(
-            provider_model, conversation, params, response_schema, safety_settings
+            provider_model, conversation, params, response_schema, tools, user, safety_settings
         )
         started = time.perf_counter()
         whole: AIMessageChunk | None = None
@@ -127,7 +126,7 @@ class LangChainProvider:
                 await close()
         if whole is None or finish_reason(whole) == "unknown":
             raise UpstreamUnavailable("the model's stream ended before the answer was finished")
-        yield self._generation(provider_model, whole, started)
+        yield self._generation(provider_model, whole, started, turn=len(conversation))
 
     def _prepared(
         self,
@@ -135,17 +134,22 @@ class LangChainProvider:
         conversation: tuple[Message, ...],
         params: GenerationParams,
         response_schema: dict[str, Any] | None,
+        tools: ToolOffer | None,
+        user: str | None,
         safety_settings: tuple[SafetySetting, ...] | None,
-    ) -> tuple[BaseChatModel, list[BaseMessage], dict[str, Any]]:
-        """The model, its prompt and its call kwargs for one call."""
+    ) -> tuple[BoundModel, list[BaseMessage], dict[str, Any]]:
+        """The model (its tools bound), its prompt and its call kwargs for one call."""
         model = self.model(provider_model)
         dialect = dialect_of(model)
         kwargs = dialect.call_kwargs(params)
+        if user is not None:
+            kwargs.update(dialect.user_kwargs(user))
         if safety_settings:
             kwargs.update(dialect.safety(safety_settings))
-        messages: list[BaseMessage] = [
-            _ROLE_TO_MESSAGE[m.role](content=m.content) for m in conversation
-        ]
+        messages = to_langchain(conversation)
+        bound: BoundModel = model
+        if tools is not None:
+            bound = dialect.bind_tools(model, tools.tools, tools.choice, tools.parallel_tool_calls)
         if response_schema is not None:
             mode = dialect.json_mode(response_schema)
             kwargs.update(mode.kwargs)
@@ -153,14 +157,18 @@ class LangChainProvider:
                 messages.insert(0, SystemMessage(content=mode.instruction))
         # Template and parser are pure CPU: called directly, not as runnables (`invoke` adds a
         # callback manager and config per call, about 0.25 ms together, and `ainvoke` a thread hop).
-        return model, self._prompt.format_messages(conversation=messages), kwargs
+        return bound, self._prompt.format_messages(conversation=messages), kwargs
 
-    def _generation(self, provider_model: str, reply: AIMessage, started: float) -> Generation:
+    def _generation(
+        self, provider_model: str, reply: AIMessage, started: float, *, turn: int
+    ) -> Generation:
         latency_ms = (time.perf_counter() - started) * 1000
+        invented = dialect_of(self.model(provider_model)).invents_tool_call_ids
         return Generation(
             provider=self.name,
             provider_model=provider_model,
             text=self._parser.parse(reply.text),
+            tool_calls=tool_calls_of(reply, turn=turn, invented_ids=invented),
             finish_reason=finish_reason(reply),
             usage=usage(reply),
             latency_ms=round(latency_ms, 3),

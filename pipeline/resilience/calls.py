@@ -5,6 +5,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from pipeline.errors import (
     ContentBlocked,
     EmptyAnswer,
@@ -13,7 +15,7 @@ from pipeline.errors import (
     StreamInterrupted,
     UpstreamUnavailable,
 )
-from pipeline.providers.base import ChatProvider
+from pipeline.providers.base import ChatProvider, ToolOffer
 from schemas import GenerationParams, Message, SafetySetting
 from schemas.stages import Generation
 
@@ -42,16 +44,27 @@ class Call:
     conversation: tuple[Message, ...]
     params: GenerationParams
     response_schema: dict[str, Any] | None = None
+    tools: ToolOffer | None = None
+    user: str | None = None
     safety_settings: tuple[SafetySetting, ...] | None = None
 
     def estimated_tokens(self) -> int:
         """A rough token count for rate limits, settled with the real usage afterwards."""
         chars = sum(len(m.content) for m in self.conversation)
+        for message in self.conversation:
+            for call in message.tool_calls or ():
+                chars += len(call.name) + len(orjson.dumps(call.arguments))
+        # The tools' schemas go up with every call that offers them.
+        for tool in self.tools.tools if self.tools else ():
+            chars += len(tool.model_dump_json(exclude_none=True))
         return chars // 4 + (self.params.max_output_tokens or 0) + 1
 
 
 def judge(generation: Generation) -> None:
-    """Refuse a refused prompt or a withheld answer (ContentBlocked), or an empty one."""
+    """Refuse a refused prompt or a withheld answer (ContentBlocked), or an empty one.
+
+    An answer of tool calls alone, with no text, is an answer.
+    """
     reason = generation.finish_reason
     if generation.prompt_blocked:
         raise PromptBlocked(
@@ -61,7 +74,7 @@ def judge(generation: Generation) -> None:
         raise ContentBlocked(
             f"the model withheld its answer (finish_reason {reason})", finish_reason=reason
         )
-    if not generation.text.strip():
+    if not generation.text.strip() and not generation.tool_calls:
         raise EmptyAnswer(
             f"the model gave an empty answer (finish_reason {reason})", finish_reason=reason
         )
@@ -77,6 +90,8 @@ async def streamed(
         call.conversation,
         call.params,
         response_schema=call.response_schema,
+        tools=call.tools,
+        user=call.user,
         safety_settings=call.safety_settings,
     )
     try:

@@ -201,6 +201,8 @@ class Router:
                     call.conversation,
                     call.params,
                     response_schema=call.response_schema,
+                    tools=call.tools,
+                    user=call.user,
                     safety_settings=call.safety_settings,
                 )
             else:

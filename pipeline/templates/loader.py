@@ -125,7 +125,8 @@ def _message(item: object, where: str) -> tuple[Role, str]:
         raise _Invalid(f"{where} is not a {{role, content}} table")
     _only(item, _MESSAGE_KEYS, where)
     role, content = item.get("role"), item.get("content")
-    if role not in {r.value for r in Role}:
+    # A template is text to fill in: tool turns come from the caller, never from config.
+    if role not in {r.value for r in LANGCHAIN_TYPES}:
         raise _Invalid(f"{where}: 'role' must be one of system, user, assistant, not {role!r}")
     if not isinstance(content, str) or not content.strip():
         raise _Invalid(f"{where}: 'content' must be a non-empty string")

@@ -211,3 +211,64 @@ async def test_langchain_chat_openai_works_through_promptbus(gateway: Gateway, e
     chunks = [chunk async for chunk in llm.astream("hello there")]
     assert "".join(c.text for c in chunks) == reply.text
     assert await emulator.calls() == 1
+
+
+async def test_more_than_one_choice_is_refused_clearly(client: openai.AsyncOpenAI):
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="flash", messages=ask("two"), n=2)
+    assert refused.value.param == "n"
+    assert "does not support" in str(refused.value)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("model", ["flash", "gpt-4o-mini"])
+async def test_tool_calls_round_trip_in_openai_shape(
+    client: openai.AsyncOpenAI, emulator: Emulator, model: str
+):
+    question = [{"role": "user", "content": "weather? [[emulator:tool_calls=1]]"}]
+    first = await client.chat.completions.create(
+        model=model, messages=question, tools=[WEATHER_TOOL], tool_choice="auto"
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    calls = choice.message.tool_calls or []
+    assert len(calls) == 1
+    assert calls[0].type == "function"
+    assert calls[0].function.name == "get_weather"
+    assert isinstance(json.loads(calls[0].function.arguments)["city"], str)
+
+    # The tool's result goes back; the model answers with text that uses it
+    follow_up = [
+        *question,
+        {"role": "assistant", "content": None, "tool_calls": [calls[0].model_dump()]},
+        {"role": "tool", "tool_call_id": calls[0].id, "content": "sunny, 21 C"},
+    ]
+    second = await client.chat.completions.create(
+        model=model, messages=follow_up, tools=[WEATHER_TOOL]
+    )
+    assert "sunny, 21 C" in (second.choices[0].message.content or "")
+    assert second.choices[0].finish_reason == "stop"
+
+    # Streamed, the tool call arrives as tool_calls deltas
+    stream = await client.chat.completions.create(
+        model=model, messages=question, tools=[WEATHER_TOOL], stream=True
+    )
+    chunks = [c async for c in stream]
+    streamed = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    assert streamed
+    assert streamed[0].function is not None
+    assert streamed[0].function.name == "get_weather"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"

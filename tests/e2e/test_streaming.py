@@ -7,7 +7,7 @@ import pytest
 
 from tests.support.emulator import Emulator
 from tests.support.gateway import Gateway
-from tests.support.sse import events, read_stream
+from tests.support.sse import Event, events, read_stream
 
 
 def stream_body(prompt: str, model: str = "flash") -> dict[str, object]:
@@ -108,7 +108,7 @@ async def test_a_caller_that_hangs_up_alone_cancels_the_call_and_nothing_is_stor
     gateway: Gateway, session: aiohttp.ClientSession, emulator: Emulator
 ):
     url = gateway.url + "/v1/generate"
-    body = stream_body("leave early [[emulator:chunks=20,chunk_delay=50]]")
+    body = stream_body("leave early " + "word " * 30 + "[[emulator:chunks=20,chunk_delay=50]]")
     async with session.post(url, json=body) as resp:
         async for event in events(resp):
             assert event.name == "delta"
@@ -129,26 +129,40 @@ async def test_followers_finish_when_the_leader_hangs_up_and_a_late_one_gets_it_
     gateway: Gateway, session: aiohttp.ClientSession, emulator: Emulator
 ):
     url = gateway.url + "/v1/generate"
-    body = stream_body("keep going [[emulator:chunks=10,chunk_delay=40]]")
-    seen = asyncio.Event()
+    body = stream_body(
+        "keep going on and on with many words in this answer [[emulator:chunks=10,chunk_delay=40]]"
+    )
+    leader_saw_two, follower_joined = asyncio.Event(), asyncio.Event()
+    follower_events: list[Event] = []
 
     async def leader() -> None:
         async with session.post(url, json=body) as resp:
+            seen = 0
             async for _event in events(resp):
-                seen.set()
-                return  # hangs up after the first delta
+                seen += 1
+                if seen == 2:
+                    leader_saw_two.set()
+                    await follower_joined.wait()
+                    return  # hangs up in the middle of the stream
+
+    async def follower() -> None:
+        async with session.post(url, json=body) as resp:
+            async for event in events(resp):
+                follower_events.append(event)
+                follower_joined.set()
 
     leading = asyncio.create_task(leader())
-    await seen.wait()
-    # A follower that arrives late, after the leader has gone, still gets every delta
-    follower = await read_stream(session, url, body)
-    await leading
+    await leader_saw_two.wait()
+    # A follower that arrives late, after two deltas went out, then the leader leaves
+    await asyncio.wait_for(asyncio.gather(leading, follower()), timeout=30)
 
     assert await emulator.calls() == 1
-    done = follower.named("done")[0].data
-    assert follower.text == done["text"]
-    assert len(follower.named("delta")) == 10
-    assert done["cache"]["coalesced"] is True
+    deltas = [e for e in follower_events if e.name == "delta"]
+    done = follower_events[-1]
+    assert done.name == "done"
+    assert len(deltas) == 10, "the late follower got the deltas so far, then the rest"
+    assert "".join(e.data["text"] for e in deltas) == done.data["text"]
+    assert done.data["cache"]["coalesced"] is True
     cached = await gateway.generate({"model": "flash", "prompt": body["prompt"]})
     assert cached.header("X-Cache") == "HIT", "the finished stream was stored"
 
@@ -158,7 +172,7 @@ async def test_a_stream_that_breaks_ends_with_an_error_event_and_is_not_stored(
     gateway: Gateway, session: aiohttp.ClientSession, emulator: Emulator, fault: str
 ):
     url = gateway.url + "/v1/generate"
-    body = stream_body(f"break [[emulator:chunks=5,{fault}]]")
+    body = stream_body(f"break this answer into five pieces [[emulator:chunks=5,{fault}]]")
     broken = await read_stream(session, url, body)
 
     assert broken.status == 200

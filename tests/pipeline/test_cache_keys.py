@@ -1,6 +1,11 @@
 """Cache keys change with everything that shapes an answer, and nothing else."""
 
+from typing import Any
+
+import pytest
+
 from pipeline.cache.keys import cache_key
+from pipeline.errors import ValidationFailed
 from schemas import GenerateRequest
 
 MODEL = "gemini-2.5-flash"
@@ -87,3 +92,120 @@ def test_safety_settings_are_keyed_in_any_order():
     assert key(safety_settings=[harassment]) != key(
         safety_settings=[{**harassment, "threshold": "BLOCK_ONLY_HIGH"}]
     )
+
+
+# Keys computed before requests could carry tools: a request without them must keep its key.
+PINNED = [
+    ({"prompt": "hi"}, "b014b57889c436f7cf486ceeee2902901a90e9d5eff517434d88c80638255a3a"),
+    (
+        {
+            "prompt": "hi",
+            "system": "be brief",
+            "params": {"temperature": 0.5, "top_k": 3, "max_output_tokens": 10, "stop": ["x"]},
+        },
+        "5adc259bb16d86f3a43361a98e3cb7ebae72848446d196f16fdff6301f656bd3",
+    ),
+    (
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b"},
+                {"role": "user", "content": "c"},
+            ],
+            "response_schema": {"type": "object"},
+        },
+        "e651600106ccfc5dc8c45c07d610bc09959a384bb70e873613c97b7b08d672d8",
+    ),
+    (
+        {
+            "messages": [{"role": "user", "content": "x"}],
+            "template": {"id": "greet", "version": 2, "variables": {"name": "bob"}},
+        },
+        "c00bcf83072afc87ad488f933e2c6482605949492b6963cf184b79a88ca46f91",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "digest"), PINNED)
+def test_keys_of_requests_without_tools_are_unchanged(body: dict[str, Any], digest: str):
+    assert key(tenant="acme", **body) == f"v1:acme:{digest}"
+
+
+WEATHER = {
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+ASK = {"role": "user", "content": "weather?"}
+
+
+def turn(call_id: str = "call_1", city: str = "Oslo", result: str = "sunny") -> list[dict]:
+    """A question, the assistant's call, and the tool's result."""
+    call = {"id": call_id, "name": "get_weather", "arguments": {"city": city}}
+    return [
+        ASK,
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call_id, "content": result},
+    ]
+
+
+def test_every_tool_field_changes_the_key():
+    base = key(prompt="weather?", tools=[WEATHER])
+    variants = {
+        key(prompt="weather?"),
+        key(prompt="weather?", tools=[{**WEATHER, "description": "the weather"}]),
+        key(prompt="weather?", tools=[{**WEATHER, "parameters": {"type": "object"}}]),
+        key(prompt="weather?", tools=[WEATHER, {"name": "get_time"}]),
+        key(prompt="weather?", tools=[WEATHER], tool_choice="auto"),
+        key(prompt="weather?", tools=[WEATHER], tool_choice="required"),
+        key(prompt="weather?", tools=[WEATHER], tool_choice="get_weather"),
+        key(prompt="weather?", tools=[WEATHER], parallel_tool_calls=False),
+        key(prompt="weather?", tools=[WEATHER], params={"seed": 1}),
+        key(prompt="weather?", tools=[WEATHER], params={"seed": 2}),
+    }
+    assert base not in variants
+    assert len(variants) == 10
+
+
+def test_tool_turns_change_the_key():
+    keys = {
+        key(messages=turn()),
+        key(messages=turn(call_id="call_2")),
+        key(messages=turn(city="Bergen")),
+        key(messages=turn(result="rain")),
+        key(messages=[ASK, {"role": "assistant", "content": "calling"}, ASK]),
+    }
+    assert len(keys) == 5
+
+
+def test_user_and_key_order_of_arguments_do_not_change_the_key():
+    reordered = turn()
+    reordered[1] = {
+        "role": "assistant",
+        "tool_calls": [{"arguments": {"city": "Oslo"}, "name": "get_weather", "id": "call_1"}],
+    }
+
+    assert key(messages=turn(), tools=[WEATHER]) == key(
+        messages=reordered, tools=[WEATHER], user="someone"
+    )
+    assert key(prompt="hi", user="a") == key(prompt="hi", user="b") == key(prompt="hi")
+
+
+def test_unset_tool_fields_equal_absent_ones():
+    assert key() == key(
+        tools=None, tool_choice=None, parallel_tool_calls=None, params={"seed": None}
+    )
+
+
+def test_arguments_json_cannot_carry_are_refused_naming_the_field():
+    call = {"id": "c", "name": "f", "arguments": {"n": 2**70}}
+    messages = [
+        ASK,
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c", "content": "r"},
+    ]
+
+    with pytest.raises(ValidationFailed) as refused:
+        key(messages=messages)
+
+    assert refused.value.field == "messages"

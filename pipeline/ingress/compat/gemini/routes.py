@@ -5,7 +5,7 @@ from typing import Final
 from aiohttp import web
 
 from pipeline.catalog import Route
-from pipeline.errors import ContentBlocked, NotFound, ValidationFailed
+from pipeline.errors import ContentBlocked, ValidationFailed
 from pipeline.ingress.body import read_json
 from pipeline.ingress.compat.errors import speaking
 from pipeline.ingress.compat.gemini import models
@@ -27,14 +27,6 @@ COUNT: Final = "countTokens"
 gemini_errors = speaking(render_error)
 
 
-def _target(target: str) -> tuple[str, str]:
-    """The model and the method of a `<model>:<method>` path segment."""
-    name, sep, method = target.rpartition(":")
-    if not sep or not name or method not in (GENERATE, STREAM, COUNT):
-        raise NotFound(f"unknown method {target!r}: {GENERATE}, {STREAM} or {COUNT}")
-    return models.model_name(name), method
-
-
 def _model_version(route: Route) -> str | None:
     """The provider model that will answer, when the route has only one."""
     return route.deployments[0].spec.provider_model if route.single else None
@@ -53,30 +45,46 @@ def _stream_format(request: web.Request, route: Route, *, streamed: bool) -> Gem
     return kind(response_id=f"gen_{request[REQUEST_ID_KEY]}", model_version=_model_version(route))
 
 
-@gemini_errors
-async def post_model_method(request: web.Request) -> web.StreamResponse:
-    """`:generateContent`, `:streamGenerateContent` and `:countTokens` of one model."""
-    name, method = _target(request.match_info["target"])
+async def _generate(request: web.Request, *, stream: bool) -> web.StreamResponse:
+    """One model's answer to a GenerateContentRequest, plain or streamed."""
+    name = models.model_name(request.match_info["model"])
     route = request.app[SERVICES].ctx.catalog.route(name)  # UnknownModel: a 404
     raw = await read_json(request, request.app[SETTINGS].max_body_bytes)
-    if method == COUNT:
-        return await count_tokens(request, route, read(CountTokensRequest, raw))
-    body = to_generate_request(
-        read(GenerateContentRequest, raw), model=name, stream=method == STREAM
-    )
-    fmt = _stream_format(request, route, streamed=body.stream)
+    body = to_generate_request(read(GenerateContentRequest, raw), model=name, stream=stream)
+    fmt = _stream_format(request, route, streamed=stream)
     try:
         return await serve(
             request, body, stream=fmt, render=render_answer, stream_headers=fmt.headers
         )
     except ContentBlocked as exc:
         # Gemini answers a blocked prompt or answer with a 200 that says so.
-        if body.stream:
+        if stream:
             return web.Response(body=fmt.blocked(exc), headers={**fmt.headers, "X-Cache": "MISS"})
         blocked = blocked_object(
             exc, response_id=f"gen_{request[REQUEST_ID_KEY]}", model_version=_model_version(route)
         )
         return web.json_response(blocked, headers={"X-Cache": "MISS"})
+
+
+@gemini_errors
+async def post_generate_content(request: web.Request) -> web.StreamResponse:
+    """`:generateContent`: one answer."""
+    return await _generate(request, stream=False)
+
+
+@gemini_errors
+async def post_stream_generate_content(request: web.Request) -> web.StreamResponse:
+    """`:streamGenerateContent`: one answer, a chunk at a time."""
+    return await _generate(request, stream=True)
+
+
+@gemini_errors
+async def post_count_tokens(request: web.Request) -> web.StreamResponse:
+    """`:countTokens`: the input tokens of a conversation, nothing generated."""
+    name = models.model_name(request.match_info["model"])
+    route = request.app[SERVICES].ctx.catalog.route(name)
+    raw = await read_json(request, request.app[SETTINGS].max_body_bytes)
+    return await count_tokens(request, route, read(CountTokensRequest, raw))
 
 
 list_models = gemini_errors(models.list_models)
@@ -86,7 +94,14 @@ get_model = gemini_errors(models.get_model)
 def add_routes(app: web.Application) -> None:
     """Serve the Gemini routes on `app` (`GET /v1/models` is the OpenAI API's: it hands
     Gemini's callers to `list_models` and `get_model`)."""
+    methods = {
+        GENERATE: post_generate_content,
+        STREAM: post_stream_generate_content,
+        COUNT: post_count_tokens,
+    }
     for version in VERSIONS:
-        app.router.add_post(f"/{version}/models/{{target:.+}}", post_model_method)
+        for method, handler in methods.items():
+            # `.+`: a model's name may hold slashes (vLLM's "org/model").
+            app.router.add_post(f"/{version}/models/{{model:.+}}:{method}", handler)
     app.router.add_get("/v1beta/models", list_models)
     app.router.add_get("/v1beta/models/{model:.+}", get_model)

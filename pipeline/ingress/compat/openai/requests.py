@@ -2,6 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import ValidationFailed
@@ -34,12 +35,51 @@ class TextPart(_Lenient):
     text: str
 
 
+class FunctionCall(_Lenient):
+    """A call's function: its name and its arguments as a JSON string."""
+
+    name: str
+    arguments: str = "{}"
+
+
+class ChatToolCall(_Lenient):
+    """A tool call of an assistant turn."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class FunctionDef(_Lenient):
+    """A function the model may call."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ChatTool(_Lenient):
+    """An offered tool: promptbus passes functions on."""
+
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedChoice(_Lenient):
+    """`tool_choice` naming one function."""
+
+    type: Literal["function"]
+    function: FunctionCall | dict[str, str]
+
+
 class ChatMessage(_Lenient):
     """One message of the conversation, in OpenAI's roles."""
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ChatToolCall] | None = None
+    tool_call_id: str | None = None
 
     def text(self) -> str:
         """The message's text, its parts joined."""
@@ -87,6 +127,9 @@ class ChatCompletionRequest(_Lenient):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
+    tools: list[ChatTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedChoice | None = None
+    parallel_tool_calls: bool | None = None
 
     @property
     def include_usage(self) -> bool:
@@ -125,26 +168,75 @@ def _schema(fmt: ResponseFormat | None) -> dict[str, Any] | None:
     return fmt.json_schema.schema_ or {"type": "object"}
 
 
+def _arguments(call: ChatToolCall) -> dict[str, Any]:
+    try:
+        value = orjson.loads(call.function.arguments or "{}")
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(
+            f"tool call {call.id!r}: arguments are not JSON", field="messages"
+        ) from exc
+    if not isinstance(value, dict):
+        raise ValidationFailed(
+            f"tool call {call.id!r}: arguments must be an object", field="messages"
+        )
+    return value
+
+
+def _message(message: ChatMessage) -> dict[str, Any]:
+    """One message as the internal request has it."""
+    out: dict[str, Any] = {
+        "role": "system" if message.role == "developer" else message.role,
+        "content": message.text(),
+    }
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "name": c.function.name, "arguments": _arguments(c)}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def _tools(chat: ChatCompletionRequest) -> dict[str, Any]:
+    """The tool fields of the internal request (none when the request offers no tools)."""
+    out: dict[str, Any] = {}
+    if chat.tools:
+        out["tools"] = [t.function.model_dump(exclude_none=True) for t in chat.tools]
+    choice = chat.tool_choice
+    if isinstance(choice, NamedChoice):
+        function = choice.function
+        out["tool_choice"] = (
+            function.name if isinstance(function, FunctionCall) else function.get("name")
+        )
+    elif choice is not None and chat.tools:
+        out["tool_choice"] = choice
+    if chat.parallel_tool_calls is not None and chat.tools:
+        out["parallel_tool_calls"] = chat.parallel_tool_calls
+    return out
+
+
 def to_generate_request(chat: ChatCompletionRequest) -> GenerateRequest:
     """The internal request `chat` means; a 422 when it is not one promptbus can serve."""
-    messages = [
-        {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-        for m in chat.messages
-    ]
+    messages = [_message(m) for m in chat.messages]
     stop = [chat.stop] if isinstance(chat.stop, str) else chat.stop
-    params = {
+    params: dict[str, Any] = {
+        "seed": chat.seed,
         "temperature": chat.temperature,
         "top_p": chat.top_p,
         "max_output_tokens": chat.max_completion_tokens or chat.max_tokens,
         "stop": stop or None,
     }
-    body = {
+    body: dict[str, Any] = {
         "model": chat.model,
         "messages": messages,
         "params": {k: v for k, v in params.items() if v is not None},
         "response_schema": _schema(chat.response_format),
         "stream": bool(chat.stream),
+        **_tools(chat),
     }
+    if chat.user is not None:
+        body["user"] = chat.user
     try:
         return GenerateRequest.model_validate(body)
     except ValidationError as exc:
