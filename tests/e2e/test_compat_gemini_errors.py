@@ -43,9 +43,10 @@ async def test_an_unknown_model_is_a_404_client_error(gateway: Gateway, version:
         ({"presence_penalty": 0.5}, "hi", "presencePenalty"),
         ({"response_mime_type": "text/x.enum"}, "hi", "responseMimeType"),
         (None, types.Part.from_bytes(data=b"\x89PNG", mime_type="image/png"), "inlineData"),
-        (None, types.Part.from_function_call(name="f", args={}), "functionCall"),
+        (None, types.Part.from_function_response(name="f", response={}), "functionResponse"),
+        ({"tools": [types.Tool(google_search=types.GoogleSearch())]}, "hi", "googleSearch"),
     ],
-    ids=["candidates", "penalty", "mime", "image", "function-call"],
+    ids=["candidates", "penalty", "mime", "image", "unasked-response", "google-search"],
 )
 async def test_bad_input_is_a_400_client_error_naming_what_is_wrong(
     gateway: Gateway, emulator: Emulator, config: object, contents: object, words: str

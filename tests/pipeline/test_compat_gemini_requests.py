@@ -116,7 +116,7 @@ def test_safety_settings_are_carried_and_empty_ones_are_none():
     ("body", "field"),
     [
         ({"contents": []}, "contents"),
-        ({"contents": ask(), "tools": [{"functionDeclarations": []}]}, "tools"),
+        ({"contents": ask(), "tools": [{"googleSearch": {}}]}, "tools[0].googleSearch"),
         ({"contents": ask(), "cachedContent": "cachedContents/x"}, "cachedContent"),
         ({"contents": [{"role": "system", "parts": [{"text": "x"}]}]}, "contents[0].role"),
         ({"contents": [{"parts": [{"text": ""}]}]}, "contents[0].parts"),
@@ -173,3 +173,78 @@ def test_a_gemini_caller_is_told_from_an_openai_one(
     headers: dict[str, str], path: str, gemini: bool
 ):
     assert is_gemini_request(make_mocked_request("GET", path, headers=headers)) is gemini
+
+
+def call(name: str = "f", call_id: str | None = None) -> dict[str, object]:
+    found: dict[str, object] = {"name": name, "args": {"n": 1}}
+    return {"functionCall": {**found, **({"id": call_id} if call_id else {})}}
+
+
+def result(name: str = "f", call_id: str | None = None) -> dict[str, object]:
+    found: dict[str, object] = {"name": name, "response": {"ok": True}}
+    return {"functionResponse": {**found, **({"id": call_id} if call_id else {})}}
+
+
+def test_function_calls_and_responses_become_tool_calls_and_tool_messages():
+    request = translate(
+        {
+            "contents": [
+                *ask("go"),
+                {"role": "model", "parts": [{"text": "calling"}, call(), call("g", "mine")]},
+                {"role": "function", "parts": [result("g"), result(), {"text": "and?"}]},
+            ],
+            "tools": [
+                {"functionDeclarations": [{"name": "f"}, {"name": "g", "parameters": {}}]},
+                {
+                    "functionDeclarations": [
+                        {"name": "h", "parametersJsonSchema": {"type": "object"}}
+                    ]
+                },
+            ],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["g"]}},
+        }
+    )
+
+    _, model, g, f, last = request.conversation()
+    assert (model.role, model.content) == (Role.ASSISTANT, "calling")
+    assert [(c.id, c.name, c.arguments) for c in model.tool_calls or ()] == [
+        ("call_1_0_f", "f", {"n": 1}),
+        ("mine", "g", {"n": 1}),
+    ]
+    assert [(m.role, m.tool_call_id, m.content) for m in (g, f)] == [
+        (Role.TOOL, "mine", '{"ok":true}'),
+        (Role.TOOL, "call_1_0_f", '{"ok":true}'),
+    ]
+    assert (last.role, last.content) == (Role.USER, "and?")
+    assert [t.name for t in request.tools or ()] == ["f", "g", "h"]
+    assert request.tool_choice == "g"
+
+
+@pytest.mark.parametrize(
+    ("config", "choice"),
+    [
+        (None, None),
+        ({"functionCallingConfig": {"mode": "AUTO"}}, "auto"),
+        ({"functionCallingConfig": {"mode": "NONE"}}, "none"),
+        ({"functionCallingConfig": {"mode": "ANY"}}, "required"),
+    ],
+)
+def test_function_calling_modes_are_tool_choices(config: object, choice: str | None):
+    body = {"contents": ask(), "tools": [{"functionDeclarations": [{"name": "f"}]}]}
+
+    assert translate({**body, "toolConfig": config}).tool_choice == choice
+
+
+@pytest.mark.parametrize(
+    "contents",
+    [
+        [*ask(), {"role": "user", "parts": [result()]}],
+        [*ask(), {"role": "model", "parts": [call("f", "a")]}, {"parts": [result("f", "b")]}],
+        [*ask(), {"role": "model", "parts": [call("f")]}, {"parts": [result("g")]}],
+        [*ask(), {"role": "user", "parts": [call()]}],
+    ],
+    ids=["no-call", "wrong-id", "wrong-name", "call-in-a-user-turn"],
+)
+def test_responses_must_answer_earlier_calls(contents: list[dict[str, object]]):
+    with pytest.raises(ValidationFailed):
+        translate({"contents": contents})

@@ -5,13 +5,14 @@ answers 200, with `promptFeedback.blockReason` and no candidates for a refused p
 a candidate with `finishReason: SAFETY` (or the like) and no content for a withheld answer.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
 from google.genai.types import BlockedReason, FinishReason
 
 from pipeline.errors import ContentBlocked, PromptBlocked
+from pipeline.ingress.compat.gemini.tools import function_call_parts
 
 # promptbus's finish reasons that are not Gemini's own names, lower-cased.
 _FINISH: Final = {
@@ -57,9 +58,14 @@ def extension(response: Mapping[str, Any]) -> dict[str, Any]:
     return {name: response.get(name) for name in _EXTENSION}
 
 
-def candidate(text: str, reason: str | None = None) -> dict[str, Any]:
-    """Candidate 0 holding `text`, with its finish reason once the answer is complete."""
-    out: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
+def candidate(
+    text: str, reason: str | None = None, calls: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """Candidate 0 holding `text` and any tool `calls` (as functionCall parts), with its
+    finish reason once the answer is complete."""
+    parts = [{"text": text}] if text or not calls else []
+    parts.extend(function_call_parts(calls))
+    out: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
     if reason is not None:
         out["finishReason"] = reason
     out["index"] = 0
@@ -69,7 +75,13 @@ def candidate(text: str, reason: str | None = None) -> dict[str, Any]:
 def answer_object(response: Mapping[str, Any]) -> dict[str, Any]:
     """A whole answer (GenerateResponse, parsed) as a GenerateContentResponse."""
     return {
-        "candidates": [candidate(response["text"], finish_reason(response["finish_reason"]))],
+        "candidates": [
+            candidate(
+                response["text"],
+                finish_reason(response["finish_reason"]),
+                response.get("tool_calls") or (),
+            )
+        ],
         "usageMetadata": usage_metadata(response),
         "modelVersion": response["provider_model"],
         "responseId": response["id"],

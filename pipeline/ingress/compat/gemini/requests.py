@@ -1,86 +1,33 @@
-"""A Gemini request's meaning: the one internal request (or, to count, its conversation).
+"""A Gemini request's meaning: the one internal request.
 
 A few fields are accepted and ignored: thinkingConfig and mediaResolution shape cost and
 latency, not the text promptbus returns; labels, serviceTier and store are bookkeeping;
-toolConfig means nothing without tools; the body's model gives way to the path's. `seed`
-is ignored until promptbus's params carry one.
+toolConfig means nothing without function declarations; the body's model gives way to the
+path's.
 """
 
 from typing import Any, Final
 
 from google.genai.types import HarmBlockThreshold, HarmCategory
 from pydantic import ValidationError
-from pydantic.alias_generators import to_camel
 
 from pipeline.errors import ValidationFailed
 from pipeline.ingress.body import validation_failed
 from pipeline.ingress.compat.gemini.openapi import from_openapi
+from pipeline.ingress.compat.gemini.tools import offer
+from pipeline.ingress.compat.gemini.turns import conversation
 from pipeline.ingress.compat.gemini.wire import (
-    Content,
     GenerateContentRequest,
     GenerationConfig,
     SafetySettingWire,
 )
-from schemas import GenerateRequest, GenerationParams, Message, Role
+from schemas import GenerateRequest
 
 JSON_MIME: Final = "application/json"
-# Part kinds Gemini has and promptbus does not carry (it carries text).
-_NOT_TEXT: Final = (
-    "inlineData",
-    "fileData",
-    "functionCall",
-    "functionResponse",
-    "executableCode",
-    "codeExecutionResult",
-    "videoMetadata",
-)
-_HAS_SEED: Final = "seed" in GenerationParams.model_fields
-
-
-def _text(content: Content, where: str) -> str:
-    """The content's text parts joined by newlines; a 400 for any other kind of part."""
-    texts: list[str] = []
-    for i, part in enumerate(content.parts):
-        for name in part.model_extra or ():
-            kind = to_camel(name)
-            if kind in _NOT_TEXT:
-                message = f"{where}.parts[{i}] is {kind}: promptbus carries text parts only"
-            else:
-                message = (
-                    f'Invalid JSON payload received. Unknown name "{name}" at '
-                    f"'{where}.parts[{i}]': Cannot find field."
-                )
-            raise ValidationFailed(message, field=f"{where}.parts[{i}].{kind}")
-        if part.text is not None and not part.thought:
-            texts.append(part.text)
-    text = "\n".join(texts)
-    if not text:
-        raise ValidationFailed(f"{where} has no text", field=f"{where}.parts")
-    return text
-
-
-def conversation(contents: list[Content], system: Content | None = None) -> tuple[Message, ...]:
-    """The turns (after the system instruction, if any) as promptbus messages."""
-    turns: list[tuple[Role, str]] = []
-    if system is not None:
-        turns.append((Role.SYSTEM, _text(system, "systemInstruction")))
-    for i, content in enumerate(contents):
-        if content.role not in (None, "user", "model"):
-            raise ValidationFailed(
-                f"contents[{i}].role must be 'user' or 'model', not {content.role!r}",
-                field=f"contents[{i}].role",
-            )
-        role = Role.ASSISTANT if content.role == "model" else Role.USER
-        turns.append((role, _text(content, f"contents[{i}]")))
-    try:
-        return tuple(Message(role=role, content=text) for role, text in turns)
-    except ValidationError as exc:  # a text past promptbus's bound
-        raise validation_failed(exc) from exc
 
 
 def _unsupported(request: GenerateContentRequest) -> None:
     for name, given in (
-        ("tools", bool(request.tools)),
         ("cachedContent", request.cached_content is not None),
         ("continuationToken", request.continuation_token is not None),
     ):
@@ -130,7 +77,7 @@ def _params(config: GenerationConfig) -> dict[str, Any]:
         "top_k": int(top_k) if top_k is not None and top_k == int(top_k) else top_k,
         "max_output_tokens": config.max_output_tokens,
         "stop": config.stop_sequences or None,
-        "seed": config.seed if _HAS_SEED else None,
+        "seed": config.seed,
     }
     return {k: v for k, v in params.items() if v is not None}
 
@@ -158,13 +105,14 @@ def to_generate_request(
     _unsupported(request)
     config = request.generation_config or GenerationConfig()
     messages = conversation(request.contents, request.system_instruction)
-    body = {
+    body: dict[str, Any] = {
         "model": model,
         "messages": [m.model_dump(mode="json") for m in messages],
         "params": _params(config),
         "response_schema": _schema(config),
         "safety_settings": _safety(request.safety_settings),
         "stream": stream,
+        **offer(request.tools, request.tool_config),
     }
     try:
         return GenerateRequest.model_validate(body)

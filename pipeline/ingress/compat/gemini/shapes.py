@@ -31,8 +31,17 @@ EXTENSION: Final = {
     ),
     "description": "promptbus's own account of the answer: where it came from, what it cost",
 }
+_FUNCTION_CALL: Final = _object(
+    {"functionCall": _object({"id": _STRING, "name": _STRING, "args": {"type": "object"}})}
+)
 _CONTENT: Final = _object(
-    {"role": {"const": "model"}, "parts": {"type": "array", "items": _object({"text": _STRING})}}
+    {
+        "role": {"const": "model"},
+        "parts": {
+            "type": "array",
+            "items": {"anyOf": [_object({"text": _STRING}), _FUNCTION_CALL]},
+        },
+    }
 )
 CANDIDATE: Final = _object(
     {"index": {"const": 0}},

@@ -57,10 +57,10 @@ class GeminiStream:
         return self._frame({"candidates": [candidate(text)], **self._head()})
 
     def done(self, body: bytes, response: Mapping[str, Any]) -> bytes:
-        """The last chunk: no more text, the finish reason and the whole answer's usage."""
+        """The last chunk: no more text, any tool calls, the finish reason and the usage."""
         reason = finish_reason(response["finish_reason"])
         chunk = {
-            "candidates": [candidate("", reason)],
+            "candidates": [candidate("", reason, response.get("tool_calls") or ())],
             "usageMetadata": usage_metadata(response),
             **self._head(response["provider_model"]),
             "promptbus": extension(response),

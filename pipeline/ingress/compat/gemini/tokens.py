@@ -9,7 +9,7 @@ from aiohttp import web
 
 from pipeline.catalog import Route
 from pipeline.errors import UpstreamUnavailable
-from pipeline.ingress.compat.gemini.requests import conversation
+from pipeline.ingress.compat.gemini.turns import conversation
 from pipeline.ingress.compat.gemini.wire import CountTokensRequest
 from pipeline.ingress.keys import SERVICES
 

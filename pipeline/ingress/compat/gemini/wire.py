@@ -42,14 +42,35 @@ class _Wire(BaseModel):
     )
 
 
+class FunctionCall(_Wire):
+    """A model turn's `functionCall` part: a function's name and its arguments."""
+
+    id: str | None = None
+    name: str
+    args: dict[str, Any] | None = None
+
+
+class FunctionResponse(_Wire):
+    """A user turn's `functionResponse` part: what the called function returned."""
+
+    id: str | None = None
+    name: str
+    response: dict[str, Any] | None = None
+
+
 class Part(_Wire):
-    """One part of a content: promptbus reads its text; thoughts are skipped."""
+    """One part of a content: text, a function call or its response; thoughts are skipped.
+
+    Other kinds (inlineData...) are kept as extras, for the 400 that names them.
+    """
 
     model_config = ConfigDict(extra="allow")
 
     text: str | None = None
     thought: bool | None = None
     thought_signature: str | None = None
+    function_call: FunctionCall | None = None
+    function_response: FunctionResponse | None = None
 
 
 class Content(_Wire):
@@ -64,6 +85,44 @@ class SafetySettingWire(_Wire):
 
     category: str
     threshold: str
+
+
+class FunctionDeclaration(_Wire):
+    """A function the model may call: its parameters as OpenAPI (`parameters`) or JSON Schema.
+
+    `response`, `responseJsonSchema` (what the function returns) and `behavior` (the Live
+    API's) are accepted and not passed on.
+    """
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    parameters_json_schema: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    response_json_schema: Any = None
+    behavior: str | None = None
+
+
+class ToolWire(_Wire):
+    """`tools[]`: function declarations; Google's own tools (googleSearch...) kept as extras."""
+
+    model_config = ConfigDict(extra="allow")
+
+    function_declarations: list[FunctionDeclaration] | None = None
+
+
+class FunctionCallingConfig(_Wire):
+    """`toolConfig.functionCallingConfig`: AUTO, ANY (of some names) or NONE."""
+
+    mode: str | None = None
+    allowed_function_names: list[str] | None = None
+
+
+class ToolConfig(_Wire):
+    """`toolConfig`; `retrievalConfig` (for Google's own tools) is accepted and ignored."""
+
+    function_calling_config: FunctionCallingConfig | None = None
+    retrieval_config: dict[str, Any] | None = None
 
 
 class GenerationConfig(_Wire):
@@ -110,8 +169,8 @@ class GenerateContentRequest(_Wire):
     system_instruction: Content | None = None
     generation_config: GenerationConfig | None = None
     safety_settings: list[SafetySettingWire] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_config: dict[str, Any] | None = None
+    tools: list[ToolWire] | None = None
+    tool_config: ToolConfig | None = None
     cached_content: str | None = None
     continuation_token: str | None = None
     model: str | None = None
