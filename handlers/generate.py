@@ -54,6 +54,7 @@ async def generate(
         request.params,
         request.response_schema,
         tools=ToolOffer.of(request),
+        safety_settings=request.safety_settings,
         user=request.user,
     )
 

@@ -125,6 +125,10 @@ class ContentBlocked(PromptbusError):
     type = "content_blocked"
 
 
+class PromptBlocked(ContentBlocked):
+    """Raised when the provider refused the prompt itself, so that no answer was generated."""
+
+
 class UpstreamError(PromptbusError):
     """Raised when the provider failed to give a usable answer."""
 
@@ -168,6 +172,10 @@ class UpstreamUnavailable(UpstreamError):
 
     status = 503
     type = "upstream_unavailable"
+
+
+class UpstreamRateLimited(UpstreamUnavailable):
+    """Raised when the provider answered 429: its quota or rate limit is exhausted for now."""
 
 
 class UpstreamTimeout(UpstreamError):

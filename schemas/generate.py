@@ -94,6 +94,16 @@ class GenerationParams(Envelope):
     )
 
 
+HarmName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
+
+
+class SafetySetting(Envelope):
+    """A Gemini safety setting: block content of `category` at `threshold` and above."""
+
+    category: HarmName = Field(description="e.g. HARM_CATEGORY_HARASSMENT")
+    threshold: HarmName = Field(description="e.g. BLOCK_ONLY_HIGH, BLOCK_NONE, OFF")
+
+
 class CacheControl(Envelope):
     """Per-request cache controls."""
 
@@ -141,6 +151,11 @@ class GenerateRequest(Envelope):
         default=None, description="A JSON Schema the answer must match; the answer is JSON"
     )
     params: GenerationParams = GenerationParams()
+    safety_settings: tuple[SafetySetting, ...] | None = Field(
+        default=None,
+        max_length=16,
+        description="Gemini safety settings, sent to Gemini deployments; others ignore them",
+    )
     cache: CacheControl = CacheControl()
     stream: bool = Field(
         default=False,

@@ -19,6 +19,9 @@ class Generation(Envelope):
     finish_reason: str = Field(description="Lower-case provider finish reason, e.g. 'stop'")
     usage: Usage
     latency_ms: float = Field(ge=0)
+    prompt_blocked: bool = Field(
+        default=False, description="The provider refused the prompt itself: nothing was generated"
+    )
     json_: Any = Field(default=None, alias="json", description="The parsed structured answer")
 
 

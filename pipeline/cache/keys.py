@@ -34,6 +34,11 @@ def cache_key(request: GenerateRequest, *, tenant: str, provider: str, provider_
         # Absent, not null, when unset: the keys of requests without tools stay as they were.
         **_tools(request),
     }
+    if request.safety_settings:
+        # Only when given, so that every request without them keeps the key it had.
+        canonical["safety_settings"] = sorted(
+            [s.category, s.threshold] for s in request.safety_settings
+        )
     try:
         encoded = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:

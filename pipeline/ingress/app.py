@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_readyz
@@ -36,6 +37,7 @@ def create_app(settings: Settings) -> web.Application:
     add_webhook_routes(app, gate)
     add_template_routes(app)
     add_openai_routes(app)
+    add_gemini_routes(app)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
     add_openapi_route(app)

@@ -38,10 +38,12 @@ async def serve(
     render: AnswerRenderer | None = None,
     key: str | None = None,
     tenant: str = DEFAULT_TENANT,
+    stream_headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """Answer `body` as a plain response (`render`ed; None: promptbus's own) or a stream.
 
     The request's `Cache-Control` header tightens the body's cache controls.
+    `stream_headers` go on a streamed answer (a format that is not SSE names its type).
     """
     send = request.app[SEND]
     controls = merge_cache_control(request.headers.get("Cache-Control"), body.cache)
@@ -54,7 +56,7 @@ async def serve(
         async with send.sync_path.stream(
             body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
         ) as streamed:
-            return await send_stream(request, streamed, stream)
+            return await send_stream(request, streamed, stream, stream_headers)
     answer = await send.sync_path.answer(
         body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
     )

@@ -16,16 +16,17 @@ from langchain_core.exceptions import (
 )
 
 from pipeline.errors import (
-    ContentBlocked,
+    PromptBlocked,
     PromptbusError,
     UpstreamError,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from pipeline.providers._retry_after import gemini_retry_delay, header_retry_after
 
-_UNAVAILABLE_CODES: Final = frozenset({429, 500, 502, 503})
+_UNAVAILABLE_CODES: Final = frozenset({500, 502, 503})
 _TIMEOUT_CODES: Final = frozenset({408, 504})
 # Error messages end up in responses and logs: keep a provider's long body out of both.
 _MAX_MESSAGE: Final = 500
@@ -61,7 +62,7 @@ def translate(exc: BaseException) -> PromptbusError:
         if isinstance(cause, openai.APIStatusError):
             if cause.code == "content_filter":
                 # OpenAI (and Azure) refuse a prompt their filter flags with a 400.
-                return ContentBlocked(
+                return PromptBlocked(
                     f"the provider refused the prompt: {_clip(cause.message)}",
                     finish_reason="content_filter",
                 )
@@ -83,6 +84,8 @@ def from_status(code: int, message: str, *, retry_after_s: float | None = None) 
     text = f"provider answered {code}: {_clip(message)}"
     if code in _TIMEOUT_CODES:
         return UpstreamTimeout(text, retry_after_s=retry_after_s)
+    if code == 429:
+        return UpstreamRateLimited(text, retry_after_s=retry_after_s)
     if code in _UNAVAILABLE_CODES:
         return UpstreamUnavailable(text, retry_after_s=retry_after_s)
     if 400 <= code < 500:

@@ -4,7 +4,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from schemas import GenerateRequest, GenerationParams, Message, Tool, ToolChoice
+from schemas import GenerateRequest, GenerationParams, Message, SafetySetting, Tool, ToolChoice
 from schemas.stages import Generation
 
 
@@ -38,15 +38,16 @@ class ChatProvider(Protocol):
         response_schema: dict[str, Any] | None = None,
         tools: ToolOffer | None = None,
         user: str | None = None,
+        safety_settings: tuple[SafetySetting, ...] | None = None,
     ) -> Generation:
         """One answer from one call, never retried here.
 
         With `response_schema` the model is asked for JSON matching it (the provider's JSON
         mode); the raw text comes back unvalidated. With `tools` the model may answer with
         tool calls instead of (or besides) text; `user` names the end user to providers
-        that take one. Failures raise a PromptbusError subclass whose `retryable` says
-        whether another call may succeed, with `retry_after_s` set when the server said how
-        long to wait.
+        that take one; `safety_settings` reach Gemini models (other families ignore them).
+        Failures raise a PromptbusError subclass whose `retryable` says whether another
+        call may succeed, with `retry_after_s` set when the server said how long to wait.
         """
         ...
 
@@ -59,6 +60,7 @@ class ChatProvider(Protocol):
         response_schema: dict[str, Any] | None = None,
         tools: ToolOffer | None = None,
         user: str | None = None,
+        safety_settings: tuple[SafetySetting, ...] | None = None,
     ) -> AsyncGenerator[str | Generation, None]:
         """The answer's text deltas as they arrive, then the whole answer, from one call.
 
@@ -66,6 +68,10 @@ class ChatProvider(Protocol):
         `generate`'s do; a stream that stops before the model finished raises too. Closing
         the iterator early cancels the upstream call.
         """
+        ...
+
+    async def count_tokens(self, provider_model: str, conversation: tuple[Message, ...]) -> int:
+        """How many input tokens `conversation` is: the provider's count, else an estimate."""
         ...
 
     async def ready(self) -> bool:

@@ -1,4 +1,5 @@
-"""What differs between LangChain chat model families: parameters, JSON mode, tools, closing.
+"""What differs between LangChain chat model families: parameters, JSON mode, tools, safety
+settings, token counts, closing.
 
 The shared provider asks `dialect_of(model)` and never looks at a model's class itself, so
 a custom provider whose factory returns a `ChatOpenAI` or a `ChatGoogleGenerativeAI` gets
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
+from google.genai.types import Content, HarmBlockThreshold, HarmCategory, Part
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable
@@ -17,7 +19,7 @@ from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 
 from pipeline.errors import ValidationFailed
-from schemas import GenerationParams, Tool, ToolChoice
+from schemas import GenerationParams, Message, Role, SafetySetting, Tool, ToolChoice
 
 # A model with tools bound: what `bind_tools` hands back, called like the model itself.
 BoundModel = Runnable[LanguageModelInput, AIMessage]
@@ -35,6 +37,17 @@ class JsonMode:
     instruction: str | None = None
 
 
+def _no_safety(settings: tuple[SafetySetting, ...]) -> dict[str, Any]:
+    # Safety settings are Gemini's; other families have no such parameter.
+    return {}
+
+
+async def _no_count(model: BaseChatModel, conversation: tuple[Message, ...]) -> int | None:
+    # ChatOpenAI counts with tiktoken, which downloads its encodings and fits OpenAI's models
+    # only (not vLLM's or Ollama's); the provider estimates instead.
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """One family's ways: call kwargs, JSON mode for a schema, tools, and closing.
@@ -42,7 +55,9 @@ class Dialect:
     `bind_tools(model, tools, tool_choice, parallel_tool_calls)` is the model with tools
     bound; `user_kwargs(user)` the call kwargs naming the end user, where the family has
     them. `invents_tool_call_ids`: the client makes up a UUID4 for a tool call the provider
-    sent without an id (promptbus then makes a deterministic one instead).
+    sent without an id (promptbus then makes a deterministic one instead). `safety(settings)`
+    the call kwargs carrying safety settings; `count_tokens(model, conversation)` the
+    family's own count of the input tokens (None: it has none).
     """
 
     name: str
@@ -52,6 +67,8 @@ class Dialect:
     bind_tools: ToolBinder
     user_kwargs: Callable[[str], dict[str, Any]]
     invents_tool_call_ids: bool = False
+    safety: Callable[[tuple[SafetySetting, ...]], dict[str, Any]] = _no_safety
+    count_tokens: Callable[[BaseChatModel, tuple[Message, ...]], Awaitable[int | None]] = _no_count
 
 
 def _no_user(user: str) -> dict[str, Any]:
@@ -84,6 +101,31 @@ def _gemini_tools(
     # it has no switch for parallel calls, so `parallel` has nothing to set.
     gemini_choice = "any" if choice == "required" else choice
     return model.bind_tools(_function_tools(tools), tool_choice=gemini_choice)
+
+
+def _gemini_safety(settings: tuple[SafetySetting, ...]) -> dict[str, Any]:
+    # ChatGoogleGenerativeAI takes them at call time as {HarmCategory: HarmBlockThreshold}.
+    return {
+        "safety_settings": {
+            HarmCategory(s.category): HarmBlockThreshold(s.threshold) for s in settings
+        }
+    }
+
+
+async def _gemini_count(model: BaseChatModel, conversation: tuple[Message, ...]) -> int | None:
+    # ChatGoogleGenerativeAI.get_num_tokens makes this same countTokens call, but only on the
+    # SDK's sync client (one text, no roles); the model's async client keeps the loop free.
+    # The Developer API counts no system instruction: a system text counts as a user turn,
+    # and so does a tool's result; only text is counted.
+    if not isinstance(model, ChatGoogleGenerativeAI) or model.client is None:
+        return None
+    contents = [
+        Content(role="model" if m.role is Role.ASSISTANT else "user", parts=[Part(text=m.content)])
+        for m in conversation
+        if m.content
+    ]
+    counted = await model.client.aio.models.count_tokens(model=model.model, contents=contents)
+    return counted.total_tokens
 
 
 async def _gemini_close(model: BaseChatModel) -> None:
@@ -178,6 +220,8 @@ GEMINI: Final = Dialect(
     bind_tools=_gemini_tools,
     user_kwargs=_no_user,
     invents_tool_call_ids=True,
+    safety=_gemini_safety,
+    count_tokens=_gemini_count,
 )
 OPENAI: Final = Dialect(
     "openai",

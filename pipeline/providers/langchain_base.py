@@ -16,7 +16,7 @@ from pipeline.providers._errors import translate
 from pipeline.providers.base import ToolOffer
 from pipeline.providers.dialects import BoundModel, dialect_of
 from pipeline.providers.messages import to_langchain, tool_calls_of
-from schemas import GenerationParams, Message, Usage
+from schemas import GenerationParams, Message, SafetySetting, Usage
 from schemas.stages import Generation
 
 # Where the reason an answer ended sits in `response_metadata`, by family.
@@ -69,10 +69,11 @@ class LangChainProvider:
         response_schema: dict[str, Any] | None = None,
         tools: ToolOffer | None = None,
         user: str | None = None,
+        safety_settings: tuple[SafetySetting, ...] | None = None,
     ) -> Generation:
         """One answer from `provider_model`, from one upstream call."""
         model, prompt, kwargs = self._prepared(
-            provider_model, conversation, params, response_schema, tools, user
+            provider_model, conversation, params, response_schema, tools, user, safety_settings
         )
         started = time.perf_counter()
         try:
@@ -91,6 +92,7 @@ class LangChainProvider:
         response_schema: dict[str, Any] | None = None,
         tools: ToolOffer | None = None,
         user: str | None = None,
+        safety_settings: tuple[SafetySetting, ...] | None = None,
     ) -> AsyncGenerator[str | Generation, None]:
         """The answer's text deltas as they arrive, then the whole answer, from one call.
 
@@ -99,7 +101,7 @@ class LangChainProvider:
         answer.
         """
         model, prompt, kwargs = self._prepared(
-            provider_model, conversation, params, response_schema, tools, user
+            provider_model, conversation, params, response_schema, tools, user, safety_settings
         )
         started = time.perf_counter()
         whole: AIMessageChunk | None = None
@@ -134,6 +136,7 @@ class LangChainProvider:
         response_schema: dict[str, Any] | None,
         tools: ToolOffer | None,
         user: str | None,
+        safety_settings: tuple[SafetySetting, ...] | None,
     ) -> tuple[BoundModel, list[BaseMessage], dict[str, Any]]:
         """The model (its tools bound), its prompt and its call kwargs for one call."""
         model = self.model(provider_model)
@@ -141,6 +144,8 @@ class LangChainProvider:
         kwargs = dialect.call_kwargs(params)
         if user is not None:
             kwargs.update(dialect.user_kwargs(user))
+        if safety_settings:
+            kwargs.update(dialect.safety(safety_settings))
         messages = to_langchain(conversation)
         bound: BoundModel = model
         if tools is not None:
@@ -167,7 +172,18 @@ class LangChainProvider:
             finish_reason=finish_reason(reply),
             usage=usage(reply),
             latency_ms=round(latency_ms, 3),
+            prompt_blocked=prompt_blocked(reply),
         )
+
+    async def count_tokens(self, provider_model: str, conversation: tuple[Message, ...]) -> int:
+        """The model family's own count of `conversation`'s tokens, else an estimate."""
+        model = self.model(provider_model)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                counted = await dialect_of(model).count_tokens(model, conversation)
+        except Exception as exc:
+            raise translate(exc) from exc
+        return estimate_tokens(conversation) if counted is None else counted
 
     async def ready(self) -> bool:
         """Whether the provider answers; a model built by a factory has no cheap probe."""
@@ -195,11 +211,21 @@ class LangChainProvider:
             await dialect_of(model).close(model)
 
 
+def _block_reason(reply: AIMessage) -> Any:
+    """Why the provider refused the prompt (Gemini's `promptFeedback.blockReason`), if it did."""
+    feedback = reply.response_metadata.get("prompt_feedback") or {}
+    return feedback.get("block_reason") if isinstance(feedback, dict) else None
+
+
+def prompt_blocked(reply: AIMessage) -> bool:
+    """Whether the provider refused the prompt itself, answering nothing."""
+    return bool(_block_reason(reply))
+
+
 def finish_reason(reply: AIMessage) -> str:
     """The reply's finish reason, lower-cased; a refused prompt's block reason instead."""
     meta = reply.response_metadata
-    feedback = meta.get("prompt_feedback") or {}
-    blocked = feedback.get("block_reason") if isinstance(feedback, dict) else None
+    blocked = _block_reason(reply)
     if blocked:
         # Gemini refused the prompt itself: no candidate, so no finish reason.
         return _lower(blocked)
@@ -219,6 +245,11 @@ def usage(reply: AIMessage) -> Usage:
         output_tokens=meta["output_tokens"],
         total_tokens=meta["total_tokens"],
     )
+
+
+def estimate_tokens(conversation: tuple[Message, ...]) -> int:
+    """A rough token count of `conversation` (about four characters a token)."""
+    return max(1, -(-sum(len(m.content) for m in conversation) // 4))
 
 
 def _lower(value: Any) -> str:

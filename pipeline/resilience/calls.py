@@ -10,12 +10,13 @@ import orjson
 from pipeline.errors import (
     ContentBlocked,
     EmptyAnswer,
+    PromptBlocked,
     PromptbusError,
     StreamInterrupted,
     UpstreamUnavailable,
 )
 from pipeline.providers.base import ChatProvider, ToolOffer
-from schemas import GenerationParams, Message
+from schemas import GenerationParams, Message, SafetySetting
 from schemas.stages import Generation
 
 # Where a streamed answer's text deltas go, as they arrive.
@@ -45,6 +46,7 @@ class Call:
     response_schema: dict[str, Any] | None = None
     tools: ToolOffer | None = None
     user: str | None = None
+    safety_settings: tuple[SafetySetting, ...] | None = None
 
     def estimated_tokens(self) -> int:
         """A rough token count for rate limits, settled with the real usage afterwards."""
@@ -59,11 +61,15 @@ class Call:
 
 
 def judge(generation: Generation) -> None:
-    """Refuse an answer the provider withheld (ContentBlocked) or left empty (EmptyAnswer).
+    """Refuse a refused prompt or a withheld answer (ContentBlocked), or an empty one.
 
     An answer of tool calls alone, with no text, is an answer.
     """
     reason = generation.finish_reason
+    if generation.prompt_blocked:
+        raise PromptBlocked(
+            f"the model refused the prompt (block reason {reason})", finish_reason=reason
+        )
     if reason in BLOCKED_REASONS:
         raise ContentBlocked(
             f"the model withheld its answer (finish_reason {reason})", finish_reason=reason
@@ -86,6 +92,7 @@ async def streamed(
         response_schema=call.response_schema,
         tools=call.tools,
         user=call.user,
+        safety_settings=call.safety_settings,
     )
     try:
         async with aclosing(parts):

@@ -203,6 +203,7 @@ class Router:
                     response_schema=call.response_schema,
                     tools=call.tools,
                     user=call.user,
+                    safety_settings=call.safety_settings,
                 )
             else:
                 generation = await streamed(provider, spec.provider_model, call, on_delta)

@@ -137,3 +137,29 @@ async def test_the_other_answers_match_their_schemas(gateway: Gateway, documente
     documented.check(
         "GET", "/v1/models/{model_id}", 200, (await gateway.get("/v1/models/flash")).body
     )
+
+
+async def test_gemini_answers_match_their_schemas(gateway: Gateway, documented: Documented):
+    ask = {"contents": [{"role": "user", "parts": [{"text": "documented"}]}]}
+    base = "/v1beta/models/{model}"
+    answer = await gateway.post_raw("/v1beta/models/flash:generateContent", json.dumps(ask))
+    blocked = await gateway.post_raw(
+        "/v1/models/flash:generateContent",
+        json.dumps({"contents": [{"parts": [{"text": "x [[emulator:block=prompt]]"}]}]}),
+    )
+    chunks = await gateway.post_raw("/v1beta/models/flash:streamGenerateContent", json.dumps(ask))
+    streamed = await read_stream(
+        gateway.session, gateway.url + "/v1beta/models/flash:streamGenerateContent?alt=sse", ask
+    )
+    counted = await gateway.post_raw("/v1beta/models/flash:countTokens", json.dumps(ask))
+    unknown = await gateway.post_raw("/v1beta/models/nope:generateContent", json.dumps(ask))
+
+    documented.check("POST", base + ":generateContent", 200, answer.body)
+    documented.check("POST", "/v1/models/{model}:generateContent", 200, blocked.body)
+    documented.check("POST", base + ":streamGenerateContent", 200, chunks.body)
+    for event in streamed.events:
+        documented.check("POST", base + ":streamGenerateContent", 200, event.data, event="message")
+    documented.check("POST", base + ":countTokens", 200, counted.body)
+    documented.check("POST", base + ":generateContent", 404, unknown.body)
+    documented.check("GET", "/v1beta/models", 200, (await gateway.get("/v1beta/models")).body)
+    documented.check("GET", base, 200, (await gateway.get("/v1beta/models/flash")).body)

@@ -8,6 +8,8 @@ from pipeline.cache.keys import cache_key
 from pipeline.errors import ValidationFailed
 from schemas import GenerateRequest
 
+MODEL = "gemini-2.5-flash"
+
 
 def key(tenant: str = "default", model: str = "gemini-2.5-flash", **body) -> str:
     body.setdefault("model", "flash")
@@ -60,6 +62,36 @@ def test_response_schema_is_keyed_canonically():
     assert key(response_schema=schema) == key(response_schema=reordered)
     assert key(response_schema=schema) != key()
     assert key(response_schema=schema) != key(response_schema={**schema, "required": ["a"]})
+
+
+def test_a_request_without_safety_settings_keeps_the_key_it_had():
+    # The key of this request before safety settings existed (computed on that code).
+    request = GenerateRequest.model_validate(
+        {
+            "model": "flash",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "hi"},
+            ],
+            "params": {"temperature": 0.5},
+            "response_schema": {"type": "object"},
+        }
+    )
+    before = "v1:default:99cc591793c20578a0dc5a6f834a93c551580840c8b38989095b0a8d67ac7669"
+
+    assert cache_key(request, tenant="default", provider="gemini", provider_model=MODEL) == before
+    assert key() == key(safety_settings=None) == key(safety_settings=[])
+
+
+def test_safety_settings_are_keyed_in_any_order():
+    harassment = {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}
+    hate = {"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_ONLY_HIGH"}
+
+    assert key(safety_settings=[harassment, hate]) == key(safety_settings=[hate, harassment])
+    assert key(safety_settings=[harassment]) != key()
+    assert key(safety_settings=[harassment]) != key(
+        safety_settings=[{**harassment, "threshold": "BLOCK_ONLY_HIGH"}]
+    )
 
 
 # Keys computed before requests could carry tools: a request without them must keep its key.

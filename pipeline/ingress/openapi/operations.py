@@ -7,6 +7,8 @@ Schemas (which may hold models), e.g. `compat/openai/shapes.py`.
 
 from typing import Final
 
+from pipeline.ingress.compat.gemini import shapes as gemini
+from pipeline.ingress.compat.gemini.wire import CountTokensRequest, GenerateContentRequest
 from pipeline.ingress.compat.openai import shapes as openai
 from pipeline.ingress.compat.openai.requests import ChatCompletionRequest
 from pipeline.ingress.openapi.document import Operation, Param, Reply, Stream
@@ -49,6 +51,52 @@ CHAT_STREAM: Final = Stream(
     "With `stream: true`: `chat.completion.chunk`s (or an error object), then `data: [DONE]`",
     {"message": {"anyOf": [openai.CHAT_CHUNK, openai.ERROR]}},
 )
+GEMINI_STREAM: Final = Stream(
+    "With `alt=sse`: GenerateContentResponse chunks (the last with finishReason and usage), "
+    "or an error object, ending at EOF (no [DONE])",
+    {"message": {"anyOf": [gemini.GENERATE_CONTENT_RESPONSE, gemini.ERROR]}},
+)
+GEMINI_ERRORS: Final = (400, 404, 429, 502, 503, 504)
+
+
+def gemini_operations(version: str) -> tuple[Operation, ...]:
+    """The Gemini API's methods of one model, on `version` (v1 or v1beta)."""
+    path = f"/{version}/models/{{model:.+}}"
+    return (
+        Operation(
+            "POST",
+            path + ":generateContent",
+            f"Gemini-compatible generateContent ({version})",
+            body=GenerateContentRequest,
+            params=(CACHE_CONTROL,),
+            replies=(Reply(200, "The answer, or a block", gemini.GENERATE_CONTENT_RESPONSE),),
+            errors=GEMINI_ERRORS,
+            error_body=gemini.ERROR,
+        ),
+        Operation(
+            "POST",
+            path + ":streamGenerateContent",
+            f"Gemini-compatible streamGenerateContent ({version})",
+            body=GenerateContentRequest,
+            params=(
+                CACHE_CONTROL,
+                Param("alt", "query", {"enum": ["sse", "json"]}, "sse: events; else a JSON array"),
+            ),
+            replies=(Reply(200, "The answer's chunks", gemini.CHUNKS, GEMINI_STREAM),),
+            errors=GEMINI_ERRORS,
+            error_body=gemini.ERROR,
+        ),
+        Operation(
+            "POST",
+            path + ":countTokens",
+            f"Gemini-compatible countTokens ({version}): the provider's count, else an estimate",
+            body=CountTokensRequest,
+            replies=(Reply(200, "The count", gemini.COUNT_TOKENS_RESPONSE),),
+            errors=(400, 404, 502, 503, 504),
+            error_body=gemini.ERROR,
+        ),
+    )
+
 
 OPERATIONS: Final = (
     Operation(
@@ -201,6 +249,28 @@ OPERATIONS: Final = (
         replies=(Reply(200, "The model", openai.MODEL),),
         errors=(404,),
         error_body=openai.ERROR,
+    ),
+    *gemini_operations("v1"),
+    *gemini_operations("v1beta"),
+    Operation(
+        "GET",
+        "/v1beta/models",
+        "Every model a request may name, as Gemini's model list",
+        params=(
+            Param("pageSize", "query", {"type": "integer", "minimum": 0, "maximum": 1000}),
+            Param("pageToken", "query", {"type": "string"}, "`nextPageToken` of the page before"),
+        ),
+        replies=(Reply(200, "A page of models", gemini.MODEL_LIST),),
+        errors=(400,),
+        error_body=gemini.ERROR,
+    ),
+    Operation(
+        "GET",
+        "/v1beta/models/{model:.+}",
+        "One model by provider model, alias or route name (Gemini's Model)",
+        replies=(Reply(200, "The model", gemini.MODEL),),
+        errors=(404,),
+        error_body=gemini.ERROR,
     ),
     Operation("GET", "/healthz", "Liveness", replies=(Reply(200, "Up", Health),)),
     Operation(

@@ -14,9 +14,10 @@ from langchain_core.exceptions import ModelAuthenticationError, ModelTimeoutErro
 from langchain_google_genai.chat_models import GoogleRateLimitError
 
 from pipeline.errors import (
-    ContentBlocked,
+    PromptBlocked,
     PromptbusError,
     UpstreamError,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -65,7 +66,7 @@ def wrapped(outer: Exception, inner: BaseException) -> Exception:
     ("code", "cls"),
     [
         (408, UpstreamTimeout),
-        (429, UpstreamUnavailable),
+        (429, UpstreamRateLimited),
         (500, UpstreamUnavailable),
         (502, UpstreamUnavailable),
         (503, UpstreamUnavailable),
@@ -82,6 +83,7 @@ def test_statuses(code: int, cls: type[PromptbusError]):
     error = from_status(code, "why")
 
     assert type(error) is cls
+    assert isinstance(error, UpstreamUnavailable) is (code in (429, 500, 502, 503))
     assert error.retryable is (code not in (400, 401, 403, 404, 422))
     assert f"provider answered {code}: why" in error.message
 
@@ -172,7 +174,7 @@ def test_connection_failures(exc: Exception):
 def test_openai_content_filter_400_is_a_block():
     error = translate(openai_error(400, error_code="content_filter"))
 
-    assert isinstance(error, ContentBlocked)
+    assert isinstance(error, PromptBlocked)
     assert error.finish_reason == "content_filter"
     assert not error.retryable
 

@@ -3,14 +3,16 @@
 import socket
 from collections.abc import AsyncIterator
 
+import aiohttp
 import orjson
 import pytest
 
 from pipeline.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from pipeline.providers.gemini import GeminiProvider
-from schemas import GenerationParams
+from schemas import GenerationParams, SafetySetting
 from tests.support.emulator import Emulator
-from tests.support.providers import PARAMS, PERSON, ask, gemini_on
+from tests.support.providers import PARAMS, PERSON, ask, gemini_on, openai_on
+from tests.support.recorder import recording
 
 MODEL = "gemini-2.5-flash"
 
@@ -43,12 +45,41 @@ async def test_params_reach_the_model(gemini: GeminiProvider):
     assert generation.usage.output_tokens == 2
 
 
+async def test_safety_settings_reach_gemini_and_other_families_ignore_them(
+    emulator: Emulator, session: aiohttp.ClientSession
+):
+    settings = (
+        SafetySetting(category="HARM_CATEGORY_HARASSMENT", threshold="BLOCK_ONLY_HIGH"),
+        SafetySetting(category="HARM_CATEGORY_HATE_SPEECH", threshold="OFF"),
+    )
+    async with recording(emulator.base_url, session) as hop:
+        async with gemini_on(hop.base_url) as gemini:
+            await gemini.generate(MODEL, ask("careful"), PARAMS, safety_settings=settings)
+            await gemini.generate(MODEL, ask("plain"), PARAMS)
+        async with openai_on(f"{hop.base_url}/v1") as openai:
+            answer = await openai.generate(
+                "gpt-4o-mini", ask("careful"), PARAMS, safety_settings=settings
+            )
+
+    careful, plain = hop.bodies(":generateContent")
+    assert careful["safetySettings"] == [
+        {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"},
+        {"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "OFF"},
+    ]
+    assert not plain.get("safetySettings")
+    assert answer.text
+    [chat] = hop.bodies("/chat/completions")
+    assert not {k for k in chat if "safety" in k.lower()}
+
+
 async def test_a_withheld_answer_reports_safety(gemini: GeminiProvider):
     answer = await gemini.generate(MODEL, ask("x [[emulator:block=safety]]"), PARAMS)
     prompt = await gemini.generate(MODEL, ask("x [[emulator:block=prompt]]"), PARAMS)
 
     assert (answer.finish_reason, answer.text) == ("safety", "")
     assert (prompt.finish_reason, prompt.text) == ("safety", "")
+    # Only the refused prompt says that nothing was generated
+    assert (answer.prompt_blocked, prompt.prompt_blocked) == (False, True)
 
 
 async def test_503_is_retryable_and_made_once(gemini: GeminiProvider, emulator: Emulator):
