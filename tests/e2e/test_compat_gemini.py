@@ -196,11 +196,6 @@ async def test_the_models_list_pages(gateway: Gateway):
     assert first.body["models"] + rest.body["models"] == whole.body["models"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GET /v1/models is the OpenAI API's route: it hands Gemini's callers to "
-    "compat.gemini.list_models / get_model once its owner wires is_gemini_request in",
-)
 async def test_the_models_list_on_v1(gateway: Gateway):
     async with genai_client(gateway.url, "v1") as sdk:
         names = [model.name async for model in await sdk.aio.models.list()]
