@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,8 +62,12 @@ async def ttfc_run(
     `pids` names the processes whose CPU is printed; `under_test` is the one timed per request.
     """
 
+    # A nonce per call: request numbers start at 0 in every load, and a prompt seen before
+    # (in an earlier round) would be a cache hit.
+    nonce = os.urandom(4).hex()
+
     def body_for(tag: str) -> Callable[[int], bytes]:
-        prompt = f"{tag} {surface.label} {run_id}"
+        prompt = f"{tag} {surface.label} {run_id}-{nonce}"
         return lambda n: surface.body(f"{prompt} {n}: how does a stream start")
 
     url, fmt, headers, stagger_s = surface.url, surface.fmt, surface.headers, bench.stagger_s
@@ -72,13 +77,14 @@ async def ttfc_run(
     load = await ttfc_load(
         url, body_for("ttfc"), fmt, workers, bench.duration_s, stagger_s, headers, surface.cache
     )
-    bench.loads.append(load)
-    show(surface.label, load)
-    print(window.describe(load.completed, under_test)[0])
+    cpu = window.describe(load.completed, under_test)[0]
     upstream = await emulator_calls(bench.session, emulator_url) - before
     sent = load.completed + load.errors.count
     if upstream != sent:
         load.errors.add(f"{sent} streams to {surface.label} but {upstream} upstream calls")
+    bench.loads.append(load)
+    show(surface.label, load)
+    print(cpu)
     return load
 
 

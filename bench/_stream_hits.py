@@ -141,6 +141,7 @@ async def hits_against_raw(
                 await turn()
         if upstream := await emulator_calls(bench.session, emulator_url) - before:
             message = f"{upstream} upstream calls while every answer should have been a hit"
+            print(f"      error: {message}")
             gateways[-1].load.errors.add(message, upstream)
     finally:
         bench.children.stop(raw)
