@@ -82,22 +82,11 @@ class SyncPath:
         key: str | None = None,
     ) -> Answer:
         """The cached answer if fresh enough, else one shared upstream call's answer."""
-        # The identify and cache lookup stages, kept lean: a hit builds no envelope.
         key = key or identify(self._ctx.catalog, request, tenant)
-        if not request.cache.no_cache:
-            now = time.time()
-            cached = await self._ctx.cache.fresh(key, max_age_s, now)
-            if cached is not None:
-                age = cached.age(now)
-                return Answer(cached.body(key, tier=cached.tier, age_s=age), age)
-        # Every field was validated already, so the envelope skips validation.
-        envelope = StageEnvelope.model_construct(
-            request_id=request_id,
-            tenant=tenant,
-            request=request,
-            max_age_s=max_age_s,
-            cache_key=key,
-        )
+        hit = await self._hit(request, key, max_age_s)
+        if hit is not None:
+            return hit
+        envelope = _envelope(request, request_id, tenant, max_age_s, key)
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             response = await self._coalesced(envelope, key)
             log.info(
@@ -125,20 +114,11 @@ class SyncPath:
         call, and a stream that did not finish normally is never stored.
         """
         key = key or identify(self._ctx.catalog, request, tenant)
-        if not request.cache.no_cache:
-            now = time.time()
-            cached = await self._ctx.cache.fresh(key, max_age_s, now)
-            if cached is not None:
-                age = cached.age(now)
-                yield Answer(cached.body(key, tier=cached.tier, age_s=age), age)
-                return
-        envelope = StageEnvelope.model_construct(
-            request_id=request_id,
-            tenant=tenant,
-            request=request,
-            max_age_s=max_age_s,
-            cache_key=key,
-        )
+        hit = await self._hit(request, key, max_age_s)
+        if hit is not None:
+            yield hit
+            return
+        envelope = _envelope(request, request_id, tenant, max_age_s, key)
 
         async def produce(flight: StreamFlight) -> GenerateResponse:
             with structlog.contextvars.bound_contextvars(request_id=request_id):
@@ -148,13 +128,24 @@ class SyncPath:
                 log.info("streamed", model=done.response.provider_model, deltas=len(flight.deltas))
                 return done.response
 
-        flight_key = f"{key}:{int(request.cache.no_store)}"
-        async with self._streams.join(flight_key, produce) as (flight, shared):
+        async with self._streams.join(_flight_key(request, key), produce) as (flight, shared):
             yield LiveStream(flight, shared)
 
+    async def _hit(
+        self, request: GenerateRequest, key: str, max_age_s: float | None
+    ) -> Answer | None:
+        """The cache lookup stage, kept lean: a hit builds no envelope."""
+        if request.cache.no_cache:
+            return None
+        now = time.time()
+        cached = await self._ctx.cache.fresh(key, max_age_s, now)
+        if cached is None:
+            return None
+        age = cached.age(now)
+        return Answer(cached.body(key, tier=cached.tier, age_s=age), age)
+
     async def _coalesced(self, envelope: StageEnvelope, key: str) -> GenerateResponse:
-        # Callers that may not store must not ride on a call that stores, and vice versa.
-        flight = f"{key}:{int(envelope.request.cache.no_store)}"
+        flight = _flight_key(envelope.request, key)
         try:
             response, shared = await self._flights.run(
                 flight, lambda: self._fill_once(envelope, key), wait_s=self._wait_s
@@ -189,3 +180,17 @@ class SyncPath:
         envelope = await postprocess(await generate(envelope, self._ctx), self._ctx)
         assert envelope.response is not None
         return envelope.response
+
+
+def _envelope(
+    request: GenerateRequest, request_id: str, tenant: str, max_age_s: float | None, key: str
+) -> StageEnvelope:
+    """The envelope of a miss; every field was validated already, so it skips validation."""
+    return StageEnvelope.model_construct(
+        request_id=request_id, tenant=tenant, request=request, max_age_s=max_age_s, cache_key=key
+    )
+
+
+def _flight_key(request: GenerateRequest, key: str) -> str:
+    """Callers that may not store must not ride on a call that stores, and vice versa."""
+    return f"{key}:{int(request.cache.no_store)}"

@@ -38,6 +38,17 @@ def error_response(error: PromptbusError, request_id: str) -> web.Response:
     )
 
 
+def log_failure(request: web.Request, error: PromptbusError) -> None:
+    """The one log line of a request that ended in `error`."""
+    log.info(
+        "request failed",
+        request_id=request[REQUEST_ID_KEY],
+        path=request.path,
+        status=error.status,
+        error=error.type,
+    )
+
+
 def _from_http_exception(exc: web.HTTPException) -> PromptbusError:
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return PayloadTooLarge("request body is larger than the configured limit")
@@ -65,13 +76,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     try:
         response = await handler(request)
     except PromptbusError as exc:
-        log.info(
-            "request failed",
-            request_id=request_id,
-            path=request.path,
-            status=exc.status,
-            error=exc.type,
-        )
+        log_failure(request, exc)
         return error_response(exc, request_id)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -4,7 +4,6 @@ Every API surface (promptbus's own and the compatible ones) parses its body into
 `GenerateRequest`, then hands it here with its own renderings of an answer and a stream.
 """
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,19 +14,11 @@ from handlers import identify
 from pipeline.ingress.cache_control import merge_cache_control
 from pipeline.ingress.keys import SEND, SERVICES
 from pipeline.ingress.middleware import REQUEST_ID_KEY
-from pipeline.ingress.sse import StreamFormat, send_stream
-from pipeline.sync_path import Answer
+from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
 from schemas import DEFAULT_TENANT, GenerateRequest
 
 # How a surface renders a whole answer (its JSON body, parsed) as its own response body.
 AnswerRenderer = Callable[[bytes, Mapping[str, Any]], bytes]
-
-
-def answer_headers(answer: Answer) -> dict[str, str]:
-    """`X-Cache`, and `Age` on a hit."""
-    if answer.age_s is None:
-        return {"X-Cache": "MISS"}
-    return {"X-Cache": "HIT", "Age": str(math.floor(answer.age_s))}
 
 
 async def serve(

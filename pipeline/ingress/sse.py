@@ -47,6 +47,13 @@ class StreamFormat(Protocol):
         ...
 
 
+def answer_headers(answer: Answer) -> dict[str, str]:
+    """`X-Cache`, and `Age` on a hit."""
+    if answer.age_s is None:
+        return {"X-Cache": "MISS"}
+    return {"X-Cache": "HIT", "Age": str(math.floor(answer.age_s))}
+
+
 def event(name: str | None, data: bytes) -> bytes:
     """One SSE event: an optional `event:` line and one `data:` line (JSON has no newlines)."""
     head = b"event: " + name.encode() + b"\n" if name else b""
@@ -76,9 +83,7 @@ async def send_stream(
     """Send `streamed` as SSE in `fmt`: a cached answer replayed, or a live stream followed."""
     sent = {**_STREAM_HEADERS, REQUEST_ID_HEADER: request[REQUEST_ID_KEY], **(headers or {})}
     if isinstance(streamed, Answer):
-        sent["X-Cache"] = "HIT"
-        if streamed.age_s is not None:
-            sent["Age"] = str(math.floor(streamed.age_s))
+        sent.update(answer_headers(streamed))
         response = orjson.loads(streamed.body)
         events = [fmt.delta(piece) for piece in replay_pieces(response["text"])]
         events.append(fmt.done(streamed.body, response))

@@ -3,13 +3,10 @@
 import functools
 from collections.abc import Callable
 
-import structlog
 from aiohttp import web
 
 from pipeline.errors import PromptbusError
-from pipeline.ingress.middleware import REQUEST_ID_HEADER, REQUEST_ID_KEY, Handler
-
-log = structlog.get_logger("promptbus.compat")
+from pipeline.ingress.middleware import REQUEST_ID_HEADER, REQUEST_ID_KEY, Handler, log_failure
 
 # How an API renders an error as its response (status, body and headers).
 ErrorRenderer = Callable[[PromptbusError], web.Response]
@@ -24,13 +21,7 @@ def speaking(render: ErrorRenderer) -> Callable[[Handler], Handler]:
             try:
                 return await handler(request)
             except PromptbusError as exc:
-                log.info(
-                    "request failed",
-                    request_id=request[REQUEST_ID_KEY],
-                    path=request.path,
-                    status=exc.status,
-                    error=exc.type,
-                )
+                log_failure(request, exc)
                 response = render(exc)
                 response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID_KEY]
                 return response
