@@ -31,6 +31,17 @@ _STREAM_HEADERS: Final = {
 }
 
 
+class _EventStream(web.StreamResponse):
+    """A stream whose headers leave with its first event, in one send instead of two.
+
+    On loopback each send costs about 0.3 ms, and the first event is ready when the stream
+    opens (a stream opens on its first delta). aiohttp's own `Response` buffers its headers
+    the same way; should the attribute go, headers are sent at once, as before.
+    """
+
+    _send_headers_immediately = False
+
+
 class StreamFormat(Protocol):
     """How one API frames a streamed answer's events."""
 
@@ -90,7 +101,7 @@ async def send_stream(
         return web.Response(body=b"".join(events), headers=sent)
     await streamed.opened()
     sent["X-Cache"] = "MISS"
-    stream = web.StreamResponse(headers=sent)
+    stream = _EventStream(headers=sent)
     await stream.prepare(request)
     try:
         try:

@@ -1,5 +1,6 @@
 """One upstream call as routing sees it: what it sends, and how its answer is judged."""
 
+import asyncio
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -100,6 +101,9 @@ async def streamed(
                 if isinstance(part, str):
                     on_delta(part)
                     sent = True
+                    # Chunks that arrived together would otherwise all be parsed before the
+                    # listeners run: let them send this delta first.
+                    await asyncio.sleep(0)
                 else:
                     judge(part)
                     return part
