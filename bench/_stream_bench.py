@@ -95,7 +95,7 @@ def overhead_check(
 
     Round k of the gateway ran right after round k of the emulator directly.
     """
-    overheads = [g.p50_ms - d.p50_ms for g, d in zip(gateway, direct, strict=True)]
+    overheads = _overheads(gateway, direct)
     tails = [g.p99_ms - d.p99_ms for g, d in zip(gateway, direct, strict=True)]
     overhead = statistics.median(overheads)
     print(
@@ -107,6 +107,15 @@ def overhead_check(
     if goal_ms is None:
         return Check(name, measured, "-", None)
     return Check(name, measured, f"<= {goal_ms:g} ms", overhead <= goal_ms)
+
+
+def p50_overhead(gateway: Sequence[Load], direct: Sequence[Load]) -> float:
+    """The median over rounds of the p50 TTFC a gateway adds over the emulator."""
+    return statistics.median(_overheads(gateway, direct))
+
+
+def _overheads(gateway: Sequence[Load], direct: Sequence[Load]) -> list[float]:
+    return [g.p50_ms - d.p50_ms for g, d in zip(gateway, direct, strict=True)]
 
 
 def _listed(values: Sequence[float]) -> str:

@@ -22,6 +22,7 @@ from _common import (
     Children,
     Load,
     describe_machine,
+    free_port,
     report,
     run_bench,
     start_emulator_up,
@@ -31,6 +32,7 @@ from _common import (
 from _fast_bench import Bench, show, verdict
 from _machine import wait_quiet
 from _raw_server import serve_raw
+from _relay import RELAY_PATH, serve_relay
 from _sse import GEMINI_SSE, OPENAI_SSE, PROMPTBUS_SSE
 from _stream_bench import (
     EMULATOR_KEY,
@@ -39,6 +41,7 @@ from _stream_bench import (
     gemini_body,
     generate_body,
     overhead_check,
+    p50_overhead,
     ttfc_run,
 )
 from _stream_hits import HitHeader, Hits, hits_against_raw, ratio_check
@@ -104,8 +107,15 @@ class Phases:
         return verdict(ratio_check(name, gateways, raws, goal))
 
 
-async def ttfc_phase(phases: Phases, promptbus_url: str, pids: dict[str, int]) -> list[Check]:
-    """Phase 1: what promptbus adds to the time to first chunk of a streamed miss."""
+async def ttfc_phase(
+    phases: Phases, promptbus_url: str, relay_url: str, pids: dict[str, int]
+) -> list[Check]:
+    """Phase 1: what promptbus adds to the time to first chunk of a streamed miss.
+
+    Two floors are printed with it, with no target: a bare aiohttp relay (one HTTP hop
+    in Python, nothing else) and LangChain's astream alone, the two parts of a miss
+    promptbus cannot go below.
+    """
     bench = phases.bench
     print(
         f"\n== 1. time to first chunk: aiohttp, {TTFC_WORKERS} workers, unique prompts, "
@@ -121,19 +131,28 @@ async def ttfc_phase(phases: Phases, promptbus_url: str, pids: dict[str, int]) -
             "promptbus",
         ),
         (Surface("promptbus chat", chat, flash, OPENAI_SSE, cache="MISS"), "promptbus"),
+        (Surface("bare aiohttp relay", relay_url, gemini_body, GEMINI_SSE), "relay"),
     ]
     await phases.quiet("phase 1")
-    direct, *gateways = await phases.ttfc(surfaces, pids)
+    direct, *gateways, relayed = await phases.ttfc(surfaces, pids)
     checks = [
         verdict(overhead_check(f"TTFC p50 overhead, {path} stream", loads, direct, MAX_TTFC_MS))
         for path, loads in zip(("/v1/generate", "/v1/chat/completions"), gateways, strict=True)
     ]
+    checks.append(
+        verdict(overhead_check("TTFC p50 overhead, bare aiohttp relay", relayed, direct, None))
+    )
     floor = await bench.client_floor(phases.emulator_url, phases.run_id)
     show("langchain astream alone", floor)
     direct_p50 = statistics.median(load.p50_ms for load in direct)
+    langchain, hop = floor.p50_ms - direct_p50, p50_overhead(relayed, direct)
     print(
-        f"  LangChain's astream alone, in a process of its own, adds "
-        f"{floor.p50_ms - direct_p50:.2f} ms to the emulator's TTFC p50"
+        f"  LangChain's astream alone, in a process of its own, adds {langchain:.2f} ms to the "
+        f"emulator's TTFC p50; with the relay's hop ({hop:.2f} ms) that is {langchain + hop:.2f} "
+        "ms before promptbus does anything"
+    )
+    checks.append(
+        Check("TTFC floor: relay hop + LangChain astream", f"{langchain + hop:.2f} ms", "-", None)
     )
     return checks
 
@@ -257,10 +276,21 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> i
         promptbus, promptbus_url = start_promptbus(children, emulator_url)
         await wait_healthy(session, promptbus, f"{promptbus_url}/healthz")
         print(f"promptbus: pid {promptbus.process.pid}, {promptbus_url}, embedded default")
+        relay_port = free_port()
+        relay_argv = [sys.executable, str(SCRIPT), "--relay", emulator_url]
+        relay = children.start("relay", [*relay_argv, "--port", str(relay_port)])
+        relay_url = f"http://127.0.0.1:{relay_port}"
+        await wait_healthy(session, relay, f"{relay_url}/healthz")
         phases = Phases(bench, emulator_url, os.urandom(4).hex(), rounds)
         pids = {"emulator": emulator.process.pid}
         with_promptbus = {**pids, "promptbus": promptbus.process.pid}
-        checks = await ttfc_phase(phases, promptbus_url, with_promptbus)
+        checks = await ttfc_phase(
+            phases,
+            promptbus_url,
+            f"{relay_url}{RELAY_PATH}?alt=sse",
+            {**with_promptbus, "relay": relay.process.pid},
+        )
+        children.stop(relay)
         checks += await hit_phases(phases, promptbus_url, with_promptbus)
         errors = sum(load.errors.count for load in bench.loads)
         checks.append(Check("no failed requests", f"{errors} errors", "0", errors == 0))
@@ -295,6 +325,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--answer", help="file of the bytes the raw baseline answers")
     parser.add_argument("--content-type", default="application/json", help=argparse.SUPPRESS)
     parser.add_argument("--client-floor", metavar="EMULATOR_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--relay", metavar="EMULATOR_URL", help=argparse.SUPPRESS)
     parser.add_argument("--run-id", default="floor", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.raw_server and (args.port is None or args.answer is None):
@@ -311,6 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.raw_server:
         serve_raw(args.port, Path(args.answer).read_bytes(), args.content_type)
+        return 0
+    if args.relay:
+        if args.port is None:
+            raise SystemExit("--relay needs --port")
+        serve_relay(args.port, args.relay)
         return 0
     if args.client_floor:
         stagger_s = EMULATOR_LATENCY_MS / 1000
