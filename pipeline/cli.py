@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         help="threads, or prefork for CPU-bound workers (PROMPTBUS_WORKER_POOL; default threads)",
     )
     commands.add_parser("schemas", help="write the JSON Schemas to schemas/json/")
+    db = commands.add_parser("db", help="the database: tenants, keys, budgets, usage")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands.add_parser(
+        "upgrade", help="apply the schema migrations (every process also does at start-up)"
+    )
     return parser
 
 
@@ -122,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run_emulator(args.host, args.port, latency))
     if args.command == "worker":
         return asyncio.run(_work(settings))
+    if args.command == "db":
+        return asyncio.run(_db_upgrade(settings))
     if role is not None:
         try:
             role.die_with_parent()
@@ -190,6 +197,19 @@ async def _serve(settings: Settings, role: ChildRole | None = None) -> int:
     finally:
         log.info("promptbus stopping")
         await runner.cleanup()
+    return 0
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    from pipeline.db import create_engine, database_url, upgrade
+
+    engine = create_engine(settings)
+    try:
+        revision = await upgrade(engine)
+    finally:
+        await engine.dispose()
+    where = database_url(settings).render_as_string(hide_password=True)
+    print(f"promptbus: database {where} is at revision {revision}")
     return 0
 
 

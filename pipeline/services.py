@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from celery import Celery
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import StageContext
 from pipeline.backends import Backends, build_backends
@@ -19,6 +20,7 @@ from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
 from pipeline.cache.lru import LRUMemoryCache
 from pipeline.catalog import ModelCatalog
+from pipeline.db import create_engine, upgrade
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from pipeline.providers.base import ChatProvider
 from pipeline.providers.setup import builtin_providers, custom_providers, describe
@@ -44,6 +46,7 @@ class Services:
     publisher: EventPublisher
     celery: Celery
     webhooks: WebhookContext
+    database: AsyncEngine
     notes: tuple[str, ...]
 
     @classmethod
@@ -51,6 +54,12 @@ class Services:
         """Build the parts; a bad configuration file stops this before anything runs."""
         templates = TemplateCatalog.from_directory(settings.templates_dir)
         catalog = ModelCatalog.from_file(settings.models_file)
+        database = create_engine(settings)
+        try:
+            await upgrade(database)
+        except BaseException:
+            await database.dispose()
+            raise
         custom = custom_providers(settings, catalog)
         emulator = None
         if settings.uses_emulator:
@@ -88,6 +97,7 @@ class Services:
             publisher=publisher,
             celery=celery,
             webhooks=webhooks.context,
+            database=database,
             notes=webhooks.notes,
         )
 
@@ -101,6 +111,7 @@ class Services:
         await self.backends.close()
         if self.emulator is not None:
             await self.emulator.stop()
+        await self.database.dispose()
 
     @property
     def sender(self) -> WebhookSender:

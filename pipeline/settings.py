@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     coalesce_wait_s: float = Field(default=60.0, gt=0)
 
     data_dir: Path = Path(".promptbus")
+    # postgresql://... (asyncpg) or sqlite:///path; unset: SQLite at data_dir/promptbus.db.
+    database_url: SecretStr | None = None
     webhook_secret: SecretStr | None = None
     webhook_allow_private: str | None = None
     webhook_retry_schedule: list[float] = Field(

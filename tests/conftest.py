@@ -11,6 +11,7 @@ from aiohttp import web
 from pipeline.emulator import EmulatorConfig, start_emulator
 from pipeline.ingress import create_app
 from pipeline.ingress.keys import SEND, SERVICES
+from tests.support.databases import database_url  # noqa: F401 - a fixture
 from tests.support.emulator import Emulator
 from tests.support.gateway import Gateway, GatewayFactory
 from tests.support.settings import settings_for_test

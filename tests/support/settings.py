@@ -1,8 +1,16 @@
 """The settings a test gateway runs with."""
 
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from pipeline.settings import Settings
+
+# Every test gateway keeps its data (the SQLite database) in a directory of its own, here.
+_DATA_ROOT = Path(tempfile.mkdtemp(prefix="promptbus-tests-"))
+atexit.register(shutil.rmtree, _DATA_ROOT, True)
 
 # A fixed key (32 bytes of 0x01), so webhook tests can verify signatures.
 TEST_WEBHOOK_SECRET = "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
@@ -23,6 +31,8 @@ def settings_for_test(**overrides: Any) -> Settings:
         "webhook_allow_private": "127.0.0.0/8,::1/128",
     }
     values.update(overrides)
+    if "data_dir" not in values:
+        values["data_dir"] = Path(tempfile.mkdtemp(prefix="data-", dir=_DATA_ROOT))
     gemini_url = values.get("gemini_base_url")
     if gemini_url and "openai_base_url" not in values:
         # The test's emulator serves the OpenAI-compatible API too, under /v1.

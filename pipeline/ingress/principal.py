@@ -1,0 +1,34 @@
+"""Who is calling: the tenant (and API key) a request acts for.
+
+The authentication middleware sets it on each request; every route reads it from here,
+never from a header of its own. A request with no principal set acts for the default
+tenant (the embedded default with no keys configured).
+"""
+
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+
+from schemas import DEFAULT_TENANT
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The tenant a request acts for, the id of the key it came with (None: no key), and
+    whether it came with the admin key (which may act on every tenant)."""
+
+    tenant: str
+    key_id: str | None = None
+    admin: bool = False
+
+
+ANONYMOUS: Final = Principal(DEFAULT_TENANT)
+# Where the middleware leaves it on the request.
+PRINCIPAL_KEY: Final = "promptbus.principal"
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The request's principal; the default tenant when none was set."""
+    principal = request.get(PRINCIPAL_KEY)
+    return principal if isinstance(principal, Principal) else ANONYMOUS
