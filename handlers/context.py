@@ -1,4 +1,5 @@
-"""What the stages share: the catalogues, the cache, the router, the job store and the bus."""
+"""What the stages share: the catalogues, the cache, the router, the job store, the bus and
+the usage ledger."""
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -7,6 +8,7 @@ from pipeline.cache.responses import ResponseCache
 from pipeline.catalog import ModelCatalog
 from pipeline.jobs.deltas import DeltaFeed
 from pipeline.jobs.store import JobStore
+from pipeline.ledger import DISCARD, UsageSink
 from pipeline.templates import TemplateCatalog
 
 if TYPE_CHECKING:
@@ -31,3 +33,5 @@ class StageContext:
     # How long a job's deadline runs from its dispatch, and how long its claims last.
     job_deadline_s: float = 600.0
     claim_ttl_s: float = 24 * 3600
+    # Where each finished job's usage record goes (the process's ledger).
+    ledger: UsageSink = DISCARD

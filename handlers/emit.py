@@ -15,6 +15,8 @@ import structlog
 
 from handlers.context import StageContext
 from pipeline.errors import JobCancelled
+from pipeline.ledger import CANCELLED as CANCELLED_STATUS
+from pipeline.ledger import ERROR, UsageEntry, answered_model, caller, failed
 from pipeline.transient import TRANSIENT
 from schemas import (
     CompletionDelta,
@@ -86,13 +88,35 @@ async def finish(
     error: ErrorDetail | None = None,
     stage: str | None = None,
 ) -> Job | None:
-    """End the job and deliver its completion; None if it was unknown or had ended already."""
+    """End the job and deliver its completion; None if it was unknown or had ended already.
+
+    Only the first finisher gets the job back: it alone records the job's usage.
+    """
     job = await ctx.jobs.transition(
         job_id, state, stage=stage, result=result, error=error, finished_at=time.time()
     )
     if job is not None:
+        ctx.ledger.record(usage_entry(job))
         await deliver(ctx, job)
     return job
+
+
+def usage_entry(job: Job) -> UsageEntry:
+    """The usage record of a finished job: from its answer, or the error it ended with."""
+    who = caller(
+        job.request,
+        tenant=job.tenant,
+        key_id=job.key_id,
+        request_id=job.id,
+        surface="job",
+        job_id=job.id,
+    )
+    latency_ms = max(0.0, ((job.finished_at or job.updated_at) - job.created_at) * 1000.0)
+    if job.state is JobState.SUCCEEDED and job.result is not None:
+        return answered_model(who, job.result, latency_ms)
+    error = job.error or (CANCELLED if job.state is JobState.CANCELLED else _NO_RESULT)
+    status = CANCELLED_STATUS if job.state is JobState.CANCELLED else ERROR
+    return failed(who, error.type, latency_ms, status=status)
 
 
 async def deliver(ctx: StageContext, job: Job) -> bool:

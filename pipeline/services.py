@@ -22,6 +22,7 @@ from pipeline.cache.lru import LRUMemoryCache
 from pipeline.catalog import ModelCatalog
 from pipeline.db import create_engine, upgrade
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from pipeline.ledger import DISCARD, Ledger, LedgerLimits, RowWriter, UsageSink
 from pipeline.providers.base import ChatProvider
 from pipeline.providers.setup import builtin_providers, custom_providers, describe
 from pipeline.resilience import build_router
@@ -47,6 +48,8 @@ class Services:
     celery: Celery
     webhooks: WebhookContext
     database: AsyncEngine
+    # The usage ledger; None when `ledger_enabled` is off.
+    ledger: Ledger | None
     notes: tuple[str, ...]
 
     @classmethod
@@ -75,6 +78,8 @@ class Services:
         publisher = EventPublisher(settings, topology)
         celery = create_celery(settings, topology)
         webhooks = build_webhooks(settings, backends.webhooks, backends.jobs)
+        ledger = _ledger(settings, database)
+        sink: UsageSink = DISCARD if ledger is None else ledger
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
@@ -86,7 +91,10 @@ class Services:
             deltas=backends.deltas,
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
+            ledger=sink,
         )
+        if ledger is not None:
+            ledger.start()
         return cls(
             settings=settings,
             topology=topology,
@@ -98,6 +106,7 @@ class Services:
             celery=celery,
             webhooks=webhooks.context,
             database=database,
+            ledger=ledger,
             notes=webhooks.notes,
         )
 
@@ -111,6 +120,8 @@ class Services:
         await self.backends.close()
         if self.emulator is not None:
             await self.emulator.stop()
+        if self.ledger is not None:
+            await self.ledger.stop(self.settings.ledger_stop_timeout_s)
         await self.database.dispose()
 
     @property
@@ -128,7 +139,24 @@ class Services:
         emulator = self.emulator
         return describe(self.settings, f"{emulator.host}:{emulator.port}" if emulator else None)
 
+    @property
+    def usage(self) -> UsageSink:
+        """Where the request paths record usage (nowhere when the ledger is off)."""
+        return self.ctx.ledger
+
     async def providers_ready(self) -> bool:
         """Whether every provider answers its readiness probe."""
         checks = await asyncio.gather(*(p.ready() for p in self.providers.values()))
         return all(checks)
+
+
+def _ledger(settings: Settings, database: AsyncEngine) -> Ledger | None:
+    if not settings.ledger_enabled:
+        return None
+    limits = LedgerLimits(
+        batch_size=settings.ledger_batch_size,
+        flush_interval_s=settings.ledger_flush_interval_s,
+        spool_max=settings.ledger_spool_max,
+        retry_max_s=settings.ledger_retry_max_s,
+    )
+    return Ledger(RowWriter(database), limits)

@@ -9,7 +9,7 @@ import structlog
 
 from handlers import StageContext, generate, identify, postprocess
 from pipeline.coalesce import RedisSingleFlight, SingleFlight, StreamFlight, StreamFlights
-from pipeline.errors import UpstreamTimeout
+from pipeline.errors import PromptbusError, UpstreamTimeout
 from schemas import GenerateRequest, GenerateResponse, StageEnvelope
 
 log = structlog.get_logger("promptbus.sync")
@@ -39,6 +39,14 @@ class LiveStream:
     def deltas(self) -> AsyncIterator[str]:
         """Every delta from the first, live; raises the error of a stream that broke."""
         return self._flight.follow()
+
+    def outcome(self) -> tuple[GenerateResponse | None, PromptbusError | None]:
+        """How the stream ended so far: its whole answer, or the error that broke it."""
+        response = self._flight.response
+        if response is not None and self.shared:
+            info = response.cache.model_copy(update={"coalesced": True})
+            response = response.model_copy(update={"cache": info})
+        return response, self._flight.error
 
     def answer(self) -> Answer:
         """The whole answer, once `deltas` has ended."""

@@ -34,6 +34,9 @@ class Job(Envelope):
     state: JobState
     stage: str | None = None
     tenant: str
+    key_id: str | None = Field(
+        default=None, max_length=64, description="The API key it was submitted with, if any"
+    )
     correlation_id: str
     created_at: float
     updated_at: float

@@ -8,6 +8,7 @@ from aiohttp import web
 from pipeline.errors import JobNotFound, ValidationFailed
 from pipeline.ingress.body import parse_model, read_json
 from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
+from pipeline.ingress.principal import principal_of
 from schemas import DEFAULT_TENANT, JobState
 from schemas.jobs import Job, JobSubmission
 from schemas.webhooks import Attempt
@@ -42,6 +43,7 @@ async def post_job(request: web.Request) -> web.Response:
             tenant=DEFAULT_TENANT,
             correlation_id=request.headers.get("X-Correlation-Id"),
             idempotency_key=key,
+            key_id=principal_of(request).key_id,
         )
     )
     response = _job_response(job, status=202)

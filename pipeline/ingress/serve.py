@@ -2,8 +2,11 @@
 
 Every API surface (promptbus's own and the compatible ones) parses its body into a
 `GenerateRequest`, then hands it here with its own renderings of an answer and a stream.
+Each request served here leaves one usage record in the ledger, however it ends.
 """
 
+import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,10 +14,23 @@ import orjson
 from aiohttp import web
 
 from handlers import identify
+from pipeline.errors import PromptbusError
 from pipeline.ingress.cache_control import merge_cache_control
 from pipeline.ingress.keys import SEND, SERVICES
 from pipeline.ingress.middleware import REQUEST_ID_KEY
+from pipeline.ingress.principal import principal_of
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
+from pipeline.ledger import (
+    CANCELLED,
+    Caller,
+    UsageEntry,
+    UsageSink,
+    answered,
+    answered_model,
+    caller,
+    failed,
+)
+from pipeline.sync_path import Answer, LiveStream
 from schemas import DEFAULT_TENANT, GenerateRequest
 
 # How a surface renders a whole answer (its JSON body, parsed) as its own response body.
@@ -30,27 +46,86 @@ async def serve(
     key: str | None = None,
     tenant: str = DEFAULT_TENANT,
     stream_headers: Mapping[str, str] | None = None,
+    surface: str = "generate",
 ) -> web.StreamResponse:
     """Answer `body` as a plain response (`render`ed; None: promptbus's own) or a stream.
 
     The request's `Cache-Control` header tightens the body's cache controls.
     `stream_headers` go on a streamed answer (a format that is not SSE names its type).
+    `surface` names the API in the usage record.
     """
-    send = request.app[SEND]
+    started = time.perf_counter()
+    principal = principal_of(request)
+    who = caller(
+        body,
+        tenant=principal.tenant,
+        key_id=principal.key_id,
+        request_id=request[REQUEST_ID_KEY],
+        surface=surface,
+    )
+    usage = request.app[SERVICES].usage
     controls = merge_cache_control(request.headers.get("Cache-Control"), body.cache)
     if controls is not body.cache:
         # Cache controls are not part of the key: a key given stays right.
         body = body.model_copy(update={"cache": controls})
     key = key or identify(request.app[SERVICES].ctx.catalog, body, tenant)
+    sync_path = request.app[SEND].sync_path
     request_id = request[REQUEST_ID_KEY]
-    if body.stream:
-        async with send.sync_path.stream(
+    try:
+        if body.stream:
+            async with sync_path.stream(
+                body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
+            ) as streamed:
+                return await _send_stream(
+                    request, streamed, stream, stream_headers, usage, who, started
+                )
+        answer = await sync_path.answer(
             body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
-        ) as streamed:
-            return await send_stream(request, streamed, stream, stream_headers)
-    answer = await send.sync_path.answer(
-        body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
-    )
-    payload = answer.body if render is None else render(answer.body, orjson.loads(answer.body))
+        )
+    except PromptbusError as exc:
+        usage.record(failed(who, exc.type, _ms_since(started)))
+        raise
+    except asyncio.CancelledError:
+        usage.record(failed(who, None, _ms_since(started), status=CANCELLED))
+        raise
+    parsed = orjson.loads(answer.body)
+    usage.record(answered(who, parsed, _ms_since(started)))
+    payload = answer.body if render is None else render(answer.body, parsed)
     headers = {"Content-Type": "application/json", **answer_headers(answer)}
     return web.Response(body=payload, headers=headers)
+
+
+async def _send_stream(
+    request: web.Request,
+    streamed: Answer | LiveStream,
+    fmt: StreamFormat,
+    headers: Mapping[str, str] | None,
+    usage: UsageSink,
+    who: Caller,
+    started: float,
+) -> web.StreamResponse:
+    """Send a stream; its record is made once it ended, however it ended.
+
+    An error before the first delta propagates (and `serve` records it); after that the
+    stream says so in an event, and the record here names it.
+    """
+    if isinstance(streamed, Answer):
+        usage.record(answered(who, orjson.loads(streamed.body), _ms_since(started)))
+        return await send_stream(request, streamed, fmt, headers)
+    response = await send_stream(request, streamed, fmt, headers)
+    usage.record(_stream_entry(who, streamed, started))
+    return response
+
+
+def _stream_entry(who: Caller, streamed: LiveStream, started: float) -> UsageEntry:
+    """A live stream's record: its whole answer, the error that broke it, or its caller gone."""
+    response, error = streamed.outcome()
+    if response is not None:
+        return answered_model(who, response, _ms_since(started))
+    if error is not None:
+        return failed(who, error.type, _ms_since(started))
+    return failed(who, None, _ms_since(started), status=CANCELLED)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

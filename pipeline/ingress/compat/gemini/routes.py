@@ -54,7 +54,12 @@ async def _generate(request: web.Request, *, stream: bool) -> web.StreamResponse
     fmt = _stream_format(request, route, streamed=stream)
     try:
         return await serve(
-            request, body, stream=fmt, render=render_answer, stream_headers=fmt.headers
+            request,
+            body,
+            stream=fmt,
+            render=render_answer,
+            stream_headers=fmt.headers,
+            surface="gemini",
         )
     except ContentBlocked as exc:
         # Gemini answers a blocked prompt or answer with a 200 that says so.

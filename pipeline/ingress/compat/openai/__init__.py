@@ -24,7 +24,7 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
     stream = ChatStream(
         completion_id=request[REQUEST_ID_KEY], model=chat.model, include_usage=chat.include_usage
     )
-    return await serve(request, body, stream=stream, render=render_completion)
+    return await serve(request, body, stream=stream, render=render_completion, surface="chat")
 
 
 def _shared(openai_handler: Handler, gemini_handler: Handler) -> Handler:

@@ -1,0 +1,106 @@
+"""Usage entries from what a request path has at its end: the request, the answer or error.
+
+An answer is read as its JSON (parsed) so that the fast path, which holds only the bytes
+of a cached answer, builds no model for it.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pipeline.ledger.entry import COALESCED, ERROR, OK, UsageEntry
+from schemas import GenerateRequest, GenerateResponse
+
+# What `answered` reads of a response; the rest (the text) is not dumped for it.
+_READ: Final = {"provider", "provider_model", "usage", "cost", "cache", "routing"}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asked for what, and how: the part of a usage entry known before the answer."""
+
+    tenant: str
+    key_id: str | None
+    request_id: str
+    surface: str
+    model: str
+    streamed: bool = False
+    job_id: str | None = None
+    template_id: str | None = None
+    template_version: str | None = None
+
+
+def caller(
+    request: GenerateRequest,
+    *,
+    tenant: str,
+    key_id: str | None,
+    request_id: str,
+    surface: str,
+    job_id: str | None = None,
+) -> Caller:
+    """The caller of `request` (its template, when it had one, pinned by then)."""
+    template = request.template
+    return Caller(
+        tenant=tenant,
+        key_id=key_id,
+        request_id=request_id,
+        surface=surface,
+        model=request.model,
+        streamed=request.stream,
+        job_id=job_id,
+        template_id=template.id if template else None,
+        template_version=str(template.version) if template and template.version else None,
+    )
+
+
+def answered(who: Caller, response: Mapping[str, Any], latency_ms: float) -> UsageEntry:
+    """The entry of an answer (a response's JSON): a cache hit or coalesced answer costs
+    nothing, and saves what the answer cost when it was generated."""
+    cache = response.get("cache") or {}
+    usage = response.get("usage") or {}
+    cost = float((response.get("cost") or {}).get("total_usd") or 0.0)
+    routing = response.get("routing") or {}
+    tier = cache.get("tier") if cache.get("hit") else None
+    if tier is None and cache.get("coalesced"):
+        tier = COALESCED
+    paid = tier is None
+    return UsageEntry(
+        **_fields(who),
+        status=OK,
+        latency_ms=latency_ms,
+        deployment=routing.get("deployment"),
+        provider=response.get("provider"),
+        provider_model=response.get("provider_model"),
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        cost_usd=cost if paid else 0.0,
+        saved_usd=0.0 if paid else cost,
+        cache_tier=tier,
+    )
+
+
+def answered_model(who: Caller, response: GenerateResponse, latency_ms: float) -> UsageEntry:
+    """`answered` for a response model."""
+    return answered(who, response.model_dump(mode="json", include=_READ), latency_ms)
+
+
+def failed(
+    who: Caller, error_type: str | None, latency_ms: float, status: str = ERROR
+) -> UsageEntry:
+    """The entry of a request that ended without an answer."""
+    return UsageEntry(**_fields(who), status=status, latency_ms=latency_ms, error_type=error_type)
+
+
+def _fields(who: Caller) -> dict[str, Any]:
+    return {
+        "tenant": who.tenant,
+        "key_id": who.key_id,
+        "request_id": who.request_id,
+        "surface": who.surface,
+        "model": who.model,
+        "streamed": who.streamed,
+        "job_id": who.job_id,
+        "template_id": who.template_id,
+        "template_version": who.template_version,
+    }

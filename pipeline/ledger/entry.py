@@ -1,0 +1,71 @@
+"""One usage record as the code builds it: the fields of `UsageRecord`, as plain data."""
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import String
+
+from pipeline.db.tables import UsageRecord
+
+# How a request ended.
+OK: Final = "ok"
+ERROR: Final = "error"
+CANCELLED: Final = "cancelled"
+# The cache tier of a request that rode on an identical request's upstream call.
+COALESCED: Final = "coalesced"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class UsageEntry:
+    """One answered or failed request, on its way to the `usage_records` table."""
+
+    tenant: str
+    request_id: str
+    surface: str
+    model: str
+    status: str
+    latency_ms: float
+    at: datetime = field(default_factory=_now)
+    key_id: str | None = None
+    job_id: str | None = None
+    streamed: bool = False
+    deployment: str | None = None
+    provider: str | None = None
+    provider_model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    cache_tier: str | None = None
+    error_type: str | None = None
+    template_id: str | None = None
+    template_version: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The entry as a row to insert, every string cut to its column's length.
+
+        PostgreSQL refuses a string longer than its column, and one refused row would hold
+        back every row of its batch: a too-long value is cut instead.
+        """
+        row = asdict(self)
+        for name, limit in _LIMITS.items():
+            value = row[name]
+            if isinstance(value, str) and len(value) > limit:
+                row[name] = value[:limit]
+        return row
+
+
+def _string_limits() -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for column in UsageRecord.__table__.columns:
+        if isinstance(column.type, String) and column.type.length is not None:
+            limits[column.name] = column.type.length
+    return limits
+
+
+_LIMITS: Final = _string_limits()
