@@ -234,3 +234,25 @@ class JobNotFound(NotFound):
     """Raised when a job id is unknown or its job has expired."""
 
     type = "job_not_found"
+
+
+class InvalidQuery(PromptbusError):
+    """Raised when a query parameter (a date, a grouping, a format) is not one the route takes."""
+
+    status = 400
+    type = "invalid_query"
+
+
+class Forbidden(PromptbusError):
+    """Raised when the caller may not see or do what it asked (another tenant's usage)."""
+
+    status = 403
+    type = "forbidden"
+
+
+class DatabaseUnavailable(PromptbusError):
+    """Raised when the database did not answer a read (the usage API) in time."""
+
+    status = 503
+    type = "database_unavailable"
+    retryable = True

@@ -158,5 +158,6 @@ def _ledger(settings: Settings, database: AsyncEngine) -> Ledger | None:
         flush_interval_s=settings.ledger_flush_interval_s,
         spool_max=settings.ledger_spool_max,
         retry_max_s=settings.ledger_retry_max_s,
+        write_timeout_s=settings.ledger_write_timeout_s,
     )
     return Ledger(RowWriter(database), limits)

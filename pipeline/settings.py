@@ -109,13 +109,19 @@ class Settings(BaseSettings):
     # The usage ledger: records wait in memory (at most `ledger_spool_max`, the oldest dropped
     # beyond) and are written `ledger_batch_size` rows to a statement, at least every
     # `ledger_flush_interval_s`; while the database is down, retried with backoff up to
-    # `ledger_retry_max_s`; on stop, what is pending gets `ledger_stop_timeout_s` to be written.
+    # `ledger_retry_max_s` (a write that hangs gives up after `ledger_write_timeout_s`);
+    # on stop, what is pending gets `ledger_stop_timeout_s` to be written.
     ledger_enabled: bool = True
     ledger_batch_size: int = Field(default=500, ge=1, le=10_000)
     ledger_flush_interval_s: float = Field(default=0.5, gt=0, le=60)
     ledger_spool_max: int = Field(default=100_000, ge=1, le=10_000_000)
     ledger_retry_max_s: float = Field(default=10.0, gt=0, le=300)
     ledger_stop_timeout_s: float = Field(default=5.0, ge=0, le=120)
+    ledger_write_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # GET /v1/usage: at most this many series rows (the response says when it cut), and
+    # this long for the database to answer.
+    usage_max_series: int = Field(default=1000, ge=1, le=100_000)
+    usage_timeout_s: float = Field(default=10.0, gt=0, le=120)
     webhook_secret: SecretStr | None = None
     webhook_allow_private: str | None = None
     webhook_retry_schedule: list[float] = Field(

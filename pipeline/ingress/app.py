@@ -16,6 +16,7 @@ from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
 from pipeline.ingress.templates import add_routes as add_template_routes
 from pipeline.ingress.unshared import shared_state_gate
+from pipeline.ingress.usage import get_usage
 from pipeline.ingress.webhooks import add_routes as add_webhook_routes
 from pipeline.services import Services
 from pipeline.settings import Settings
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> web.Application:
     add_template_routes(app)
     add_openai_routes(app)
     add_gemini_routes(app)
+    app.router.add_get("/v1/usage", get_usage)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
     add_openapi_route(app)

@@ -42,6 +42,8 @@ class LedgerLimits:
     flush_interval_s: float = 0.5
     spool_max: int = 100_000
     retry_max_s: float = 10.0
+    # A database that stops answering (not refusing) must not hold the writer forever.
+    write_timeout_s: float = 10.0
 
 
 class Ledger:
@@ -176,7 +178,9 @@ class Ledger:
                     count = min(len(self._spool), self.limits.batch_size)
                     self._in_hand = [self._spool.popleft() for _ in range(count)]
             try:
-                await self._writer.write(self._in_hand)
+                await asyncio.wait_for(
+                    self._writer.write(self._in_hand), self.limits.write_timeout_s
+                )
             except REFUSED as exc:
                 self.refused += len(self._in_hand)
                 log.error(

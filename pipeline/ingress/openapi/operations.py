@@ -12,6 +12,7 @@ from pipeline.ingress.compat.gemini.wire import CountTokensRequest, GenerateCont
 from pipeline.ingress.compat.openai import shapes as openai
 from pipeline.ingress.compat.openai.requests import ChatCompletionRequest
 from pipeline.ingress.openapi.document import Operation, Param, Reply, Stream
+from pipeline.ingress.usage import USAGE_REPORT
 from schemas import ErrorBody, GenerateRequest, GenerateResponse, JobState
 from schemas.health import Health, Readiness
 from schemas.jobs import Job, JobPage, JobSubmission, JobView
@@ -271,6 +272,31 @@ OPERATIONS: Final = (
         replies=(Reply(200, "The model", gemini.MODEL),),
         errors=(404,),
         error_body=gemini.ERROR,
+    ),
+    Operation(
+        "GET",
+        "/v1/usage",
+        "Usage from the ledger over [from, to): totals and grouped series (the caller's "
+        "tenant; the admin's: every tenant, or `tenant`)",
+        params=(
+            Param("from", "query", {"type": "string"}, "ISO-8601 date or date-time, UTC"),
+            Param("to", "query", {"type": "string"}, "ISO-8601; default now, range 30 days"),
+            Param(
+                "group_by",
+                "query",
+                {"type": "string"},
+                "Comma-separated subset of day, model, tenant, key, template (default day)",
+            ),
+            Param("tenant", "query", {"type": "string"}, "The admin only: one tenant's usage"),
+            Param(
+                "format",
+                "query",
+                {"enum": ["json", "csv"]},
+                "csv (or `Accept: text/csv`): the series as text/csv",
+            ),
+        ),
+        replies=(Reply(200, "Totals and series (JSON, or text/csv)", USAGE_REPORT),),
+        errors=(400, 403, 503),
     ),
     Operation("GET", "/healthz", "Liveness", replies=(Reply(200, "Up", Health),)),
     Operation(
