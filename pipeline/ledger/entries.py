@@ -5,8 +5,7 @@ of a cached answer, builds no model for it.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pipeline.ledger.entry import COALESCED, ERROR, OK, UsageEntry
 from schemas import GenerateRequest, GenerateResponse
@@ -15,9 +14,11 @@ from schemas import GenerateRequest, GenerateResponse
 _READ: Final = {"provider", "provider_model", "usage", "cost", "cache", "routing"}
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who asked for what, and how: the part of a usage entry known before the answer."""
+class Caller(NamedTuple):
+    """Who asked for what, and how: the part of a usage entry known before the answer.
+
+    A named tuple: it is built on every cache hit, and a frozen dataclass costs ~10x more.
+    """
 
     tenant: str
     key_id: str | None
@@ -66,7 +67,15 @@ def answered(who: Caller, response: Mapping[str, Any], latency_ms: float) -> Usa
         tier = COALESCED
     paid = tier is None
     return UsageEntry(
-        **_fields(who),
+        tenant=who.tenant,
+        key_id=who.key_id,
+        request_id=who.request_id,
+        surface=who.surface,
+        model=who.model,
+        streamed=who.streamed,
+        job_id=who.job_id,
+        template_id=who.template_id,
+        template_version=who.template_version,
         status=OK,
         latency_ms=latency_ms,
         deployment=routing.get("deployment"),
@@ -89,18 +98,17 @@ def failed(
     who: Caller, error_type: str | None, latency_ms: float, status: str = ERROR
 ) -> UsageEntry:
     """The entry of a request that ended without an answer."""
-    return UsageEntry(**_fields(who), status=status, latency_ms=latency_ms, error_type=error_type)
-
-
-def _fields(who: Caller) -> dict[str, Any]:
-    return {
-        "tenant": who.tenant,
-        "key_id": who.key_id,
-        "request_id": who.request_id,
-        "surface": who.surface,
-        "model": who.model,
-        "streamed": who.streamed,
-        "job_id": who.job_id,
-        "template_id": who.template_id,
-        "template_version": who.template_version,
-    }
+    return UsageEntry(
+        tenant=who.tenant,
+        key_id=who.key_id,
+        request_id=who.request_id,
+        surface=who.surface,
+        model=who.model,
+        streamed=who.streamed,
+        job_id=who.job_id,
+        template_id=who.template_id,
+        template_version=who.template_version,
+        status=status,
+        latency_ms=latency_ms,
+        error_type=error_type,
+    )

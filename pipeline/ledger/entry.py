@@ -1,12 +1,8 @@
 """One usage record as the code builds it: the fields of `UsageRecord`, as plain data."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
-
-from sqlalchemy import String
-
-from pipeline.db.tables import UsageRecord
+from typing import Final
 
 # How a request ended.
 OK: Final = "ok"
@@ -45,27 +41,3 @@ class UsageEntry:
     error_type: str | None = None
     template_id: str | None = None
     template_version: str | None = None
-
-    def row(self) -> dict[str, Any]:
-        """The entry as a row to insert, every string cut to its column's length.
-
-        PostgreSQL refuses a string longer than its column, and one refused row would hold
-        back every row of its batch: a too-long value is cut instead.
-        """
-        row = asdict(self)
-        for name, limit in _LIMITS.items():
-            value = row[name]
-            if isinstance(value, str) and len(value) > limit:
-                row[name] = value[:limit]
-        return row
-
-
-def _string_limits() -> dict[str, int]:
-    limits: dict[str, int] = {}
-    for column in UsageRecord.__table__.columns:
-        if isinstance(column.type, String) and column.type.length is not None:
-            limits[column.name] = column.type.length
-    return limits
-
-
-_LIMITS: Final = _string_limits()

@@ -1,11 +1,13 @@
 """The ledger writes what it is given in batches, bounds what it keeps, and counts its losses."""
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import fields
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline.ledger import Ledger, LedgerLimits, UsageEntry
+from pipeline.ledger.writer import COLUMNS
 from tests.support.ledger import (
     FLUSH_S,
     CountingWriter,
@@ -139,3 +141,7 @@ async def test_values_longer_than_their_column_are_cut_not_refused(engine: Async
 
 async def _value(value: int) -> int:
     return value
+
+
+def test_an_entry_has_every_column_of_the_table():
+    assert {f.name for f in fields(UsageEntry)} == set(COLUMNS)
