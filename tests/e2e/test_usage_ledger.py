@@ -72,6 +72,24 @@ async def test_a_streamed_answer_is_one_record_once_it_ended(gateway: Gateway):
     assert (hit["streamed"], hit["cache_tier"], hit["saved_usd"]) == (True, "l1", live["cost_usd"])
 
 
+async def test_a_stream_that_broke_after_it_started_is_recorded_as_its_error(gateway: Gateway):
+    body = {
+        "model": "flash",
+        "prompt": "break this answer into five pieces [[emulator:chunks=5,cut=2]]",
+        "stream": True,
+    }
+    broken = await read_stream(gateway.session, gateway.url + "/v1/generate", body)
+    assert [e.name for e in broken.events] == ["delta", "delta", "error"]
+
+    (row,) = await records(gateway)
+    assert row["request_id"] == broken.headers["X-Request-Id"]
+    assert (row["streamed"], row["status"], row["error_type"]) == (
+        True,
+        "error",
+        "stream_interrupted",
+    )
+
+
 async def test_coalesced_callers_each_have_a_record_that_saved_the_cost(gateway: Gateway):
     # Given five identical requests in flight at once over one slow upstream call
     body = {"model": "flash", "prompt": "together [[emulator:delay=300]]"}
@@ -179,6 +197,21 @@ async def test_a_job_is_recorded_once_when_it_finishes(jobs: Any):
     assert good["output_tokens"] == done.body["result"]["usage"]["output_tokens"]
     assert by_job[bad.body["id"]]["status"] == "error"
     assert by_job[bad.body["id"]]["error_type"] == failed.body["error"]["type"]
+
+
+async def test_a_cancelled_job_is_recorded_as_cancelled(jobs: Any):
+    queued = await jobs.submit({"model": "flash", "prompt": "slow [[emulator:delay=3000]]"})
+    job_id = queued.body["id"]
+    assert (await jobs.delete(f"/v1/jobs/{job_id}")).status == 200
+
+    rows = await poll(
+        lambda: records(jobs.gateway), lambda r: len(r) == 1, timeout_s=FLUSH_S, what="a record"
+    )
+    assert (rows[0]["job_id"], rows[0]["status"], rows[0]["error_type"]) == (
+        job_id,
+        "cancelled",
+        "cancelled",
+    )
 
 
 async def test_a_bus_event_is_recorded_for_the_tenant_it_names(jobs: Any):
