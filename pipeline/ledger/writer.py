@@ -16,9 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pipeline.db.tables import UsageRecord
 from pipeline.ledger.entry import UsageEntry
 
-# A batch the database refuses for its content (not for being unreachable): writing it
-# again cannot succeed, so it is dropped rather than retried forever.
-REFUSED = (DataError, IntegrityError)
+
+class UnwritableRows(Exception):
+    """Raised when entries cannot be made into rows (a value of the wrong type)."""
+
+
+# A batch refused for its content (not for the database being away): writing it again cannot
+# succeed, so it is dropped rather than retried forever.
+REFUSED = (DataError, IntegrityError, UnwritableRows)
 
 TABLE: Final = cast(Table, UsageRecord.__table__)
 COLUMNS: Final = tuple(column.name for column in TABLE.columns if column.name != "id")
@@ -78,6 +83,9 @@ class RowWriter:
 
     async def write(self, entries: Sequence[UsageEntry]) -> None:
         """Insert `entries` in one statement and transaction; raises what the database raised."""
-        rows = self.rows(entries)
+        try:
+            rows = self.rows(entries)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise UnwritableRows(f"{type(exc).__name__}: {exc}") from exc
         async with self._engine.begin() as connection:
             await connection.exec_driver_sql(self._sql, rows)

@@ -145,3 +145,17 @@ async def _value(value: int) -> int:
 
 def test_an_entry_has_every_column_of_the_table():
     assert {f.name for f in fields(UsageEntry)} == set(COLUMNS)
+
+
+async def test_an_entry_that_cannot_be_a_row_is_refused_not_retried_forever(engine: AsyncEngine):
+    # Given a batch holding an entry whose tenant is not text, then a good one
+    ledger = Ledger(CountingWriter(engine), LedgerLimits(batch_size=1, flush_interval_s=0.05))
+    ledger.record(entry("bad", tenant=12345))
+    ledger.record(entry("good"))
+    ledger.start()
+    await flushed(ledger)
+
+    # Then the bad one is counted as refused and the good one written after it
+    assert [r["request_id"] for r in await usage_rows(engine)] == ["good"]
+    assert (ledger.refused, ledger.written) == (1, 1)
+    await ledger.stop(FLUSH_S)
