@@ -19,6 +19,7 @@ from pipeline.bus.celery_app import DeliveryQueue, create_celery
 from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
 from pipeline.cache.lru import LRUMemoryCache
+from pipeline.budgets.setup import build_budgets
 from pipeline.catalog import ModelCatalog
 from pipeline.db import create_engine, upgrade
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
@@ -75,6 +76,8 @@ class Services:
         publisher = EventPublisher(settings, topology)
         celery = create_celery(settings, topology)
         webhooks = build_webhooks(settings, backends.webhooks, backends.jobs)
+        budgets = build_budgets(settings, database, backends.redis, publisher)
+        await budgets.reconcile(database)
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
@@ -86,6 +89,7 @@ class Services:
             deltas=backends.deltas,
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
+            budgets=budgets,
         )
         return cls(
             settings=settings,

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import structlog
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +22,8 @@ from pipeline.db.tables import UsageRecord
 from pipeline.errors import BudgetExceeded
 
 Now = Callable[[], datetime]
+
+log = structlog.get_logger("promptbus.budgets")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,12 @@ def _utc_now() -> datetime:
 
 
 class BudgetGuard:
-    """Budgets of the callers, checked and charged against shared spend counters."""
+    """Budgets of the callers, checked and charged against shared spend counters.
+
+    With Redis unreachable a check lets the call through and a charge is lost (both logged):
+    budgets guard against runaway spend, and refusing every caller while Redis is away
+    would be the larger harm.
+    """
 
     def __init__(
         self, rules: BudgetRules, spend: Spend, notify: Notify, now: Now = _utc_now
@@ -56,7 +65,14 @@ class BudgetGuard:
             return
         now = self._now()
         windows = [window(rule.period, now) for rule in rules]
-        spent = await self._spend.spent([_name(r, w) for r, w in zip(rules, windows, strict=True)])
+        try:
+            spent = await self._spend.spent(
+                [_name(r, w) for r, w in zip(rules, windows, strict=True)]
+            )
+        except RedisError as exc:
+            # Spend shared in Redis is out of reach: serve rather than refuse everyone.
+            log.warning("budget check skipped: Redis is unreachable", error=str(exc))
+            return
         over = [
             (rule, win, used)
             for rule, win, used in zip(rules, windows, spent, strict=True)
@@ -83,7 +99,11 @@ class BudgetGuard:
         windows = [window(rule.period, now) for rule in rules]
         names = [_name(rule, win) for rule, win in zip(rules, windows, strict=True)]
         ends = [win.end.timestamp() for win in windows]
-        totals = await self._spend.add(names, cost_usd, ends)
+        try:
+            totals = await self._spend.add(names, cost_usd, ends)
+        except RedisError as exc:
+            log.warning("budget charge lost: Redis is unreachable", error=str(exc), usd=cost_usd)
+            return
         for rule, win, name, total in zip(rules, windows, names, totals, strict=True):
             soft = rule.limit_usd * rule.soft_ratio
             if total >= soft > total - cost_usd and await self._spend.once(
@@ -108,7 +128,11 @@ class BudgetGuard:
                 if rule.key_id is not None:
                     query = query.where(UsageRecord.key_id == rule.key_id)
                 spent = float((await connection.execute(query)).scalar_one())
-                await self._spend.seed(_name(rule, win), spent, win.end.timestamp())
+                try:
+                    await self._spend.seed(_name(rule, win), spent, win.end.timestamp())
+                except RedisError as exc:
+                    log.warning("budgets not reconciled: Redis is unreachable", error=str(exc))
+                    return 0
         return len(rules)
 
 
