@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import StageContext
 from pipeline.backends import Backends, build_backends
+from pipeline.budgets.setup import build_budgets
 from pipeline.bus.celery_app import DeliveryQueue, create_celery
 from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
 from pipeline.cache.lru import LRUMemoryCache
-from pipeline.budgets.setup import build_budgets
 from pipeline.catalog import ModelCatalog
 from pipeline.db import create_engine, upgrade
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
