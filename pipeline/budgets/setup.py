@@ -1,6 +1,7 @@
 """The budget guard a process runs with: rules from the database, spend in Redis or here."""
 
 import asyncio
+from typing import Protocol
 
 import structlog
 from redis.asyncio import Redis
@@ -9,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pipeline.budgets.counters import MemorySpend, RedisSpend, Spend
 from pipeline.budgets.guard import BudgetGuard, ThresholdCrossed
 from pipeline.budgets.rules import BudgetRules
-from pipeline.bus.publisher import EventPublisher
 from pipeline.errors import PromptbusError
 from pipeline.redis_client import RedisKeys
 from pipeline.settings import Settings
@@ -21,10 +21,18 @@ log = structlog.get_logger("promptbus.budgets")
 _MAX_PENDING_NOTICES = 64
 
 
+class ThresholdSink(Protocol):
+    """Where threshold events go: the bus (pipeline.bus.publisher.EventPublisher)."""
+
+    async def publish_budget_threshold(self, event: BudgetThreshold) -> None:
+        """Publish one `budget.threshold` event."""
+        ...
+
+
 class ThresholdNotices:
     """Publishes `budget.threshold` events off the request path, a bounded number at once."""
 
-    def __init__(self, publisher: EventPublisher) -> None:
+    def __init__(self, publisher: ThresholdSink) -> None:
         self._publisher = publisher
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -57,7 +65,7 @@ class ThresholdNotices:
 
 
 def build_budgets(
-    settings: Settings, database: AsyncEngine, redis: Redis | None, publisher: EventPublisher
+    settings: Settings, database: AsyncEngine, redis: Redis | None, publisher: ThresholdSink
 ) -> BudgetGuard:
     """The guard: budget rows re-read every `budget_rules_ttl_s`, spend shared when Redis is."""
     spend: Spend = (
