@@ -24,6 +24,7 @@ from pipeline.errors import BudgetExceeded
 Now = Callable[[], datetime]
 
 log = structlog.get_logger("promptbus.budgets")
+_ADJECTIVE = {"day": "daily", "month": "monthly"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ class BudgetGuard:
             rule, win, used = max(over, key=lambda item: item[1].end)
             whose = f"key {rule.key_id}" if rule.key_id else f"tenant {rule.tenant}"
             raise BudgetExceeded(
-                f"the {rule.period}ly budget of {whose} is spent "
+                f"the {_ADJECTIVE[rule.period]} budget of {whose} is spent "
                 f"({used:.4f} of {rule.limit_usd:.4f} USD); it renews at {win.end.isoformat()}",
                 retry_after_s=win.seconds_left(now),
             )
