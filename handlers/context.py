@@ -13,6 +13,7 @@ from pipeline.templates import TemplateCatalog
 
 if TYPE_CHECKING:
     from handlers.emit import CompletionSink
+    from pipeline.budgets import BudgetGuard
     from pipeline.resilience.router import Router
     from pipeline.webhooks.scheduler import WebhookScheduler
 
@@ -35,3 +36,5 @@ class StageContext:
     claim_ttl_s: float = 24 * 3600
     # Where each finished job's usage record goes (the process's ledger).
     ledger: UsageSink = DISCARD
+    # Budgets checked before a model call and charged after it; None: no budgets.
+    budgets: "BudgetGuard | None" = None

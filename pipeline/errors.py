@@ -256,3 +256,11 @@ class DatabaseUnavailable(PromptbusError):
     status = 503
     type = "database_unavailable"
     retryable = True
+
+
+class BudgetExceeded(PromptbusError):
+    """Raised when a tenant's or key's budget for the period is spent: wait for the next one."""
+
+    status = 429
+    type = "budget_exceeded"
+    retryable = False

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import StageContext
 from pipeline.backends import Backends, build_backends
+from pipeline.budgets.setup import build_budgets
 from pipeline.bus.celery_app import DeliveryQueue, create_celery
 from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
@@ -80,6 +81,8 @@ class Services:
         webhooks = build_webhooks(settings, backends.webhooks, backends.jobs)
         ledger = _ledger(settings, database)
         sink: UsageSink = DISCARD if ledger is None else ledger
+        budgets = build_budgets(settings, database, backends.redis, publisher)
+        await budgets.reconcile(database)
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
@@ -92,6 +95,7 @@ class Services:
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
             ledger=sink,
+            budgets=budgets,
         )
         if ledger is not None:
             ledger.start()

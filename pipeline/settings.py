@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # this long for the database to answer.
     usage_max_series: int = Field(default=1000, ge=1, le=100_000)
     usage_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Budget rows are re-read this often: a budget set or changed applies within it.
+    budget_rules_ttl_s: float = Field(default=5.0, gt=0, le=3600)
     webhook_secret: SecretStr | None = None
     webhook_allow_private: str | None = None
     webhook_retry_schedule: list[float] = Field(

@@ -67,6 +67,8 @@ class Ledger:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Set when stop() gave up waiting: the writer ends at its next step, cancelled or not.
+        self._abandoned = False
         self.written = 0
         self.dropped = 0
         self.refused = 0
@@ -118,6 +120,7 @@ class Ledger:
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout_s)
         except TimeoutError:
+            self._abandoned = True
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         self._task = None
@@ -162,25 +165,27 @@ class Ledger:
         while True:
             if not self._stopping and len(self._spool) < limits.batch_size:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), limits.flush_interval_s)
+                    async with asyncio.timeout(limits.flush_interval_s):
+                        await self._wake.wait()
                 self._wake.clear()
                 self._signalled = False
             await self._drain()
-            if self._stopping and not self.pending:
+            if self._abandoned or (self._stopping and not self.pending):
                 return
 
     async def _drain(self) -> None:
         """Write batches until the spool is empty; a batch that fails is retried, in hand."""
         delay = _FIRST_RETRY_S
-        while self._spool or self._in_hand:
+        while (self._spool or self._in_hand) and not self._abandoned:
             if not self._in_hand:
                 with self._lock:
                     count = min(len(self._spool), self.limits.batch_size)
                     self._in_hand = [self._spool.popleft() for _ in range(count)]
             try:
-                await asyncio.wait_for(
-                    self._writer.write(self._in_hand), self.limits.write_timeout_s
-                )
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # lands as the write ends, and stop() would wait on this task for ever.
+                async with asyncio.timeout(self.limits.write_timeout_s):
+                    await self._writer.write(self._in_hand)
             except REFUSED as exc:
                 self.refused += len(self._in_hand)
                 log.error(
@@ -216,6 +221,7 @@ class Ledger:
             await asyncio.sleep(min(delay_s, 0.1))
             return
         try:
-            await asyncio.wait_for(self._stop.wait(), delay_s)
+            async with asyncio.timeout(delay_s):
+                await self._stop.wait()
         except TimeoutError:
             return
