@@ -57,6 +57,18 @@ async def test_a_generate_request_and_its_cache_hit_are_one_record_each(gateway:
     assert not miss["streamed"]
 
 
+async def test_a_template_request_is_recorded_with_its_pinned_version(gateway: Gateway):
+    # No version named: the newest (2) is pinned on arrival, and recorded
+    variables = {"text": "A cat sat.", "sentences": 1, "audience": "children"}
+    template = {"id": "summarize", "variables": variables}
+    body = {"model": "flash", "template": template}
+    reply = await gateway.generate(body)
+    assert reply.status == 200
+
+    (row,) = await records(gateway)
+    assert (row["template_id"], row["template_version"]) == ("summarize", "2")
+
+
 async def test_a_streamed_answer_is_one_record_once_it_ended(gateway: Gateway):
     body = {"model": "flash", "prompt": "stream it, " * 20, "stream": True}
     stream = await read_stream(gateway.session, gateway.url + "/v1/generate", body)
