@@ -38,7 +38,7 @@ class Writer(Protocol):
 class LedgerLimits:
     """How big a batch is, how often the spool is flushed, and how much of it is kept."""
 
-    batch_size: int = 500
+    batch_size: int = 100
     flush_interval_s: float = 0.5
     spool_max: int = 100_000
     retry_max_s: float = 10.0
