@@ -122,7 +122,7 @@ class UsageRecord(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     # What the answer would have cost had the cache or coalescing not served it.
     saved_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    # None: a miss; else the tier that answered (memory, redis) or "coalesced".
+    # None: a miss; else the tier that answered (l1, l2) or "coalesced".
     cache_tier: Mapped[str | None] = mapped_column(String(16))
     latency_ms: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16))
