@@ -27,6 +27,7 @@ from pipeline.providers.setup import builtin_providers, custom_providers, descri
 from pipeline.resilience import build_router
 from pipeline.settings import Settings
 from pipeline.templates import TemplateCatalog
+from pipeline.tenancy import Tenancy
 from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.scheduler import WebhookScheduler
 from pipeline.webhooks.sender import WebhookSender
@@ -47,6 +48,7 @@ class Services:
     celery: Celery
     webhooks: WebhookContext
     database: AsyncEngine
+    tenancy: Tenancy
     notes: tuple[str, ...]
 
     @classmethod
@@ -60,6 +62,7 @@ class Services:
         except BaseException:
             await database.dispose()
             raise
+        tenancy = Tenancy.build(settings, database)
         custom = custom_providers(settings, catalog)
         emulator = None
         if settings.uses_emulator:
@@ -87,6 +90,8 @@ class Services:
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
         )
+        # Started last: nothing that can still fail leaves its task behind.
+        tenancy.last_used.start()
         return cls(
             settings=settings,
             topology=topology,
@@ -98,6 +103,7 @@ class Services:
             celery=celery,
             webhooks=webhooks.context,
             database=database,
+            tenancy=tenancy,
             notes=webhooks.notes,
         )
 
@@ -111,6 +117,7 @@ class Services:
         await self.backends.close()
         if self.emulator is not None:
             await self.emulator.stop()
+        await self.tenancy.last_used.stop()
         await self.database.dispose()
 
     @property

@@ -4,6 +4,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from pipeline.ingress.admin import add_routes as add_admin_routes
+from pipeline.ingress.auth import authentication
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.generate import post_generate
@@ -24,7 +26,10 @@ from pipeline.worker.side import WorkerSide
 
 def create_app(settings: Settings) -> web.Application:
     """The ingress application for `settings`; its services (and worker) start with the app."""
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_context, authentication(settings)],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifetime)
     app.router.add_post("/v1/generate", post_generate)
@@ -36,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/jobs/{job_id}/events", gate(get_job_events))
     add_webhook_routes(app, gate)
     add_template_routes(app)
+    add_admin_routes(app)
     add_openai_routes(app)
     add_gemini_routes(app)
     app.router.add_get("/healthz", get_healthz)

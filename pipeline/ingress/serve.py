@@ -14,8 +14,9 @@ from handlers import identify
 from pipeline.ingress.cache_control import merge_cache_control
 from pipeline.ingress.keys import SEND, SERVICES
 from pipeline.ingress.middleware import REQUEST_ID_KEY
+from pipeline.ingress.permit import permit
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
-from schemas import DEFAULT_TENANT, GenerateRequest
+from schemas import GenerateRequest
 
 # How a surface renders a whole answer (its JSON body, parsed) as its own response body.
 AnswerRenderer = Callable[[bytes, Mapping[str, Any]], bytes]
@@ -28,14 +29,17 @@ async def serve(
     stream: StreamFormat,
     render: AnswerRenderer | None = None,
     key: str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
     stream_headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """Answer `body` as a plain response (`render`ed; None: promptbus's own) or a stream.
 
+    `tenant` is the request's (its principal's): the cache key and coalescing are its own.
+    The request's key must allow the model (pipeline/ingress/permit.py).
     The request's `Cache-Control` header tightens the body's cache controls.
     `stream_headers` go on a streamed answer (a format that is not SSE names its type).
     """
+    await permit(request, body)
     send = request.app[SEND]
     controls = merge_cache_control(request.headers.get("Cache-Control"), body.cache)
     if controls is not body.cache:
