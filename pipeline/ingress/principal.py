@@ -34,4 +34,5 @@ PRINCIPAL_KEY: Final = web.RequestKey("principal", Principal)
 
 def principal_of(request: web.Request) -> Principal:
     """The request's principal; the default tenant when none was set."""
-    return request.get(PRINCIPAL_KEY, ANONYMOUS)
+    principal = request.get(PRINCIPAL_KEY)
+    return ANONYMOUS if principal is None else principal

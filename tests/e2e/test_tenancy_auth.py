@@ -2,6 +2,7 @@
 
 import openai
 import pytest
+import structlog
 from google.genai import errors
 
 from tests.support.gateway import GatewayFactory
@@ -176,3 +177,25 @@ async def test_auth_off_ignores_keys_entirely(start_gateway: GatewayFactory) -> 
 
     # Then a request with no key is served, as tenant default
     assert (await generate(gateway.session, gateway.url, None, "off")).status == 200
+
+
+async def test_keys_never_appear_in_logs(
+    start_gateway: GatewayFactory, logs: list[structlog.typing.EventDict]
+) -> None:
+    # Given a gateway whose requests fail and succeed with keys of every kind
+    gateway = await start_gateway(admin_key=ADMIN_KEY)
+    key, _ = await tenant_with_key(gateway, "acme", allowed_models=["flash"], rpm=1)
+    wrong = key[:-4] + "abcd"
+    await generate(gateway.session, gateway.url, key, "ok")
+    await generate(gateway.session, gateway.url, key, "over its rpm")
+    await generate(gateway.session, gateway.url, key, "denied", model="pro")
+    await generate(gateway.session, gateway.url, wrong, "wrong")
+    gemini = "/v1beta/models/flash:generateContent"
+    await call(gateway, "POST", f"{gemini}?key={wrong}", json={"contents": []})
+    await call(gateway, "GET", "/v1/admin/tenants", key=wrong)
+
+    # Then the failures were logged, and no key (nor the admin key) is in any line
+    assert sum(1 for line in logs if line.get("event") == "request failed") >= 5
+    text = repr(logs)
+    for secret in (key, wrong, ADMIN_KEY, key[11:]):
+        assert secret not in text
