@@ -1,4 +1,5 @@
-"""Webhook endpoint routes: register, read, delete, rotate the secret, attempts, replay."""
+"""Webhook endpoint routes: register, read, delete, rotate the secret, attempts, replay;
+and the secret of the tenant's per-job webhooks."""
 
 import asyncio
 
@@ -90,8 +91,17 @@ async def replay(request: web.Request) -> web.Response:
     return _json({"message_id": task.message_id, "job_id": job.id, "endpoint_id": endpoint.id}, 202)
 
 
+async def get_job_secret(request: web.Request) -> web.Response:
+    """The secret the tenant's per-job webhooks are signed with (each tenant has its own)."""
+    tenant = principal_of(request).tenant
+    (secret,) = await request.app[SERVICES].webhooks.tenant_secrets(tenant)
+    return _json({"tenant": tenant, "secret": secret})
+
+
 def add_routes(app: web.Application, gate: Gate = open_gate) -> None:
     """Add the webhook routes to `app`, each through `gate`."""
+    # Derived from the settings alone: no shared state needed, so no gate.
+    app.router.add_get("/v1/webhook-secret", get_job_secret)
     app.router.add_post("/v1/webhooks", gate(post_webhook))
     app.router.add_get("/v1/webhooks", gate(list_webhooks))
     app.router.add_get("/v1/webhooks/{endpoint_id}", gate(get_webhook))

@@ -13,7 +13,8 @@ from pipeline.settings import Settings
 from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.registry import WebhookRegistry
 from pipeline.webhooks.sender import WebhookSender
-from pipeline.webhooks.signing import new_secret, secret_key
+from pipeline.webhooks.signing import new_secret, secret_key, tenant_secret_of
+from schemas import DEFAULT_TENANT
 from pipeline.webhooks.ssrf import AddressPolicy
 
 log = structlog.get_logger("promptbus.webhooks")
@@ -89,7 +90,8 @@ def build_webhooks(settings: Settings, registry: WebhookRegistry, jobs: JobStore
     )
 
     async def tenant_secrets(tenant: str) -> list[str]:
-        return [secret]
+        # The default tenant's is the configured (or generated) secret itself.
+        return [secret if tenant == DEFAULT_TENANT else tenant_secret_of(secret, tenant)]
 
     context = WebhookContext(
         registry=registry,

@@ -5,6 +5,7 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.support.emulator import Emulator
 from tests.support.gateway import Gateway, GatewayFactory
@@ -12,6 +13,7 @@ from tests.support.polling import poll
 from tests.support.sse import Stream, events
 from tests.support.tenants import ADMIN_KEY, bearer, call, generate, tenant_with_key
 from tests.support.unique import new_id
+from tests.support.webhook_receivers import receiving
 
 
 async def two_tenants(start_gateway: GatewayFactory, **settings: Any) -> tuple[Gateway, str, str]:
@@ -153,3 +155,33 @@ async def test_jobs_and_hits_of_the_default_tenant_stay_apart_from_keyed_tenants
 
     # Then acme does not see the default tenant's job
     assert (await call(gateway, "GET", f"/v1/jobs/{job_id}", key=acme)).status == 404
+
+
+async def test_each_tenants_per_job_webhooks_are_signed_with_its_own_secret(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway, acme, beta = await two_tenants(start_gateway, embedded_worker=True)
+    acme_secret = (await call(gateway, "GET", "/v1/webhook-secret", key=acme)).body["secret"]
+    beta_secret = (await call(gateway, "GET", "/v1/webhook-secret", key=beta)).body["secret"]
+    assert acme_secret != beta_secret
+
+    async with receiving() as receiver:
+        # When each tenant's job reports to a webhook of its own
+        job_of = {}
+        for key, secret in ((acme, acme_secret), (beta, beta_secret)):
+            body = {"model": "flash", "prompt": new_id("signed"), "webhook": {"url": receiver.url}}
+            accepted = await call(gateway, "POST", "/v1/jobs", key=key, json=body)
+            assert accepted.status == 202
+            job_of[secret] = [accepted.body["id"]]
+        first, second = await receiver.wait_for(2)
+
+    # Then each delivery verifies under its tenant's secret, and not under the other's
+    by_secret: dict[str, list[str]] = {}
+    for delivery in (first, second):
+        for secret in (acme_secret, beta_secret):
+            try:
+                delivery.verify(secret)
+            except WebhookVerificationError:
+                continue
+            by_secret.setdefault(secret, []).append(delivery.event()["job_id"])
+    assert by_secret == job_of

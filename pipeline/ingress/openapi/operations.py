@@ -23,6 +23,7 @@ from schemas.webhooks import (
     EndpointCreate,
     EndpointCreated,
     EndpointList,
+    JobWebhookSecret,
     ReplayQueued,
     SecretRotated,
 )
@@ -213,6 +214,13 @@ OPERATIONS: Final = (
         "Deliver a finished job's completion to the endpoint again",
         replies=(Reply(202, "Queued for delivery", ReplayQueued),),
         errors=(404, 409),
+    ),
+    Operation(
+        "GET",
+        "/v1/webhook-secret",
+        "The secret the caller's tenant's per-job webhooks are signed with (one per tenant)",
+        replies=(Reply(200, "The tenant and its secret", JobWebhookSecret),),
+        errors=(401,),
     ),
     Operation(
         "GET",
