@@ -14,8 +14,8 @@ from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.registry import WebhookRegistry
 from pipeline.webhooks.sender import WebhookSender
 from pipeline.webhooks.signing import new_secret, secret_key, tenant_secret_of
-from schemas import DEFAULT_TENANT
 from pipeline.webhooks.ssrf import AddressPolicy
+from schemas import DEFAULT_TENANT
 
 log = structlog.get_logger("promptbus.webhooks")
 
