@@ -115,21 +115,28 @@ def authentication(settings: Settings) -> Middleware:
             return await handler(request)
         if path.startswith(ADMIN_PREFIX):
             return await _refuse_admin(request, digest, admin_digest is not None)
+        try:
+            principal = await tenant_principal(request, digest)
+        except PromptbusError as exc:  # a bad key, or the key database away: the API's shape
+            return _refuse(request, surface, exc)
+        if principal is not None:
+            request[PRINCIPAL_KEY] = principal
+        return await handler(request)
+
+    async def tenant_principal(request: web.Request, digest: str | None) -> Principal | None:
+        """The principal of the request's key; None while keys are not required."""
         tenancy = request.app[SERVICES].tenancy
         if tenancy.mode is Mode.OPEN or not await tenancy.keys_required():
-            return await handler(request)
+            return None
         if digest is None:
-            return _refuse(request, surface, Unauthenticated(_MISSING))
+            raise Unauthenticated(_MISSING)
         grant = await tenancy.directory.grant(digest)
         if grant is None or grant.revoked:
-            return _refuse(request, surface, Unauthenticated("the API key is not valid"))
+            raise Unauthenticated("the API key is not valid")
         if grant.tenant_disabled:
-            return _refuse(
-                request, surface, PermissionDenied(f"tenant {grant.tenant!r} is disabled")
-            )
-        request[PRINCIPAL_KEY] = principal_for(grant)
+            raise PermissionDenied(f"tenant {grant.tenant!r} is disabled")
         tenancy.last_used.note(grant.key_id)
-        return await handler(request)
+        return principal_for(grant)
 
     return authenticate
 
