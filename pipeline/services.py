@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import StageContext
 from pipeline.backends import Backends, build_backends
+from pipeline.budgets.setup import build_budgets
 from pipeline.bus.celery_app import DeliveryQueue, create_celery
 from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
@@ -78,6 +79,8 @@ class Services:
         publisher = EventPublisher(settings, topology)
         celery = create_celery(settings, topology)
         webhooks = build_webhooks(settings, backends.webhooks, backends.jobs)
+        budgets = build_budgets(settings, database, backends.redis, publisher)
+        await budgets.reconcile(database)
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
@@ -89,6 +92,7 @@ class Services:
             deltas=backends.deltas,
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
+            budgets=budgets,
         )
         # Started last: nothing that can still fail leaves its task behind.
         tenancy.last_used.start()
