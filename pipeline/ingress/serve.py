@@ -15,6 +15,7 @@ from pipeline.ingress.cache_control import merge_cache_control
 from pipeline.ingress.keys import SEND, SERVICES
 from pipeline.ingress.middleware import REQUEST_ID_KEY
 from pipeline.ingress.permit import permit
+from pipeline.ingress.principal import principal_of
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
 from schemas import GenerateRequest
 
@@ -47,13 +48,24 @@ async def serve(
         body = body.model_copy(update={"cache": controls})
     key = key or identify(request.app[SERVICES].ctx.catalog, body, tenant)
     request_id = request[REQUEST_ID_KEY]
+    key_id = principal_of(request).key_id
     if body.stream:
         async with send.sync_path.stream(
-            body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
+            body,
+            request_id=request_id,
+            tenant=tenant,
+            max_age_s=controls.max_age,
+            key=key,
+            key_id=key_id,
         ) as streamed:
             return await send_stream(request, streamed, stream, stream_headers)
     answer = await send.sync_path.answer(
-        body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
+        body,
+        request_id=request_id,
+        tenant=tenant,
+        max_age_s=controls.max_age,
+        key=key,
+        key_id=key_id,
     )
     payload = answer.body if render is None else render(answer.body, orjson.loads(answer.body))
     headers = {"Content-Type": "application/json", **answer_headers(answer)}

@@ -1,7 +1,9 @@
 """The admin API: tenants, keys and budget rows, for the admin key only; bad input is a 4xx."""
 
 from tests.support.gateway import GatewayFactory
+from tests.support.polling import poll
 from tests.support.tenants import ADMIN_KEY, admin, call, generate, tenant_with_key
+from tests.support.unique import new_id
 
 
 async def test_tenants_are_created_listed_read_updated_and_disabled(
@@ -148,3 +150,26 @@ async def test_with_no_admin_key_set_the_admin_api_is_off(start_gateway: Gateway
 
     assert reply.status == 403
     assert "PROMPTBUS_ADMIN_KEY" in reply.body["error"]["message"]
+
+
+async def test_a_keys_budget_row_holds_that_key_only(start_gateway: GatewayFactory) -> None:
+    # Given two keys of one tenant, the first with a budget it spends on its first miss
+    gateway = await start_gateway(admin_key=ADMIN_KEY, budget_rules_ttl_s=0.1)
+    spender, spender_id = await tenant_with_key(gateway, "acme")
+    other, _ = await tenant_with_key(gateway, "acme")
+    budget = {"period": "day", "limit_usd": 1e-9, "key_id": spender_id}
+    assert (await admin(gateway, "POST", "/tenants/acme/budgets", budget)).status == 201
+
+    first = await generate(gateway.session, gateway.url, spender, "spend it")
+    refused = await poll(
+        lambda: generate(gateway.session, gateway.url, spender, new_id("more")),
+        lambda r: r.status != 200,
+        timeout_s=10,
+        what="the key's budget refusing it",
+    )
+
+    # Then that key is refused past its budget, and the tenant's other key is not
+    assert first.status == 200
+    assert refused.status == 429
+    assert refused.body["error"]["type"] == "budget_exceeded"
+    assert (await generate(gateway.session, gateway.url, other, new_id("free"))).status == 200
