@@ -39,11 +39,13 @@ async def post_job(request: web.Request) -> web.Response:
             "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
         )
     await permit(request, submission)
+    principal = principal_of(request)
     # Shielded: a caller that hangs up must not cut a submit between its store and its publish.
     job = await asyncio.shield(
         request.app[SEND].submitter.submit(
             submission,
-            tenant=principal_of(request).tenant,
+            tenant=principal.tenant,
+            key_id=principal.key_id,
             correlation_id=request.headers.get("X-Correlation-Id"),
             idempotency_key=key,
         )

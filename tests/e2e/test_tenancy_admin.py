@@ -173,3 +173,26 @@ async def test_a_keys_budget_row_holds_that_key_only(start_gateway: GatewayFacto
     assert refused.status == 429
     assert refused.body["error"]["type"] == "budget_exceeded"
     assert (await generate(gateway.session, gateway.url, other, new_id("free"))).status == 200
+
+
+async def test_a_keys_budget_row_holds_its_jobs_too(start_gateway: GatewayFactory) -> None:
+    gateway = await start_gateway(admin_key=ADMIN_KEY, budget_rules_ttl_s=0.1, embedded_worker=True)
+    spender, spender_id = await tenant_with_key(gateway, "acme")
+    budget = {"period": "day", "limit_usd": 1e-9, "key_id": spender_id}
+    assert (await admin(gateway, "POST", "/tenants/acme/budgets", budget)).status == 201
+
+    async def job() -> dict[str, object]:
+        body = {"model": "flash", "prompt": new_id("job spend")}
+        accepted = await call(gateway, "POST", "/v1/jobs", key=spender, json=body)
+        assert accepted.status == 202
+        assert accepted.body["key_id"] == spender_id
+        done = await call(gateway, "GET", f"/v1/jobs/{accepted.body['id']}?wait=30", key=spender)
+        result: dict[str, object] = done.body
+        return result
+
+    first = await job()
+    refused = await poll(job, lambda j: j["state"] != "succeeded", timeout_s=20, what="refusal")
+
+    assert first["state"] == "succeeded"
+    assert refused["state"] == "failed"
+    assert refused["error"]["type"] == "budget_exceeded"  # type: ignore[index]
