@@ -148,6 +148,21 @@ async def test_a_key_over_its_rpm_gets_a_429_with_retry_after(
     assert (await generate(gateway.session, gateway.url, other, "limited")).status == 200
 
 
+async def test_a_key_over_its_tpm_gets_a_429(start_gateway: GatewayFactory) -> None:
+    # Given a key allowed 100 tokens a minute, and requests estimated at about 65 each
+    gateway = await start_gateway(admin_key=ADMIN_KEY)
+    key, _ = await tenant_with_key(gateway, "acme", tpm=100)
+    params = {"params": {"max_output_tokens": 60}}
+
+    first = await generate(gateway.session, gateway.url, key, "tokens one", **params)
+    second = await generate(gateway.session, gateway.url, key, "tokens two", **params)
+
+    assert first.status == 200
+    assert second.status == 429
+    assert second.body["error"]["type"] == "rate_limited"
+    assert second.header("Retry-After")
+
+
 async def test_a_disabled_tenants_keys_are_refused(start_gateway: GatewayFactory) -> None:
     gateway = await start_gateway(admin_key=ADMIN_KEY)
     key, _ = await tenant_with_key(gateway, "acme")
