@@ -23,6 +23,7 @@ from pipeline.cache.lru import LRUMemoryCache
 from pipeline.catalog import ModelCatalog
 from pipeline.db import create_engine, upgrade
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from pipeline.metrics import MeteredJobStore, Metrics, build_metrics
 from pipeline.providers.base import ChatProvider
 from pipeline.providers.setup import builtin_providers, custom_providers, describe
 from pipeline.resilience import build_router
@@ -51,10 +52,15 @@ class Services:
     database: AsyncEngine
     tenancy: Tenancy
     notes: tuple[str, ...]
+    metrics: Metrics
 
     @classmethod
-    async def start(cls, settings: Settings) -> "Services":
-        """Build the parts; a bad configuration file stops this before anything runs."""
+    async def start(cls, settings: Settings, metrics: Metrics | None = None) -> "Services":
+        """Build the parts; a bad configuration file stops this before anything runs.
+
+        `metrics` is the recorder to use (the ingress's middleware records into it too);
+        by default one is built from the settings.
+        """
         templates = TemplateCatalog.from_directory(settings.templates_dir)
         catalog = ModelCatalog.from_file(settings.models_file)
         database = create_engine(settings)
@@ -78,21 +84,24 @@ class Services:
         topology = Topology(settings.bus_suffix)
         publisher = EventPublisher(settings, topology)
         celery = create_celery(settings, topology)
-        webhooks = build_webhooks(settings, backends.webhooks, backends.jobs)
+        metrics = metrics or build_metrics(settings)
+        webhooks = build_webhooks(settings, backends.webhooks, backends.jobs, metrics)
         budgets = build_budgets(settings, database, backends.redis, publisher)
         await budgets.reconcile(database)
+        jobs = backends.jobs if not metrics.enabled else MeteredJobStore(backends.jobs, metrics)
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
             cache=backends.cache,
-            router=build_router(settings, providers, backends.limiter),
-            jobs=backends.jobs,
+            router=build_router(settings, providers, backends.limiter, metrics),
+            jobs=jobs,
             events=publisher,
             webhooks=WebhookScheduler(backends.webhooks, DeliveryQueue(celery)),
             deltas=backends.deltas,
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
             budgets=budgets,
+            metrics=metrics,
         )
         # Started last: nothing that can still fail leaves its task behind.
         tenancy.last_used.start()
@@ -109,6 +118,7 @@ class Services:
             database=database,
             tenancy=tenancy,
             notes=webhooks.notes,
+            metrics=metrics,
         )
 
     async def stop(self) -> None:
