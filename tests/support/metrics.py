@@ -26,13 +26,17 @@ class Scrape:
         return {s.labels[label] for s in self.samples if s.name == name and label in s.labels}
 
 
+def parse(text: str) -> Scrape:
+    """The samples of a Prometheus text exposition."""
+    samples = tuple(
+        sample for family in text_string_to_metric_families(text) for sample in family.samples
+    )
+    return Scrape(samples)
+
+
 async def scrape(session: aiohttp.ClientSession, url: str) -> Scrape:
     """GET `url` (a /metrics endpoint) and parse the text exposition."""
     async with session.get(url) as resp:
         assert resp.status == 200, await resp.text()
         assert resp.headers["Content-Type"].startswith("text/plain"), resp.headers
-        text = await resp.text()
-    samples = tuple(
-        sample for family in text_string_to_metric_families(text) for sample in family.samples
-    )
-    return Scrape(samples)
+        return parse(await resp.text())
