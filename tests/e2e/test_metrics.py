@@ -1,5 +1,6 @@
 """`GET /metrics` after real requests: the series that moved, by how much, over HTTP."""
 
+import asyncio
 import json
 
 import openai
@@ -79,6 +80,8 @@ async def test_a_bypass_a_job_route_pattern_and_an_unknown_path_keep_labels_boun
     for n in range(3):
         nowhere = await gateway.get(f"/nowhere/{n}")
         assert nowhere.status == 404
+    async with gateway.session.request("PURGE", gateway.url + "/v1/generate") as resp:
+        assert resp.status == 405
     after = await metrics(gateway)
 
     # Then the bypass is counted, and routes are their patterns, never the raw paths
@@ -87,6 +90,9 @@ async def test_a_bypass_a_job_route_pattern_and_an_unknown_path_keep_labels_boun
     assert "/v1/jobs/{job_id}" in routes
     assert after.value(GENERATE, route="unmatched", status="404") == 3
     assert not [r for r in routes if "nowhere" in r or job_id in r]
+    # And a method of the caller's own invention is counted as "other"
+    assert after.value(GENERATE, method="other", status="405") == 1
+    assert "PURGE" not in after.label_values(GENERATE, "method")
 
 
 async def test_a_stream_counts_its_call_and_tokens_once(gateway: Gateway):
@@ -183,3 +189,21 @@ async def test_metrics_can_be_turned_off(start_gateway: GatewayFactory):
         assert resp.status == 404
         body = json.loads(await resp.text())
     assert "PROMPTBUS_METRICS" in body["error"]["message"]
+
+
+async def test_identical_requests_in_flight_count_as_coalesced(
+    gateway: Gateway, emulator: Emulator
+):
+    # When five identical requests arrive while the first one's call is under way
+    body = {"model": "flash", "prompt": f"{new_id('same')} [[emulator:delay=300]]"}
+    replies = await asyncio.gather(*(gateway.generate(body) for _ in range(5)))
+    assert [r.status for r in replies] == [200] * 5
+    after = await metrics(gateway)
+
+    # Then one upstream call was made, and the four others were counted as coalesced
+    assert await emulator.calls() == 1
+    assert after.value("promptbus_coalesced_requests_total", scope="process") == 4
+    assert after.value(CALLS, outcome="ok") == 1
+    # And only the one call's tokens were spent
+    usage = replies[0].body["usage"]
+    assert after.value(TOKENS, token_type="output") == usage["output_tokens"]
