@@ -15,6 +15,7 @@ from pipeline.ingress.health import get_healthz, get_readyz
 from pipeline.ingress.job_events import get_job_events
 from pipeline.ingress.jobs import delete_job, get_job, list_jobs, post_job
 from pipeline.ingress.keys import METRICS, QUEUE_DEPTHS, SEND, SERVICES, SETTINGS
+from pipeline.ingress.metrics_route import admin_once_keys_are_required
 from pipeline.ingress.middleware import request_context
 from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
@@ -52,10 +53,10 @@ def create_app(settings: Settings) -> web.Application:
     add_gemini_routes(app)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
-    app.router.add_get(
-        "/metrics",
-        metrics_handler(metrics, settings.metrics_multiprocess_dir, lambda: _sample_queues(app)),
+    exposition = metrics_handler(
+        metrics, settings.metrics_multiprocess_dir, lambda: _sample_queues(app)
     )
+    app.router.add_get("/metrics", admin_once_keys_are_required(exposition))
     add_openapi_route(app)
     return app
 

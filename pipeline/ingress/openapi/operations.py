@@ -293,9 +293,10 @@ OPERATIONS: Final = (
     Operation(
         "GET",
         "/metrics",
-        "Prometheus metrics (text exposition; OpenMetrics by Accept); 404 when metrics are off",
+        "Prometheus metrics (text exposition; OpenMetrics by Accept): the admin key's once "
+        "API keys are required; 404 when metrics are off",
         replies=(Reply(200, "The metrics of this process, or of every process of the run"),),
-        errors=(404,),
+        errors=(401, 403, 404),
     ),
     Operation(
         "GET",
