@@ -1,7 +1,7 @@
 """What the stages share: the catalogues, the cache, the router, the job store, the bus and
 the usage ledger."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.cache.responses import ResponseCache
@@ -9,6 +9,7 @@ from pipeline.catalog import ModelCatalog
 from pipeline.jobs.deltas import DeltaFeed
 from pipeline.jobs.store import JobStore
 from pipeline.ledger import DISCARD, UsageSink
+from pipeline.metrics import Metrics
 from pipeline.templates import TemplateCatalog
 
 if TYPE_CHECKING:
@@ -38,3 +39,5 @@ class StageContext:
     ledger: UsageSink = DISCARD
     # Budgets checked before a model call and charged after it; None: no budgets.
     budgets: "BudgetGuard | None" = None
+    # What the stages report (nothing, when metrics are off).
+    metrics: Metrics = field(default_factory=Metrics)

@@ -24,11 +24,13 @@ from pipeline.catalog import ModelCatalog
 from pipeline.db import create_engine, upgrade
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from pipeline.ledger import DISCARD, Ledger, LedgerLimits, RowWriter, UsageSink
+from pipeline.metrics import MeteredJobStore, Metrics, build_metrics
 from pipeline.providers.base import ChatProvider
 from pipeline.providers.setup import builtin_providers, custom_providers, describe
 from pipeline.resilience import build_router
 from pipeline.settings import Settings
 from pipeline.templates import TemplateCatalog
+from pipeline.tenancy import Tenancy
 from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.scheduler import WebhookScheduler
 from pipeline.webhooks.sender import WebhookSender
@@ -51,11 +53,17 @@ class Services:
     database: AsyncEngine
     # The usage ledger; None when `ledger_enabled` is off.
     ledger: Ledger | None
+    tenancy: Tenancy
     notes: tuple[str, ...]
+    metrics: Metrics
 
     @classmethod
-    async def start(cls, settings: Settings) -> "Services":
-        """Build the parts; a bad configuration file stops this before anything runs."""
+    async def start(cls, settings: Settings, metrics: Metrics | None = None) -> "Services":
+        """Build the parts; a bad configuration file stops this before anything runs.
+
+        `metrics` is the recorder to use (the ingress's middleware records into it too);
+        by default one is built from the settings.
+        """
         templates = TemplateCatalog.from_directory(settings.templates_dir)
         catalog = ModelCatalog.from_file(settings.models_file)
         database = create_engine(settings)
@@ -64,6 +72,7 @@ class Services:
         except BaseException:
             await database.dispose()
             raise
+        tenancy = Tenancy.build(settings, database)
         custom = custom_providers(settings, catalog)
         emulator = None
         if settings.uses_emulator:
@@ -78,17 +87,19 @@ class Services:
         topology = Topology(settings.bus_suffix)
         publisher = EventPublisher(settings, topology)
         celery = create_celery(settings, topology)
-        webhooks = build_webhooks(settings, backends.webhooks, backends.jobs)
-        ledger = _ledger(settings, database)
+        metrics = metrics or build_metrics(settings)
+        webhooks = build_webhooks(settings, backends.webhooks, backends.jobs, metrics)
+        ledger = _ledger(settings, database, metrics)
         sink: UsageSink = DISCARD if ledger is None else ledger
         budgets = build_budgets(settings, database, backends.redis, publisher)
         await budgets.reconcile(database)
+        jobs = backends.jobs if not metrics.enabled else MeteredJobStore(backends.jobs, metrics)
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
             cache=backends.cache,
-            router=build_router(settings, providers, backends.limiter),
-            jobs=backends.jobs,
+            router=build_router(settings, providers, backends.limiter, metrics),
+            jobs=jobs,
             events=publisher,
             webhooks=WebhookScheduler(backends.webhooks, DeliveryQueue(celery)),
             deltas=backends.deltas,
@@ -96,9 +107,12 @@ class Services:
             claim_ttl_s=settings.job_retention_s,
             ledger=sink,
             budgets=budgets,
+            metrics=metrics,
         )
         if ledger is not None:
             ledger.start()
+        # Started last: nothing that can still fail leaves its task behind.
+        tenancy.last_used.start()
         return cls(
             settings=settings,
             topology=topology,
@@ -111,7 +125,9 @@ class Services:
             webhooks=webhooks.context,
             database=database,
             ledger=ledger,
+            tenancy=tenancy,
             notes=webhooks.notes,
+            metrics=metrics,
         )
 
     async def stop(self) -> None:
@@ -126,6 +142,7 @@ class Services:
             await self.emulator.stop()
         if self.ledger is not None:
             await self.ledger.stop(self.settings.ledger_stop_timeout_s)
+        await self.tenancy.last_used.stop()
         await self.database.dispose()
 
     @property
@@ -154,7 +171,7 @@ class Services:
         return all(checks)
 
 
-def _ledger(settings: Settings, database: AsyncEngine) -> Ledger | None:
+def _ledger(settings: Settings, database: AsyncEngine, metrics: Metrics) -> Ledger | None:
     if not settings.ledger_enabled:
         return None
     limits = LedgerLimits(
@@ -164,4 +181,4 @@ def _ledger(settings: Settings, database: AsyncEngine) -> Ledger | None:
         retry_max_s=settings.ledger_retry_max_s,
         write_timeout_s=settings.ledger_write_timeout_s,
     )
-    return Ledger(RowWriter(database), limits)
+    return Ledger(RowWriter(database), limits, metrics)

@@ -17,10 +17,12 @@ log = structlog.get_logger("promptbus.sync")
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A ready-to-send answer: its JSON body, and its cache age when it was a hit."""
+    """A ready-to-send answer: its JSON body, its cache age when it was a hit, and the
+    response itself when it was generated (a hit is bytes only)."""
 
     body: bytes
     age_s: float | None = None
+    response: GenerateResponse | None = None
 
 
 class LiveStream:
@@ -48,6 +50,11 @@ class LiveStream:
             response = response.model_copy(update={"cache": info})
         return response, self._flight.error
 
+    @property
+    def response(self) -> GenerateResponse | None:
+        """The whole response once the stream has finished normally, else None."""
+        return self._flight.response
+
     def answer(self) -> Answer:
         """The whole answer, once `deltas` has ended."""
         response = self._flight.response
@@ -70,6 +77,7 @@ class SyncPath:
         across_processes: RedisSingleFlight | None = None,
     ) -> None:
         self._ctx = ctx
+        self._metrics = ctx.metrics
         self._flights: SingleFlight[GenerateResponse] = SingleFlight()
         self._across = across_processes
         self._wait_s = coalesce_wait_s
@@ -88,13 +96,14 @@ class SyncPath:
         tenant: str,
         max_age_s: float | None,
         key: str | None = None,
+        key_id: str | None = None,
     ) -> Answer:
         """The cached answer if fresh enough, else one shared upstream call's answer."""
         key = key or identify(self._ctx.catalog, request, tenant)
         hit = await self._hit(request, key, max_age_s)
         if hit is not None:
             return hit
-        envelope = _envelope(request, request_id, tenant, max_age_s, key)
+        envelope = _envelope(request, request_id, tenant, max_age_s, key, key_id)
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             response = await self._coalesced(envelope, key)
             log.info(
@@ -104,7 +113,7 @@ class SyncPath:
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
             )
-        return Answer(response.model_dump_json().encode())
+        return Answer(response.model_dump_json().encode(), response=response)
 
     @asynccontextmanager
     async def stream(
@@ -115,6 +124,7 @@ class SyncPath:
         tenant: str,
         max_age_s: float | None,
         key: str | None = None,
+        key_id: str | None = None,
     ) -> AsyncIterator[Answer | LiveStream]:
         """The cached answer if fresh enough, else a live stream shared by identical callers.
 
@@ -126,7 +136,7 @@ class SyncPath:
         if hit is not None:
             yield hit
             return
-        envelope = _envelope(request, request_id, tenant, max_age_s, key)
+        envelope = _envelope(request, request_id, tenant, max_age_s, key, key_id)
 
         async def produce(flight: StreamFlight) -> GenerateResponse:
             with structlog.contextvars.bound_contextvars(request_id=request_id):
@@ -137,6 +147,8 @@ class SyncPath:
                 return done.response
 
         async with self._streams.join(_flight_key(request, key), produce) as (flight, shared):
+            if shared:
+                self._metrics.coalesced("process")
             yield LiveStream(flight, shared)
 
     async def _hit(
@@ -144,11 +156,14 @@ class SyncPath:
     ) -> Answer | None:
         """The cache lookup stage, kept lean: a hit builds no envelope."""
         if request.cache.no_cache:
+            self._metrics.cache_bypass()
             return None
         now = time.time()
         cached = await self._ctx.cache.fresh(key, max_age_s, now)
         if cached is None:
+            self._metrics.cache_miss()
             return None
+        self._metrics.cache_hit(cached.tier)
         age = cached.age(now)
         return Answer(cached.body(key, tier=cached.tier, age_s=age), age)
 
@@ -161,6 +176,7 @@ class SyncPath:
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer within {self._wait_s:g}s") from exc
         if shared:
+            self._metrics.coalesced("process")
             info = response.cache.model_copy(update={"coalesced": True})
             response = response.model_copy(update={"cache": info})
         return response
@@ -180,6 +196,7 @@ class SyncPath:
 
         response, shared = await self._across.run(key, lambda: self._fill(envelope), check=stored)
         if shared:
+            self._metrics.coalesced("processes")
             info = response.cache.model_copy(update={"coalesced": True, "hit": False})
             response = response.model_copy(update={"cache": info})
         return response
@@ -191,11 +208,24 @@ class SyncPath:
 
 
 def _envelope(
-    request: GenerateRequest, request_id: str, tenant: str, max_age_s: float | None, key: str
+    request: GenerateRequest,
+    request_id: str,
+    tenant: str,
+    max_age_s: float | None,
+    key: str,
+    key_id: str | None,
 ) -> StageEnvelope:
-    """The envelope of a miss; every field was validated already, so it skips validation."""
+    """The envelope of a miss; every field was validated already, so it skips validation.
+
+    `key_id` is the caller's API key (its budget is checked and charged); None: no key.
+    """
     return StageEnvelope.model_construct(
-        request_id=request_id, tenant=tenant, request=request, max_age_s=max_age_s, cache_key=key
+        request_id=request_id,
+        tenant=tenant,
+        key_id=key_id,
+        request=request,
+        max_age_s=max_age_s,
+        cache_key=key,
     )
 
 

@@ -103,6 +103,7 @@ def envelope_for(job: Job, *, deadline: float) -> StageEnvelope:
         request_id=job.id,
         job_id=job.id,
         tenant=job.tenant,
+        key_id=job.key_id,
         correlation_id=job.correlation_id,
         request=job.request,
         max_age_s=job.request.cache.max_age,

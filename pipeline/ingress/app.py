@@ -1,16 +1,21 @@
 """The aiohttp application: routes, middleware, and the lifetime of what they run on."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from pipeline.bus.queue_depths import QueueDepths
+from pipeline.ingress.admin import add_routes as add_admin_routes
+from pipeline.ingress.auth import authentication
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_readyz
 from pipeline.ingress.job_events import get_job_events
 from pipeline.ingress.jobs import delete_job, get_job, list_jobs, post_job
-from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
+from pipeline.ingress.keys import METRICS, QUEUE_DEPTHS, SEND, SERVICES, SETTINGS
+from pipeline.ingress.metrics_route import admin_once_keys_are_required
 from pipeline.ingress.middleware import request_context
 from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
@@ -18,6 +23,8 @@ from pipeline.ingress.templates import add_routes as add_template_routes
 from pipeline.ingress.unshared import shared_state_gate
 from pipeline.ingress.usage import get_usage
 from pipeline.ingress.webhooks import add_routes as add_webhook_routes
+from pipeline.metrics import build_metrics
+from pipeline.metrics.exposition import metrics_handler
 from pipeline.services import Services
 from pipeline.settings import Settings
 from pipeline.worker.side import WorkerSide
@@ -25,8 +32,13 @@ from pipeline.worker.side import WorkerSide
 
 def create_app(settings: Settings) -> web.Application:
     """The ingress application for `settings`; its services (and worker) start with the app."""
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    metrics = build_metrics(settings)
+    app = web.Application(
+        middlewares=[request_context(metrics), authentication(settings)],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     app.cleanup_ctx.append(_lifetime)
     app.router.add_post("/v1/generate", post_generate)
     gate = shared_state_gate(settings)
@@ -37,26 +49,40 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/jobs/{job_id}/events", gate(get_job_events))
     add_webhook_routes(app, gate)
     add_template_routes(app)
+    add_admin_routes(app)
     add_openai_routes(app)
     add_gemini_routes(app)
     app.router.add_get("/v1/usage", get_usage)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
+    exposition = metrics_handler(
+        metrics, settings.metrics_multiprocess_dir, lambda: _sample_queues(app)
+    )
+    app.router.add_get("/metrics", admin_once_keys_are_required(exposition))
     add_openapi_route(app)
     return app
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    services = await Services.start(settings)
+    services = await Services.start(settings, app[METRICS])
     worker = WorkerSide(services) if settings.embedded_worker else None
     try:
         if worker is not None:
             await worker.start()
         app[SERVICES] = services
         app[SEND] = SendSide.build(services)
+        if services.metrics.enabled:
+            app[QUEUE_DEPTHS] = QueueDepths(services.celery, services.topology, services.metrics)
         yield
     finally:
         if worker is not None:
             await worker.stop()
         await services.stop()
+
+
+async def _sample_queues(app: web.Application) -> None:
+    """Sample the queues' depths for a scrape (blocking Kombu I/O, off the loop)."""
+    depths = app.get(QUEUE_DEPTHS)
+    if depths is not None:
+        await asyncio.to_thread(depths.sample)

@@ -18,6 +18,7 @@ from pipeline.errors import PromptbusError
 from pipeline.ingress.cache_control import merge_cache_control
 from pipeline.ingress.keys import SEND, SERVICES
 from pipeline.ingress.middleware import REQUEST_ID_KEY
+from pipeline.ingress.permit import permit
 from pipeline.ingress.principal import principal_of
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
 from pipeline.ledger import (
@@ -31,7 +32,7 @@ from pipeline.ledger import (
     failed,
 )
 from pipeline.sync_path import Answer, LiveStream
-from schemas import DEFAULT_TENANT, GenerateRequest
+from schemas import GenerateRequest, GenerateResponse
 
 # How a surface renders a whole answer (its JSON body, parsed) as its own response body.
 AnswerRenderer = Callable[[bytes, Mapping[str, Any]], bytes]
@@ -44,43 +45,55 @@ async def serve(
     stream: StreamFormat,
     render: AnswerRenderer | None = None,
     key: str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
     stream_headers: Mapping[str, str] | None = None,
     surface: str = "generate",
 ) -> web.StreamResponse:
     """Answer `body` as a plain response (`render`ed; None: promptbus's own) or a stream.
 
+    `tenant` is the request's (its principal's): the cache key and coalescing are its own.
+    The request's key must allow the model (pipeline/ingress/permit.py).
     The request's `Cache-Control` header tightens the body's cache controls.
     `stream_headers` go on a streamed answer (a format that is not SSE names its type).
     `surface` names the API in the usage record.
     """
     started = time.perf_counter()
     principal = principal_of(request)
+    request_id = request[REQUEST_ID_KEY]
     who = caller(
-        body,
-        tenant=principal.tenant,
-        key_id=principal.key_id,
-        request_id=request[REQUEST_ID_KEY],
-        surface=surface,
+        body, tenant=tenant, key_id=principal.key_id, request_id=request_id, surface=surface
     )
     usage = request.app[SERVICES].usage
-    controls = merge_cache_control(request.headers.get("Cache-Control"), body.cache)
-    if controls is not body.cache:
-        # Cache controls are not part of the key: a key given stays right.
-        body = body.model_copy(update={"cache": controls})
-    key = key or identify(request.app[SERVICES].ctx.catalog, body, tenant)
-    sync_path = request.app[SEND].sync_path
-    request_id = request[REQUEST_ID_KEY]
     try:
+        await permit(request, body)
+        controls = merge_cache_control(request.headers.get("Cache-Control"), body.cache)
+        if controls is not body.cache:
+            # Cache controls are not part of the key: a key given stays right.
+            body = body.model_copy(update={"cache": controls})
+        key = key or identify(request.app[SERVICES].ctx.catalog, body, tenant)
+        sync_path = request.app[SEND].sync_path
         if body.stream:
             async with sync_path.stream(
-                body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
+                body,
+                request_id=request_id,
+                tenant=tenant,
+                max_age_s=controls.max_age,
+                key=key,
+                key_id=principal.key_id,
             ) as streamed:
-                return await _send_stream(
+                sent = await _send_stream(
                     request, streamed, stream, stream_headers, usage, who, started
                 )
+                if isinstance(streamed, LiveStream) and not streamed.shared:
+                    _spent(request, streamed.response)
+                return sent
         answer = await sync_path.answer(
-            body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
+            body,
+            request_id=request_id,
+            tenant=tenant,
+            max_age_s=controls.max_age,
+            key=key,
+            key_id=principal.key_id,
         )
     except PromptbusError as exc:
         usage.record(failed(who, exc.type, _ms_since(started)))
@@ -88,6 +101,8 @@ async def serve(
     except asyncio.CancelledError:
         usage.record(failed(who, None, _ms_since(started), status=CANCELLED))
         raise
+    if answer.response is not None:
+        _spent(request, answer.response)
     parsed = orjson.loads(answer.body)
     usage.record(answered(who, parsed, _ms_since(started)))
     payload = answer.body if render is None else render(answer.body, parsed)
@@ -125,6 +140,16 @@ def _stream_entry(who: Caller, streamed: LiveStream, started: float) -> UsageEnt
     if error is not None:
         return failed(who, error.type, _ms_since(started))
     return failed(who, None, _ms_since(started), status=CANCELLED)
+
+
+def _spent(request: web.Request, response: GenerateResponse | None) -> None:
+    """Count what a generated answer spent, for the tenant asking (a shared one spent nothing)."""
+    if response is None or response.cache.hit or response.cache.coalesced:
+        return
+    metrics = request.app[SERVICES].metrics
+    metrics.spent(
+        response.provider_model, principal_of(request).tenant, response.usage, response.cost
+    )
 
 
 def _ms_since(started: float) -> float:

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.errors import DatabaseUnavailable, Forbidden, InvalidQuery
+from pipeline.errors import DatabaseUnavailable, InvalidQuery, PermissionDenied
 from pipeline.ingress.keys import SERVICES, SETTINGS
 from pipeline.ingress.principal import principal_of
 from pipeline.ledger.usage import GROUPS, METRICS, UsageQuery, UsageReport, usage_report
@@ -87,7 +87,9 @@ def _query(request: web.Request) -> UsageQuery:
     tenant = params.get("tenant") or None
     if not principal.admin:
         if tenant is not None and tenant != principal.tenant:
-            raise Forbidden("only the admin may see another tenant's usage", field="tenant")
+            raise PermissionDenied(
+                "only the admin key may see another tenant's usage", field="tenant"
+            )
         tenant = principal.tenant
     return UsageQuery(
         start=start,

@@ -7,7 +7,7 @@ back, aggregated.
 
 from pipeline.ledger.entries import Caller, answered, answered_model, caller, failed
 from pipeline.ledger.entry import CANCELLED, COALESCED, ERROR, OK, UsageEntry
-from pipeline.ledger.ledger import Ledger, LedgerLimits
+from pipeline.ledger.ledger import Ledger, LedgerLimits, LedgerObserver
 from pipeline.ledger.sink import DISCARD, UsageSink
 from pipeline.ledger.writer import RowWriter
 
@@ -20,6 +20,7 @@ __all__ = [
     "Caller",
     "Ledger",
     "LedgerLimits",
+    "LedgerObserver",
     "RowWriter",
     "UsageEntry",
     "UsageSink",

@@ -34,6 +34,26 @@ class Writer(Protocol):
         ...
 
 
+class LedgerObserver(Protocol):
+    """Who is told of the spool's size and of drops (the metrics)."""
+
+    def ledger_spool(self, records: int) -> None:
+        """The spool now holds `records`."""
+        ...
+
+    def ledger_dropped(self, records: int = 1) -> None:
+        """`records` were dropped."""
+        ...
+
+
+class _Unobserved:
+    def ledger_spool(self, records: int) -> None:
+        """Nobody listens."""
+
+    def ledger_dropped(self, records: int = 1) -> None:
+        """Nobody listens."""
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerLimits:
     """How big a batch is, how often the spool is flushed, and how much of it is kept."""
@@ -53,9 +73,16 @@ class Ledger:
     rows' content) count entries; `pending` is what waits to be written.
     """
 
-    def __init__(self, writer: Writer, limits: LedgerLimits | None = None) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        limits: LedgerLimits | None = None,
+        observer: LedgerObserver | None = None,
+    ) -> None:
         self.limits = limits or LedgerLimits()
         self._writer = writer
+        # Told the spool's size after each write attempt (not per record: that is the hit path).
+        self._observer: LedgerObserver = observer or _Unobserved()
         self._spool: deque[UsageEntry] = deque(maxlen=self.limits.spool_max)
         self._in_hand: list[UsageEntry] = []
         self._lock = threading.Lock()
@@ -89,10 +116,13 @@ class Ledger:
         """Keep `entry` for writing; never blocks, never raises (a full spool drops its oldest)."""
         try:
             with self._lock:
-                if len(self._spool) == self.limits.spool_max:
+                dropping = len(self._spool) == self.limits.spool_max
+                if dropping:
                     self.dropped += 1
                 self._spool.append(entry)
                 full = len(self._spool) >= self.limits.batch_size
+            if dropping:
+                self._observer.ledger_dropped(1)
             if full and not self._signalled:
                 self._signalled = True
                 self._wake_up()
@@ -130,6 +160,8 @@ class Ledger:
                 self.dropped += left
                 self._spool.clear()
                 self._in_hand = []
+            self._observer.ledger_dropped(left)
+            self._observer.ledger_spool(0)
             log.warning("usage records not written before stop", dropped=left)
 
     async def flush(self, timeout_s: float) -> bool:
@@ -188,6 +220,7 @@ class Ledger:
                     await self._writer.write(self._in_hand)
             except REFUSED as exc:
                 self.refused += len(self._in_hand)
+                self._observer.ledger_dropped(len(self._in_hand))
                 log.error(
                     "usage records refused by the database",
                     rows=len(self._in_hand),
@@ -204,6 +237,7 @@ class Ledger:
                         error=f"{type(exc).__name__}: {exc}",
                     )
                 self.database_up = False
+                self._observer.ledger_spool(self.pending)
                 await self._sleep(delay)
                 delay = min(delay * 2, self.limits.retry_max_s)
                 continue
@@ -212,6 +246,7 @@ class Ledger:
             self.database_up = True
             self.written += len(self._in_hand)
             self._in_hand = []
+            self._observer.ledger_spool(self.pending)
             delay = _FIRST_RETRY_S
 
     async def _sleep(self, delay_s: float) -> None:

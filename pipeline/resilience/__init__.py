@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 
+from pipeline.metrics import Metrics
 from pipeline.providers.base import ChatProvider
 from pipeline.resilience.breaker import CircuitBreaker
 from pipeline.resilience.load import DeploymentLoad
@@ -12,9 +13,13 @@ from pipeline.settings import Settings
 
 
 def build_router(
-    settings: Settings, providers: Mapping[str, ChatProvider], limiter: RateLimiter
+    settings: Settings,
+    providers: Mapping[str, ChatProvider],
+    limiter: RateLimiter,
+    metrics: Metrics | None = None,
 ) -> Router:
     """The router the settings describe, over `providers`, counting rates with `limiter`."""
+    metrics = metrics or Metrics()
     return Router(
         providers,
         policy=RetryPolicy.from_settings(settings),
@@ -22,9 +27,11 @@ def build_router(
             failures=settings.breaker_failures,
             window_s=settings.breaker_window_s,
             cooldown_s=settings.breaker_cooldown_s,
+            on_change=metrics.breaker,
         ),
         limiter=limiter,
         load=DeploymentLoad(),
         window_s=settings.rate_limit_window_s,
         rate_limit_wait_s=settings.rate_limit_wait_s,
+        metrics=metrics,
     )

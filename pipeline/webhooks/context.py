@@ -1,8 +1,9 @@
 """What webhook delivery needs: the registry, the sender, secrets and the retry policy."""
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pipeline.metrics import Metrics
 from pipeline.webhooks.registry import WebhookRegistry
 from pipeline.webhooks.sender import WebhookSender
 
@@ -17,3 +18,5 @@ class WebhookContext:
     claim: Callable[[str, str, float], Awaitable[bool]]
     retry_schedule_s: Sequence[float]
     disable_after_s: float
+    # Where each attempt's outcome is counted (nowhere, when metrics are off).
+    metrics: Metrics = field(default_factory=Metrics)

@@ -9,12 +9,14 @@ from pathlib import Path
 import structlog
 
 from pipeline.jobs.store import JobStore
+from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.registry import WebhookRegistry
 from pipeline.webhooks.sender import WebhookSender
-from pipeline.webhooks.signing import new_secret, secret_key
+from pipeline.webhooks.signing import new_secret, secret_key, tenant_secret_of
 from pipeline.webhooks.ssrf import AddressPolicy
+from schemas import DEFAULT_TENANT
 
 log = structlog.get_logger("promptbus.webhooks")
 
@@ -77,7 +79,9 @@ def _read_secret(path: Path, attempts: int = 50) -> str:
     raise ValueError(f"{path} holds no webhook secret")
 
 
-def build_webhooks(settings: Settings, registry: WebhookRegistry, jobs: JobStore) -> WebhookSetup:
+def build_webhooks(
+    settings: Settings, registry: WebhookRegistry, jobs: JobStore, metrics: Metrics | None = None
+) -> WebhookSetup:
     """The delivery context: registry, guarded sender, secrets and retry policy."""
     policy, policy_note = address_policy(settings)
     secret, secret_note = tenant_secret(settings)
@@ -89,7 +93,8 @@ def build_webhooks(settings: Settings, registry: WebhookRegistry, jobs: JobStore
     )
 
     async def tenant_secrets(tenant: str) -> list[str]:
-        return [secret]
+        # The default tenant's is the configured (or generated) secret itself.
+        return [secret if tenant == DEFAULT_TENANT else tenant_secret_of(secret, tenant)]
 
     context = WebhookContext(
         registry=registry,
@@ -98,6 +103,7 @@ def build_webhooks(settings: Settings, registry: WebhookRegistry, jobs: JobStore
         claim=jobs.claim,
         retry_schedule_s=tuple(settings.webhook_retry_schedule),
         disable_after_s=settings.webhook_disable_after_s,
+        metrics=metrics or Metrics(),
     )
     notes = tuple(note for note in (policy_note, secret_note) if note)
     return WebhookSetup(context, sender, notes)

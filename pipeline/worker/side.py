@@ -43,7 +43,9 @@ class WorkerSide:
         self._tasks = TaskRunner(
             settings, services.celery, services.ctx, services.webhooks, self._runner
         )
-        self._dispatcher = Dispatcher(services.ctx, self._start_chain)
+        self._dispatcher = Dispatcher(
+            services.ctx, self._start_chain, services.tenancy.tenant_admitted
+        )
         self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
         self._children: PreforkChildren | None = None
@@ -52,7 +54,10 @@ class WorkerSide:
             if children is None:
                 raise ValueError("a prefork pool needs a way to build each child's services")
             self._children = PreforkChildren(
-                self._tasks, children, gc_gen0_threshold=settings.gc_gen0_threshold
+                self._tasks,
+                children,
+                gc_gen0_threshold=settings.gc_gen0_threshold,
+                metrics_dir=settings.metrics_multiprocess_dir,
             )
         self._worker = EmbeddedWorker(
             services.celery, concurrency=settings.worker_concurrency, pool=pool

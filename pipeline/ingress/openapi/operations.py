@@ -11,6 +11,7 @@ from pipeline.ingress.compat.gemini import shapes as gemini
 from pipeline.ingress.compat.gemini.wire import CountTokensRequest, GenerateContentRequest
 from pipeline.ingress.compat.openai import shapes as openai
 from pipeline.ingress.compat.openai.requests import ChatCompletionRequest
+from pipeline.ingress.openapi.admin_operations import ADMIN_OPERATIONS
 from pipeline.ingress.openapi.document import Operation, Param, Reply, Stream
 from pipeline.ingress.usage import USAGE_REPORT
 from schemas import ErrorBody, GenerateRequest, GenerateResponse, JobState
@@ -23,6 +24,7 @@ from schemas.webhooks import (
     EndpointCreate,
     EndpointCreated,
     EndpointList,
+    JobWebhookSecret,
     ReplayQueued,
     SecretRotated,
 )
@@ -30,7 +32,8 @@ from schemas.webhooks import (
 # What reading a JSON body can fail with: malformed, too large, not JSON typed, invalid.
 BODY_ERRORS: Final = (400, 413, 415, 422)
 # What answering a request can fail with, besides its body.
-ANSWER_ERRORS: Final = (404, 429, 502, 503, 504)
+# 401: a key is required and missing or bad; 403: the key may not use the model.
+ANSWER_ERRORS: Final = (401, 403, 404, 429, 502, 503, 504)
 
 CACHE_CONTROL: Final = Param(
     "Cache-Control", "header", {"type": "string"}, "no-cache, no-store or max-age=S tighten `cache`"
@@ -215,6 +218,13 @@ OPERATIONS: Final = (
     ),
     Operation(
         "GET",
+        "/v1/webhook-secret",
+        "The secret the caller's tenant's per-job webhooks are signed with (one per tenant)",
+        replies=(Reply(200, "The tenant and its secret", JobWebhookSecret),),
+        errors=(401,),
+    ),
+    Operation(
+        "GET",
         "/v1/templates",
         "Every version of every prompt template",
         replies=(Reply(200, "The templates", TemplateList),),
@@ -298,12 +308,21 @@ OPERATIONS: Final = (
         replies=(Reply(200, "Totals and series (JSON, or text/csv)", USAGE_REPORT),),
         errors=(400, 403, 503),
     ),
+    *ADMIN_OPERATIONS,
     Operation("GET", "/healthz", "Liveness", replies=(Reply(200, "Up", Health),)),
     Operation(
         "GET",
         "/readyz",
         "Readiness: the provider answers and the cache works",
         replies=(Reply(200, "Ready", Readiness), Reply(503, "Not ready", Readiness)),
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        "Prometheus metrics (text exposition; OpenMetrics by Accept): the admin key's once "
+        "API keys are required; 404 when metrics are off",
+        replies=(Reply(200, "The metrics of this process, or of every process of the run"),),
+        errors=(401, 403, 404),
     ),
     Operation(
         "GET",

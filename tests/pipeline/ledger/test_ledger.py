@@ -159,3 +159,32 @@ async def test_an_entry_that_cannot_be_a_row_is_refused_not_retried_forever(engi
     assert [r["request_id"] for r in await usage_rows(engine)] == ["good"]
     assert (ledger.refused, ledger.written) == (1, 1)
     await ledger.stop(FLUSH_S)
+
+
+class Observer:
+    """Notes what the ledger tells the metrics."""
+
+    def __init__(self) -> None:
+        self.spool: list[int] = []
+        self.dropped = 0
+
+    def ledger_spool(self, records: int) -> None:
+        self.spool.append(records)
+
+    def ledger_dropped(self, records: int = 1) -> None:
+        self.dropped += records
+
+
+async def test_the_metrics_are_told_the_spool_size_and_every_drop(engine: AsyncEngine):
+    observer = Observer()
+    limits = LedgerLimits(batch_size=2, spool_max=3, flush_interval_s=0.05)
+    ledger = Ledger(CountingWriter(engine), limits, observer)
+    for i in range(5):
+        ledger.record(entry(f"req-{i}"))
+    assert observer.dropped == 2
+
+    ledger.start()
+    await flushed(ledger)
+    assert observer.spool[-1] == 0
+    assert observer.dropped == ledger.dropped == 2
+    await ledger.stop(FLUSH_S)
