@@ -20,7 +20,8 @@ from tests.support.emulator import Emulator
 from tests.support.ledger import at, entry, flushed
 from tests.support.settings import settings_for_test
 
-# Stands in for the authentication middleware (built apart): who the caller is, by header.
+# Who the caller is, by header, set straight on the request (tests/e2e/test_usage_tenants.py
+# does the same with real API keys): the seeded tenants need no keys.
 TENANT_HEADER = "X-Test-Tenant"
 ADMIN_HEADER = "X-Test-Admin"
 
