@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from opentelemetry.trace import Tracer
+
 from pipeline.cache.responses import ResponseCache
 from pipeline.catalog import ModelCatalog
 from pipeline.jobs.deltas import DeltaFeed
@@ -31,3 +33,5 @@ class StageContext:
     # How long a job's deadline runs from its dispatch, and how long its claims last.
     job_deadline_s: float = 600.0
     claim_ttl_s: float = 24 * 3600
+    # The process's tracer; None when tracing is off.
+    tracer: Tracer | None = None

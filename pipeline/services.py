@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from celery import Celery
+from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import StageContext
@@ -27,6 +28,7 @@ from pipeline.providers.setup import builtin_providers, custom_providers, descri
 from pipeline.resilience import build_router
 from pipeline.settings import Settings
 from pipeline.templates import TemplateCatalog
+from pipeline.tracing import Tracing
 from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.scheduler import WebhookScheduler
 from pipeline.webhooks.sender import WebhookSender
@@ -48,10 +50,21 @@ class Services:
     webhooks: WebhookContext
     database: AsyncEngine
     notes: tuple[str, ...]
+    tracing: Tracing
 
     @classmethod
-    async def start(cls, settings: Settings) -> "Services":
-        """Build the parts; a bad configuration file stops this before anything runs."""
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        role: str | None = None,
+        span_exporter: SpanExporter | None = None,
+    ) -> "Services":
+        """Build the parts; a bad configuration file stops this before anything runs.
+
+        `role` names the process in its traces (default: an ingress, embedded with a worker
+        or not); `span_exporter` (tests) replaces the OTLP exporter and turns tracing on.
+        """
         templates = TemplateCatalog.from_directory(settings.templates_dir)
         catalog = ModelCatalog.from_file(settings.models_file)
         database = create_engine(settings)
@@ -74,18 +87,22 @@ class Services:
         topology = Topology(settings.bus_suffix)
         publisher = EventPublisher(settings, topology)
         celery = create_celery(settings, topology)
-        webhooks = build_webhooks(settings, backends.webhooks, backends.jobs)
+        if role is None:
+            role = "embedded" if settings.embedded_worker else "ingress"
+        tracing = Tracing.start(settings, role, span_exporter)
+        webhooks = build_webhooks(settings, backends.webhooks, backends.jobs, tracing.tracer)
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
             cache=backends.cache,
-            router=build_router(settings, providers, backends.limiter),
+            router=build_router(settings, providers, backends.limiter, tracing.tracer),
             jobs=backends.jobs,
             events=publisher,
             webhooks=WebhookScheduler(backends.webhooks, DeliveryQueue(celery)),
             deltas=backends.deltas,
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
+            tracer=tracing.tracer,
         )
         return cls(
             settings=settings,
@@ -99,6 +116,7 @@ class Services:
             webhooks=webhooks.context,
             database=database,
             notes=webhooks.notes,
+            tracing=tracing,
         )
 
     async def stop(self) -> None:
@@ -112,6 +130,8 @@ class Services:
         if self.emulator is not None:
             await self.emulator.stop()
         await self.database.dispose()
+        # Last, so that the spans of everything above go out too.
+        await asyncio.to_thread(self.tracing.shutdown)
 
     @property
     def sender(self) -> WebhookSender:

@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     webhook_per_endpoint_concurrency: int = Field(default=4, ge=1, le=256)
     webhook_disable_after_s: float = Field(default=5 * 24 * 3600, gt=0)
 
+    # Traces (OpenTelemetry, exported over OTLP/HTTP): true or false; unset, they are on when
+    # an OTLP endpoint is configured. The exporter reads the standard OTEL_* variables itself.
+    tracing: bool | None = None
+    otlp_endpoint: str | None = Field(
+        default=None,
+        max_length=2048,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        ),
+    )
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -148,6 +159,11 @@ class Settings(BaseSettings):
     def shares_state(self) -> bool:
         """Whether every serving process sees one cache, job store and set of limits."""
         return self.processes == 1 or self.redis_url is not None
+
+    @property
+    def tracing_on(self) -> bool:
+        """Whether this process records and exports traces."""
+        return self.tracing if self.tracing is not None else bool(self.otlp_endpoint)
 
     @property
     def models_file(self) -> Path:

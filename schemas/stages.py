@@ -7,6 +7,7 @@ from pydantic import Field
 from schemas._base import Envelope
 from schemas.errors import ErrorDetail
 from schemas.generate import GenerateRequest, GenerateResponse, ToolCall, Usage
+from schemas.tracing import TraceContext
 
 
 class Generation(Envelope):
@@ -50,3 +51,4 @@ class StageEnvelope(Envelope):
     generation: Generation | None = None
     response: GenerateResponse | None = None
     error: ErrorDetail | None = Field(default=None, description="Set when a stage failed")
+    trace: TraceContext | None = Field(default=None, description="The trace the job runs in")

@@ -7,6 +7,7 @@ from pydantic import Field, HttpUrl
 
 from schemas._base import Envelope
 from schemas.events import CompletionEvent
+from schemas.tracing import TraceContext
 
 EventType = Literal["completion.succeeded", "completion.failed"]
 ALL_EVENT_TYPES: tuple[EventType, ...] = ("completion.succeeded", "completion.failed")
@@ -74,6 +75,7 @@ class DeliveryTask(Envelope):
     event: CompletionEvent
     attempt: int = Field(default=0, ge=0)
     not_before: float | None = Field(default=None, description="Unix time this attempt is due")
+    trace: TraceContext | None = Field(default=None, description="The trace it was sent in")
 
 
 class Attempt(Envelope):

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
@@ -15,17 +16,29 @@ from pipeline.ingress.middleware import request_context
 from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
 from pipeline.ingress.templates import add_routes as add_template_routes
+from pipeline.ingress.tracing import traced_requests
 from pipeline.ingress.unshared import shared_state_gate
 from pipeline.ingress.webhooks import add_routes as add_webhook_routes
 from pipeline.services import Services
 from pipeline.settings import Settings
 from pipeline.worker.side import WorkerSide
 
+# What a test hands the app to receive its spans (tracing on, no OTLP exporter).
+SPAN_EXPORTER = web.AppKey("span_exporter", SpanExporter)
 
-def create_app(settings: Settings) -> web.Application:
-    """The ingress application for `settings`; its services (and worker) start with the app."""
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+
+def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None) -> web.Application:
+    """The ingress application for `settings`; its services (and worker) start with the app.
+
+    `span_exporter` (tests) receives the spans instead of the OTLP exporter, tracing on.
+    """
+    # Off, the tracing middleware is not there at all: a cache hit pays nothing for it.
+    traced = settings.tracing_on or span_exporter is not None
+    middlewares = [traced_requests, request_context] if traced else [request_context]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    if span_exporter is not None:
+        app[SPAN_EXPORTER] = span_exporter
     app.cleanup_ctx.append(_lifetime)
     app.router.add_post("/v1/generate", post_generate)
     gate = shared_state_gate(settings)
@@ -46,7 +59,7 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    services = await Services.start(settings)
+    services = await Services.start(settings, span_exporter=app.get(SPAN_EXPORTER))
     worker = WorkerSide(services) if settings.embedded_worker else None
     try:
         if worker is not None:

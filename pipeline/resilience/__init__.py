@@ -2,6 +2,8 @@
 
 from collections.abc import Mapping
 
+from opentelemetry.trace import Tracer
+
 from pipeline.providers.base import ChatProvider
 from pipeline.resilience.breaker import CircuitBreaker
 from pipeline.resilience.load import DeploymentLoad
@@ -12,7 +14,10 @@ from pipeline.settings import Settings
 
 
 def build_router(
-    settings: Settings, providers: Mapping[str, ChatProvider], limiter: RateLimiter
+    settings: Settings,
+    providers: Mapping[str, ChatProvider],
+    limiter: RateLimiter,
+    tracer: Tracer | None = None,
 ) -> Router:
     """The router the settings describe, over `providers`, counting rates with `limiter`."""
     return Router(
@@ -27,4 +32,5 @@ def build_router(
         load=DeploymentLoad(),
         window_s=settings.rate_limit_window_s,
         rate_limit_wait_s=settings.rate_limit_wait_s,
+        tracer=tracer,
     )

@@ -3,6 +3,8 @@
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
+
 from pipeline.webhooks.registry import WebhookRegistry
 from pipeline.webhooks.sender import WebhookSender
 
@@ -17,3 +19,5 @@ class WebhookContext:
     claim: Callable[[str, str, float], Awaitable[bool]]
     retry_schedule_s: Sequence[float]
     disable_after_s: float
+    # The process's tracer; None when tracing is off.
+    tracer: Tracer | None = None

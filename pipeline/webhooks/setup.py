@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from opentelemetry.trace import Tracer
 
 from pipeline.jobs.store import JobStore
 from pipeline.settings import Settings
@@ -77,7 +78,9 @@ def _read_secret(path: Path, attempts: int = 50) -> str:
     raise ValueError(f"{path} holds no webhook secret")
 
 
-def build_webhooks(settings: Settings, registry: WebhookRegistry, jobs: JobStore) -> WebhookSetup:
+def build_webhooks(
+    settings: Settings, registry: WebhookRegistry, jobs: JobStore, tracer: Tracer | None = None
+) -> WebhookSetup:
     """The delivery context: registry, guarded sender, secrets and retry policy."""
     policy, policy_note = address_policy(settings)
     secret, secret_note = tenant_secret(settings)
@@ -98,6 +101,7 @@ def build_webhooks(settings: Settings, registry: WebhookRegistry, jobs: JobStore
         claim=jobs.claim,
         retry_schedule_s=tuple(settings.webhook_retry_schedule),
         disable_after_s=settings.webhook_disable_after_s,
+        tracer=tracer,
     )
     notes = tuple(note for note in (policy_note, secret_note) if note)
     return WebhookSetup(context, sender, notes)
