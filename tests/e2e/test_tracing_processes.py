@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tests.support.deployment import BOTH_BROKERS, JSON, Deployment, deployment
+from tests.support.deployment import JSON, Deployment, deployment
 from tests.support.processes import Proc
 from tests.support.traces import (
     PARENT_ID,
@@ -55,13 +55,17 @@ def _stop(procs: Sequence[Proc]) -> None:
 
 
 @pytest.mark.timeout(240)
-@BOTH_BROKERS
+@pytest.mark.parametrize(
+    ("broker", "pool"), [("rabbitmq", "threads"), ("redis", "threads"), ("redis", "prefork")]
+)
 async def test_one_trace_runs_from_the_ingress_through_the_worker_to_the_webhook(
-    broker: str,
+    broker: str, pool: str
 ) -> None:
     async with otlp_receiver() as collector, receiving() as hook:
         async with deployment(broker, _tracing(collector)) as d:
-            (worker,) = await d.workers(1)
+            # (prefork: the steps and deliveries run in pool children, each its own exporter)
+            pool_env = {"PROMPTBUS_WORKER_POOL": pool, "PROMPTBUS_WORKER_CONCURRENCY": "2"}
+            (worker,) = await d.workers(1, pool_env)
             (ingress,) = await d.ingresses(1)
             # Given a caller in a trace of its own
             # When it submits a job with a webhook to the ingress, and the worker runs it
