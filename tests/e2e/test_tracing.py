@@ -17,6 +17,7 @@ from pipeline.emulator import EmulatorConfig, start_emulator
 from tests.support.gateway import Gateway, serving
 from tests.support.job_env import job_env
 from tests.support.polling import poll
+from tests.support.sse import read_stream
 from tests.support.traces import (
     PARENT_ID,
     TRACE_ID,
@@ -130,6 +131,48 @@ async def test_a_hit_is_a_lookup_span_that_hit_and_no_call(
     spans = in_trace(spans, TRACE_ID)
     assert sorted(s.name for s in spans) == [GENERATE_SPAN, "stage lookup"]
     assert one(spans, "stage lookup").attributes["promptbus.cache.hit"] is True
+
+
+async def test_a_stream_is_traced_like_a_plain_answer(
+    traced: Gateway, memory: MemorySpans, session: aiohttp.ClientSession
+) -> None:
+    # When a streamed answer is generated
+    body = {"model": "flash", "prompt": new_id("streamed"), "stream": True}
+    stream = await read_stream(session, traced.url + "/v1/generate", body)
+    assert stream.status == 200
+    done = stream.named("done")[0].data
+
+    # Then its call is a streamed client span with the stream's token counts
+    spans = await wait_for_spans(
+        memory.spans,
+        has_names(GENERATE_SPAN, "stage postprocess"),
+        timeout_s=10,
+        what="the stream's spans",
+    )
+    call = one(spans, GEMINI_CALL)
+    assert call.attributes["promptbus.stream"] is True
+    assert call.attributes["gen_ai.usage.output_tokens"] == done["usage"]["output_tokens"]
+    assert call.parent_id == one(spans, "stage generate").span_id
+    assert one(spans, "stage generate").parent_id == one(spans, GENERATE_SPAN).span_id
+
+
+async def test_a_malformed_traceparent_starts_a_trace_of_its_own(
+    traced: Gateway, memory: MemorySpans
+) -> None:
+    # When a caller sends a traceparent that is not W3C's
+    reply = await traced.generate(
+        {"model": "flash", "prompt": new_id("bad-parent")},
+        headers={"traceparent": "00-not-a-trace-01"},
+    )
+
+    # Then it is answered, and its server span is the root of a new trace
+    assert reply.status == 200
+    spans = await wait_for_spans(
+        memory.spans, has_names(GENERATE_SPAN), timeout_s=10, what="the server span"
+    )
+    server = one(spans, GENERATE_SPAN)
+    assert server.parent_id is None
+    assert server.trace_id not in (TRACE_ID, "0" * 32)
 
 
 async def test_an_openai_surface_call_is_a_chat_span_of_the_openai_provider(
