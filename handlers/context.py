@@ -13,6 +13,7 @@ from pipeline.templates import TemplateCatalog
 
 if TYPE_CHECKING:
     from handlers.emit import CompletionSink
+    from pipeline.budgets import BudgetGuard
     from pipeline.resilience.router import Router
     from pipeline.webhooks.scheduler import WebhookScheduler
 
@@ -33,5 +34,7 @@ class StageContext:
     # How long a job's deadline runs from its dispatch, and how long its claims last.
     job_deadline_s: float = 600.0
     claim_ttl_s: float = 24 * 3600
+    # Budgets checked before a model call and charged after it; None: no budgets.
+    budgets: "BudgetGuard | None" = None
     # The process's tracer; None when tracing is off.
     tracer: Tracer | None = None

@@ -38,6 +38,8 @@ async def generate(
     if envelope.cache_key is None:
         raise ValueError("generate needs the request's key: identify it first")
     request = envelope.request
+    if ctx.budgets is not None:
+        await ctx.budgets.check(envelope.tenant, envelope.key_id)
     router = ctx.router
     route = ctx.catalog.route(request.model)
     in_job = envelope.job_id is not None

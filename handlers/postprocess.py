@@ -31,6 +31,8 @@ async def postprocess(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelo
         json_=generation.json_,
         created=time.time(),
     )
+    if ctx.budgets is not None:
+        await ctx.budgets.charge(envelope.tenant, envelope.key_id, response.cost.total_usd)
     stored = False
     if not request.cache.no_store:
         stored = await ctx.cache.put(envelope.cache_key, response, ttl)

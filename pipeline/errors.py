@@ -234,3 +234,11 @@ class JobNotFound(NotFound):
     """Raised when a job id is unknown or its job has expired."""
 
     type = "job_not_found"
+
+
+class BudgetExceeded(PromptbusError):
+    """Raised when a tenant's or key's budget for the period is spent: wait for the next one."""
+
+    status = 429
+    type = "budget_exceeded"
+    retryable = False

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import StageContext
 from pipeline.backends import Backends, build_backends
+from pipeline.budgets.setup import build_budgets
 from pipeline.bus.celery_app import DeliveryQueue, create_celery
 from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
@@ -91,6 +92,8 @@ class Services:
             role = "embedded" if settings.embedded_worker else "ingress"
         tracing = Tracing.start(settings, role, span_exporter)
         webhooks = build_webhooks(settings, backends.webhooks, backends.jobs, tracing.tracer)
+        budgets = build_budgets(settings, database, backends.redis, publisher)
+        await budgets.reconcile(database)
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
@@ -102,6 +105,7 @@ class Services:
             deltas=backends.deltas,
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
+            budgets=budgets,
             tracer=tracing.tracer,
         )
         return cls(

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".promptbus")
     # postgresql://... (asyncpg) or sqlite:///path; unset: SQLite at data_dir/promptbus.db.
     database_url: SecretStr | None = None
+    # Budget rows are re-read this often: a budget set or changed applies within it.
+    budget_rules_ttl_s: float = Field(default=5.0, gt=0, le=3600)
     webhook_secret: SecretStr | None = None
     webhook_allow_private: str | None = None
     webhook_retry_schedule: list[float] = Field(

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.budgets import BudgetThreshold
 from schemas.errors import ErrorBody
 from schemas.events import CompletionDelta, CompletionEvent, RequestEvent
 from schemas.generate import GenerateRequest, GenerateResponse
@@ -23,6 +24,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "job_submission": JobSubmission,
     "job": Job,
     "template_list": TemplateList,
+    "budget_threshold": BudgetThreshold,
 }
 
 

@@ -41,6 +41,7 @@ class StageEnvelope(Envelope):
 
     request_id: str
     tenant: str
+    key_id: str | None = Field(default=None, description="The API key the request came with")
     job_id: str | None = Field(default=None, description="Set when the request runs as a job")
     correlation_id: str | None = None
     request: GenerateRequest

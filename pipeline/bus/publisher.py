@@ -16,6 +16,7 @@ from kombu.messaging import Producer
 
 from pipeline.bus.connection import connect
 from pipeline.bus.topology import (
+    BUDGET_THRESHOLD_KEY,
     DELTA_KEY,
     FAILED_KEY,
     REQUEST_ROUTING_KEY,
@@ -26,6 +27,7 @@ from pipeline.errors import BrokerUnavailable
 from pipeline.settings import Settings
 from pipeline.tracing import current_headers
 from schemas import CompletionDelta, CompletionEvent, JobState, RequestEvent
+from schemas.budgets import BudgetThreshold
 
 log = structlog.get_logger("promptbus.bus")
 
@@ -111,6 +113,20 @@ class EventPublisher:
                 schema=delta.schema_,
                 declare=[self._topology.completions_exchange],
                 persistent=False,
+            ),
+            tries=1,
+        )
+
+    async def publish_budget_threshold(self, event: BudgetThreshold) -> None:
+        """Publish a `budget.threshold` event (persistent, tried once: it is a notice)."""
+        await self._publish(
+            self._event(
+                event.model_dump_json(by_alias=True, exclude_none=True).encode(),
+                exchange=self._topology.completions_exchange,
+                routing_key=BUDGET_THRESHOLD_KEY,
+                correlation_id=f"budget:{event.tenant}:{event.key_id or '*'}:{event.window}",
+                schema=event.schema_,
+                declare=[self._topology.completions_exchange],
             ),
             tries=1,
         )

@@ -13,6 +13,8 @@ FAILED_KEY = "completion.failed"
 DELTA_KEY = "completion.delta"
 # What a consumer of finished jobs binds: `completion.*` would bring it the deltas as well.
 FINAL_KEYS = (SUCCEEDED_KEY, FAILED_KEY)
+# A budget past its soft threshold (schemas/budgets.py), on the completions exchange.
+BUDGET_THRESHOLD_KEY = "budget.threshold"
 REASON_HEADER = "x-promptbus-reason"
 
 

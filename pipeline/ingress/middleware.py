@@ -26,9 +26,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(error: PromptbusError, request_id: str) -> web.Response:
-    """The JSON error response for `error`, with `Retry-After` when it knows a wait."""
+    """The JSON error response for `error`, with `Retry-After` when it knows a wait.
+
+    Some waits come with errors that are not retryable as such: a spent budget renews at
+    the period's end, and `Retry-After` says when.
+    """
     headers = {REQUEST_ID_HEADER: request_id}
-    if error.retry_after_s is not None and error.retryable:
+    if error.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
     return web.Response(
         status=error.status,

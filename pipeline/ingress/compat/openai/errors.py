@@ -50,7 +50,8 @@ def should_retry(error: PromptbusError) -> bool:
 def render_error(error: PromptbusError) -> web.Response:
     """The error response: OpenAI's body, `x-should-retry`, and `retry-after(-ms)` if known."""
     headers = {"x-should-retry": "true" if should_retry(error) else "false"}
-    if error.retry_after_s is not None and error.retryable:
+    # With x-should-retry false the SDK does not retry, whatever retry-after says.
+    if error.retry_after_s is not None:
         headers["retry-after"] = str(max(1, math.ceil(error.retry_after_s)))
         headers["retry-after-ms"] = str(max(1, math.ceil(error.retry_after_s * 1000)))
     return web.Response(
