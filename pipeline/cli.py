@@ -1,4 +1,4 @@
-"""The `promptbus` command: serve, worker, emulator, schemas."""
+"""The `promptbus` command: serve, worker, emulator, schemas, db, tenants, keys."""
 
 import argparse
 import asyncio
@@ -16,6 +16,7 @@ from pipeline import heap
 from pipeline.logs import configure_logging
 from pipeline.processes import ChildRole, Supervisor, SupervisorGone
 from pipeline.settings import Settings
+from pipeline.tenancy import cli as tenancy_cli
 
 # The command-line flag of each setting that has one, for error messages.
 _FLAGS = {
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     db_commands.add_parser(
         "upgrade", help="apply the schema migrations (every process also does at start-up)"
     )
+    tenancy_cli.add_commands(commands)
     return parser
 
 
@@ -129,6 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_work(settings))
     if args.command == "db":
         return asyncio.run(_db_upgrade(settings))
+    if args.command in ("tenants", "keys"):
+        return tenancy_cli.run(args, settings)
+    if role is None:
+        # Before anything binds (a supervisor's children too): the parent checks for them.
+        refused = asyncio.run(_refusal(settings))
+        if refused is not None:
+            print(f"promptbus: {refused}", file=sys.stderr)
+            return 2
     if role is not None:
         try:
             role.die_with_parent()
@@ -159,6 +169,7 @@ def _print_try(url: str) -> None:
 async def _serve(settings: Settings, role: ChildRole | None = None) -> int:
     from pipeline.ingress import create_app
     from pipeline.ingress.keys import SERVICES
+    from pipeline.tenancy import describe as describe_auth
 
     app = create_app(settings)
     # handler_cancellation: a caller that hangs up cancels its handler, and so its upstream
@@ -172,9 +183,11 @@ async def _serve(settings: Settings, role: ChildRole | None = None) -> int:
     heap.settle(settings.gc_gen0_threshold)
     log = structlog.get_logger("promptbus")
     provider = app[SERVICES].provider_description()
+    tenancy = app[SERVICES].tenancy
+    auth = describe_auth(settings, keys_exist=await tenancy.directory.keys_exist())
     if role is None:
         log.info(
-            f"promptbus listening on http://{host}:{port}; provider {provider}",
+            f"promptbus listening on http://{host}:{port}; provider {provider}; {auth}",
             listen=f"http://{host}:{port}",
         )
         _print_try(f"http://{host}:{port}")
@@ -198,6 +211,22 @@ async def _serve(settings: Settings, role: ChildRole | None = None) -> int:
         log.info("promptbus stopping")
         await runner.cleanup()
     return 0
+
+
+async def _refusal(settings: Settings) -> str | None:
+    """Why `serve` must not start (beyond loopback with no keys), or None."""
+    from pipeline.db import create_engine, upgrade
+    from pipeline.tenancy import TenantStore, refusal
+
+    if refusal(settings, keys_exist=False) is None:
+        return None  # nothing to look up: these settings serve whatever the keys
+    engine = create_engine(settings)
+    try:
+        await upgrade(engine)
+        keys_exist = await TenantStore(engine).any_keys()
+    finally:
+        await engine.dispose()
+    return refusal(settings, keys_exist=keys_exist)
 
 
 async def _db_upgrade(settings: Settings) -> int:

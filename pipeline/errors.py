@@ -78,6 +78,28 @@ class ValidationFailed(PromptbusError):
     type = "validation_error"
 
 
+class Unauthenticated(PromptbusError):
+    """Raised when a request needs an API key and came with none, or with one that is not valid."""
+
+    status = 401
+    type = "unauthenticated"
+
+
+class PermissionDenied(PromptbusError):
+    """Raised when a request's key is valid but may not do what it asks (a model, the admin API)."""
+
+    status = 403
+    type = "permission_denied"
+
+
+class KeysUnavailable(PromptbusError):
+    """Raised when a key must be looked up and the database that holds keys does not answer."""
+
+    status = 503
+    type = "keys_unavailable"
+    retryable = True
+
+
 class NotFound(PromptbusError):
     """Raised when a route or resource does not exist."""
 

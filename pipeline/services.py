@@ -29,6 +29,7 @@ from pipeline.providers.setup import builtin_providers, custom_providers, descri
 from pipeline.resilience import build_router
 from pipeline.settings import Settings
 from pipeline.templates import TemplateCatalog
+from pipeline.tenancy import Tenancy
 from pipeline.tracing import Tracing
 from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.scheduler import WebhookScheduler
@@ -50,6 +51,7 @@ class Services:
     celery: Celery
     webhooks: WebhookContext
     database: AsyncEngine
+    tenancy: Tenancy
     notes: tuple[str, ...]
     tracing: Tracing
 
@@ -74,6 +76,7 @@ class Services:
         except BaseException:
             await database.dispose()
             raise
+        tenancy = Tenancy.build(settings, database)
         custom = custom_providers(settings, catalog)
         emulator = None
         if settings.uses_emulator:
@@ -108,6 +111,8 @@ class Services:
             budgets=budgets,
             tracer=tracing.tracer,
         )
+        # Started last: nothing that can still fail leaves its task behind.
+        tenancy.last_used.start()
         return cls(
             settings=settings,
             topology=topology,
@@ -119,6 +124,7 @@ class Services:
             celery=celery,
             webhooks=webhooks.context,
             database=database,
+            tenancy=tenancy,
             notes=webhooks.notes,
             tracing=tracing,
         )
@@ -133,6 +139,7 @@ class Services:
         await self.backends.close()
         if self.emulator is not None:
             await self.emulator.stop()
+        await self.tenancy.last_used.stop()
         await self.database.dispose()
         # Last, so that the spans of everything above go out too.
         await asyncio.to_thread(self.tracing.shutdown)

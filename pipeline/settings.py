@@ -118,6 +118,18 @@ class Settings(BaseSettings):
     webhook_per_endpoint_concurrency: int = Field(default=4, ge=1, le=256)
     webhook_disable_after_s: float = Field(default=5 * 24 * 3600, gt=0)
 
+    # API keys: auto = required once any key exists, or whenever bound beyond loopback;
+    # on = always required; off = never (every request is tenant `default`).
+    auth: Literal["auto", "on", "off"] = "auto"
+    # The key of the admin API (/v1/admin/); unset: the admin API refuses every caller.
+    admin_key: SecretStr | None = None
+    # A key looked up is trusted this long in each process: the bound within which a
+    # revoked key (or a disabled tenant) stops working everywhere.
+    key_cache_ttl_s: float = Field(default=5.0, gt=0, le=300)
+    key_cache_max_entries: int = Field(default=10_000, ge=16, le=1_000_000)
+    # A key's last_used_at is written at most this often (off the request path).
+    key_touch_interval_s: float = Field(default=60.0, gt=0, le=3600)
+
     # Traces (OpenTelemetry, exported over OTLP/HTTP): true or false; unset, they are on when
     # an OTLP endpoint is configured. The exporter reads the standard OTEL_* variables itself.
     tracing: bool | None = None

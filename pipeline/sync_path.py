@@ -81,6 +81,7 @@ class SyncPath:
         tenant: str,
         max_age_s: float | None,
         key: str | None = None,
+        key_id: str | None = None,
     ) -> Answer:
         """The cached answer if fresh enough, else one shared upstream call's answer."""
         key = key or identify(self._ctx.catalog, request, tenant)
@@ -92,7 +93,7 @@ class SyncPath:
                 span.set_attribute(names.CACHE_HIT, hit is not None)
         if hit is not None:
             return hit
-        envelope = _envelope(request, request_id, tenant, max_age_s, key)
+        envelope = _envelope(request, request_id, tenant, max_age_s, key, key_id)
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             response = await self._coalesced(envelope, key)
             log.info(
@@ -113,6 +114,7 @@ class SyncPath:
         tenant: str,
         max_age_s: float | None,
         key: str | None = None,
+        key_id: str | None = None,
     ) -> AsyncIterator[Answer | LiveStream]:
         """The cached answer if fresh enough, else a live stream shared by identical callers.
 
@@ -129,7 +131,7 @@ class SyncPath:
         if hit is not None:
             yield hit
             return
-        envelope = _envelope(request, request_id, tenant, max_age_s, key)
+        envelope = _envelope(request, request_id, tenant, max_age_s, key, key_id)
 
         async def produce(flight: StreamFlight) -> GenerateResponse:
             tracer = self._ctx.tracer
@@ -201,11 +203,24 @@ class SyncPath:
 
 
 def _envelope(
-    request: GenerateRequest, request_id: str, tenant: str, max_age_s: float | None, key: str
+    request: GenerateRequest,
+    request_id: str,
+    tenant: str,
+    max_age_s: float | None,
+    key: str,
+    key_id: str | None,
 ) -> StageEnvelope:
-    """The envelope of a miss; every field was validated already, so it skips validation."""
+    """The envelope of a miss; every field was validated already, so it skips validation.
+
+    `key_id` is the caller's API key (its budget is checked and charged); None: no key.
+    """
     return StageEnvelope.model_construct(
-        request_id=request_id, tenant=tenant, request=request, max_age_s=max_age_s, cache_key=key
+        request_id=request_id,
+        tenant=tenant,
+        key_id=key_id,
+        request=request,
+        max_age_s=max_age_s,
+        cache_key=key,
     )
 
 

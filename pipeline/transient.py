@@ -10,7 +10,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pipeline.errors import BrokerUnavailable, ServiceBusy
+from pipeline.errors import BrokerUnavailable, KeysUnavailable, ServiceBusy
 from pipeline.redis_guard import RedisDown
 
 TRANSIENT: Final = (
@@ -22,4 +22,5 @@ TRANSIENT: Final = (
     OperationalError,
     BrokerUnavailable,
     ServiceBusy,
+    KeysUnavailable,
 )

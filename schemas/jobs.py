@@ -34,6 +34,7 @@ class Job(Envelope):
     state: JobState
     stage: str | None = None
     tenant: str
+    key_id: str | None = Field(default=None, description="The API key it was submitted with")
     correlation_id: str
     created_at: float
     updated_at: float

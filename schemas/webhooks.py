@@ -54,6 +54,13 @@ class SecretRotated(Envelope):
     secret: str
 
 
+class JobWebhookSecret(Envelope):
+    """What GET /v1/webhook-secret answers: the secret of the tenant's per-job webhooks."""
+
+    tenant: str
+    secret: str
+
+
 class Outcome(StrEnum):
     """How one delivery attempt ended."""
 

@@ -79,13 +79,15 @@ def admit_event(
     return event.model_copy(update={"request": request})
 
 
-def new_job(event: RequestEvent, *, now: float) -> Job:
-    """The queued job an admitted request event stands for."""
+def new_job(event: RequestEvent, *, now: float, key_id: str | None = None) -> Job:
+    """The queued job an admitted request event stands for (`key_id`: the API key it came
+    with over HTTP; a bus event has none)."""
     # Every part was validated already (the event, its admitted request): no second pass.
     return Job.model_construct(
         id=event.job_id,
         state=JobState.QUEUED,
         tenant=event.tenant or DEFAULT_TENANT,
+        key_id=key_id,
         correlation_id=event.correlation_id or event.job_id,
         created_at=now,
         updated_at=now,
@@ -101,6 +103,7 @@ def envelope_for(job: Job, *, deadline: float) -> StageEnvelope:
         request_id=job.id,
         job_id=job.id,
         tenant=job.tenant,
+        key_id=job.key_id,
         correlation_id=job.correlation_id,
         request=job.request,
         max_age_s=job.request.cache.max_age,

@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 from handlers import StageContext, cache_lookup, failed_event, finish, identified
 from pipeline.bus.admission import Refused, admit_event, envelope_for, new_job, parse_event
 from pipeline.tracing import current_trace, from_headers, names, span, stage_span
-from schemas import ErrorDetail, JobState, RequestEvent, StageEnvelope
+from schemas import DEFAULT_TENANT, ErrorDetail, JobState, RequestEvent, StageEnvelope
 from schemas.jobs import Job
 
 log = structlog.get_logger("promptbus.dispatch")
@@ -36,6 +36,8 @@ LEASE: Final = "dispatch"
 LEASE_S: Final = 60.0
 
 ChainStarter = Callable[[StageEnvelope], Awaitable[None]]
+# Whether a bus event may act for a tenant (the tenants configured; any while there are none).
+TenantCheck = Callable[[str], Awaitable[bool]]
 
 # The span of taking one request event (messaging conventions: `process` the destination).
 _PROCESS_SPAN: Final = "process promptbus.requests"
@@ -74,9 +76,12 @@ def _not_started(job: Job) -> bool:
 class Dispatcher:
     """Starts each job once: its request identified and looked up, then its chain or its end."""
 
-    def __init__(self, ctx: StageContext, start_chain: ChainStarter) -> None:
+    def __init__(
+        self, ctx: StageContext, start_chain: ChainStarter, tenants: TenantCheck | None = None
+    ) -> None:
         self._ctx = ctx
         self._start_chain = start_chain
+        self._tenants = tenants
 
     async def event(self, body: bytes, headers: Mapping[str, Any] | None = None) -> Dispatched:
         """Take one raw request event: dispatch its job once, or say why it is not run.
@@ -124,6 +129,10 @@ class Dispatcher:
                 event = admit_event(event, ctx.catalog, ctx.templates)
             except Refused as refused:
                 return await self._dead(refused)
+            tenant = event.tenant or DEFAULT_TENANT
+            if self._tenants is not None and not await self._tenants(tenant):
+                # The bus is trusted, but not to invent tenants: the event speaks for none.
+                return await self._dead(Refused(f"unknown tenant {tenant!r}", event.job_id))
             job = new_job(event, now=time.time())
             if not await ctx.jobs.create(job):
                 job = await ctx.jobs.get(event.job_id)  # a copy of this event came first

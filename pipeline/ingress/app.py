@@ -5,6 +5,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from pipeline.ingress.admin import add_routes as add_admin_routes
+from pipeline.ingress.auth import authentication
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.generate import post_generate
@@ -32,9 +34,10 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
 
     `span_exporter` (tests) receives the spans instead of the OTLP exporter, tracing on.
     """
+    middlewares = [request_context, authentication(settings)]
     # Off, the tracing middleware is not there at all: a cache hit pays nothing for it.
-    traced = settings.tracing_on or span_exporter is not None
-    middlewares = [traced_requests, request_context] if traced else [request_context]
+    if settings.tracing_on or span_exporter is not None:
+        middlewares.insert(0, traced_requests)
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     if span_exporter is not None:
@@ -49,6 +52,7 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
     app.router.add_get("/v1/jobs/{job_id}/events", gate(get_job_events))
     add_webhook_routes(app, gate)
     add_template_routes(app)
+    add_admin_routes(app)
     add_openai_routes(app)
     add_gemini_routes(app)
     app.router.add_get("/healthz", get_healthz)

@@ -22,7 +22,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from pipeline.errors import JobNotFound
+from pipeline.ingress.jobs import own_job
 from pipeline.ingress.keys import SERVICES
 from pipeline.ingress.sse import event
 from pipeline.jobs.deltas import MAX_WAIT_S, START, DeltaFeed, FeedPage
@@ -44,9 +44,7 @@ async def get_job_events(request: web.Request) -> web.StreamResponse:
     """The job's state changes (and a streaming job's deltas) as SSE, ending after the last."""
     ctx = request.app[SERVICES].ctx
     job_id = request.match_info["job_id"]
-    job = await ctx.jobs.get(job_id)
-    if job is None:
-        raise JobNotFound(f"no job {job_id!r}")
+    job = await own_job(request, ctx.jobs, job_id)
     stream = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",

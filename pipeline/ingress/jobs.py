@@ -8,7 +8,10 @@ from aiohttp import web
 from pipeline.errors import JobNotFound, ValidationFailed
 from pipeline.ingress.body import parse_model, read_json
 from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
-from schemas import DEFAULT_TENANT, JobState
+from pipeline.ingress.permit import permit
+from pipeline.ingress.principal import principal_of
+from pipeline.jobs.store import JobStore
+from schemas import JobState
 from schemas.jobs import Job, JobSubmission
 from schemas.webhooks import Attempt
 
@@ -35,11 +38,14 @@ async def post_job(request: web.Request) -> web.Response:
         raise ValidationFailed(
             "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
         )
+    await permit(request, submission)
+    principal = principal_of(request)
     # Shielded: a caller that hangs up must not cut a submit between its store and its publish.
     job = await asyncio.shield(
         request.app[SEND].submitter.submit(
             submission,
-            tenant=DEFAULT_TENANT,
+            tenant=principal.tenant,
+            key_id=principal.key_id,
             correlation_id=request.headers.get("X-Correlation-Id"),
             idempotency_key=key,
         )
@@ -55,16 +61,21 @@ async def get_job(request: web.Request) -> web.Response:
     jobs = services.ctx.jobs
     job_id = request.match_info["job_id"]
     wait_s = _wait_param(request)
-    job = await (jobs.wait(job_id, wait_s) if wait_s > 0 else jobs.get(job_id))
-    if job is None:
-        raise JobNotFound(f"no job {job_id!r}")
+    job = await own_job(request, jobs, job_id)
+    if wait_s > 0 and not job.finished:
+        waited = await jobs.wait(job_id, wait_s)
+        if waited is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        job = waited
     attempts = await services.backends.webhooks.attempts_for_job(job_id)
     return _job_response(job, attempts=attempts)
 
 
 async def delete_job(request: web.Request) -> web.Response:
     """Cancel a queued or running job."""
-    job = await asyncio.shield(request.app[SEND].submitter.cancel(request.match_info["job_id"]))
+    job_id = request.match_info["job_id"]
+    await own_job(request, request.app[SERVICES].ctx.jobs, job_id)
+    job = await asyncio.shield(request.app[SEND].submitter.cancel(job_id))
     return _job_response(job)
 
 
@@ -81,10 +92,18 @@ async def list_jobs(request: web.Request) -> web.Response:
             ) from exc
     limit = _int_param(request, "limit", default=20, low=1, high=MAX_PAGE)
     page = await request.app[SERVICES].ctx.jobs.list(
-        tenant=DEFAULT_TENANT, state=state, limit=limit, cursor=query.get("cursor")
+        tenant=principal_of(request).tenant, state=state, limit=limit, cursor=query.get("cursor")
     )
     body = {"data": [job.public() for job in page.data], "next_cursor": page.next_cursor}
     return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def own_job(request: web.Request, jobs: JobStore, job_id: str) -> Job:
+    """The job, if it is the request's tenant's: another tenant's job is a 404, like none."""
+    job = await jobs.get(job_id)
+    if job is None or job.tenant != principal_of(request).tenant:
+        raise JobNotFound(f"no job {job_id!r}")
+    return job
 
 
 def _wait_param(request: web.Request) -> float:

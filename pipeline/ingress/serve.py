@@ -14,8 +14,10 @@ from handlers import identify
 from pipeline.ingress.cache_control import merge_cache_control
 from pipeline.ingress.keys import SEND, SERVICES
 from pipeline.ingress.middleware import REQUEST_ID_KEY
+from pipeline.ingress.permit import permit
+from pipeline.ingress.principal import principal_of
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
-from schemas import DEFAULT_TENANT, GenerateRequest
+from schemas import GenerateRequest
 
 # How a surface renders a whole answer (its JSON body, parsed) as its own response body.
 AnswerRenderer = Callable[[bytes, Mapping[str, Any]], bytes]
@@ -28,14 +30,17 @@ async def serve(
     stream: StreamFormat,
     render: AnswerRenderer | None = None,
     key: str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
     stream_headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """Answer `body` as a plain response (`render`ed; None: promptbus's own) or a stream.
 
+    `tenant` is the request's (its principal's): the cache key and coalescing are its own.
+    The request's key must allow the model (pipeline/ingress/permit.py).
     The request's `Cache-Control` header tightens the body's cache controls.
     `stream_headers` go on a streamed answer (a format that is not SSE names its type).
     """
+    await permit(request, body)
     send = request.app[SEND]
     controls = merge_cache_control(request.headers.get("Cache-Control"), body.cache)
     if controls is not body.cache:
@@ -43,13 +48,24 @@ async def serve(
         body = body.model_copy(update={"cache": controls})
     key = key or identify(request.app[SERVICES].ctx.catalog, body, tenant)
     request_id = request[REQUEST_ID_KEY]
+    key_id = principal_of(request).key_id
     if body.stream:
         async with send.sync_path.stream(
-            body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
+            body,
+            request_id=request_id,
+            tenant=tenant,
+            max_age_s=controls.max_age,
+            key=key,
+            key_id=key_id,
         ) as streamed:
             return await send_stream(request, streamed, stream, stream_headers)
     answer = await send.sync_path.answer(
-        body, request_id=request_id, tenant=tenant, max_age_s=controls.max_age, key=key
+        body,
+        request_id=request_id,
+        tenant=tenant,
+        max_age_s=controls.max_age,
+        key=key,
+        key_id=key_id,
     )
     payload = answer.body if render is None else render(answer.body, orjson.loads(answer.body))
     headers = {"Content-Type": "application/json", **answer_headers(answer)}

@@ -52,6 +52,7 @@ class JobSubmitter:
         tenant: str,
         correlation_id: str | None,
         idempotency_key: str | None,
+        key_id: str | None = None,
     ) -> Job:
         """The accepted job (or the earlier job under the same idempotency key)."""
         ctx = self._ctx
@@ -67,7 +68,7 @@ class JobSubmitter:
             if held is not None:
                 return await self._replay(held, print_)
         try:
-            return await self._accept(submission, job_id, tenant, correlation_id)
+            return await self._accept(submission, job_id, tenant, correlation_id, key_id)
         except BaseException:
             if idempotency_key is not None:
                 await ctx.jobs.drop_idempotency_key(tenant, idempotency_key)
@@ -93,7 +94,12 @@ class JobSubmitter:
         return job
 
     async def _accept(
-        self, submission: JobSubmission, job_id: str, tenant: str, correlation_id: str | None
+        self,
+        submission: JobSubmission,
+        job_id: str,
+        tenant: str,
+        correlation_id: str | None,
+        key_id: str | None,
     ) -> Job:
         # Every part was validated already: built without a second pass.
         event = RequestEvent.model_construct(
@@ -105,7 +111,7 @@ class JobSubmitter:
             metadata=submission.metadata,
         )
         jobs = self._ctx.jobs
-        job = new_job(event, now=time.time())
+        job = new_job(event, now=time.time(), key_id=key_id)
         await jobs.create(job)
         try:
             await self._publisher.publish_request(event)

@@ -1,4 +1,5 @@
-"""Webhook endpoint routes: register, read, delete, rotate the secret, attempts, replay."""
+"""Webhook endpoint routes: register, read, delete, rotate the secret, attempts, replay;
+and the secret of the tenant's per-job webhooks."""
 
 import asyncio
 
@@ -9,9 +10,9 @@ from handlers import job_completion
 from pipeline.errors import Conflict, NotFound, ValidationFailed
 from pipeline.ingress.body import parse_model, read_json
 from pipeline.ingress.keys import SERVICES, SETTINGS
+from pipeline.ingress.principal import principal_of
 from pipeline.ingress.unshared import Gate, open_gate
 from pipeline.webhooks.ssrf import WebhookAddressRefused, check_url
-from schemas import DEFAULT_TENANT
 from schemas.webhooks import Endpoint, EndpointCreate
 
 
@@ -21,7 +22,7 @@ def _json(data: object, status: int = 200) -> web.Response:
 
 async def _endpoint(request: web.Request) -> Endpoint:
     endpoint = await request.app[SERVICES].backends.webhooks.get(request.match_info["endpoint_id"])
-    if endpoint is None or endpoint.tenant != DEFAULT_TENANT:
+    if endpoint is None or endpoint.tenant != principal_of(request).tenant:
         raise NotFound(f"no webhook endpoint {request.match_info['endpoint_id']!r}")
     return endpoint
 
@@ -37,7 +38,8 @@ async def post_webhook(request: web.Request) -> web.Response:
         check_url(str(spec.url), services.sender.policy)
     except WebhookAddressRefused as exc:
         raise ValidationFailed(f"webhook url refused: {exc.reason}", field="url") from exc
-    endpoint, secret = await asyncio.shield(services.backends.webhooks.create(DEFAULT_TENANT, spec))
+    tenant = principal_of(request).tenant
+    endpoint, secret = await asyncio.shield(services.backends.webhooks.create(tenant, spec))
     response = _json({**endpoint.model_dump(mode="json"), "secret": secret}, status=201)
     response.headers["Location"] = f"/v1/webhooks/{endpoint.id}"
     return response
@@ -45,7 +47,8 @@ async def post_webhook(request: web.Request) -> web.Response:
 
 async def list_webhooks(request: web.Request) -> web.Response:
     """The tenant's endpoints (without secrets)."""
-    endpoints = await request.app[SERVICES].backends.webhooks.endpoints(DEFAULT_TENANT)
+    tenant = principal_of(request).tenant
+    endpoints = await request.app[SERVICES].backends.webhooks.endpoints(tenant)
     return _json({"data": [e.model_dump(mode="json") for e in endpoints]})
 
 
@@ -88,8 +91,17 @@ async def replay(request: web.Request) -> web.Response:
     return _json({"message_id": task.message_id, "job_id": job.id, "endpoint_id": endpoint.id}, 202)
 
 
+async def get_job_secret(request: web.Request) -> web.Response:
+    """The secret the tenant's per-job webhooks are signed with (each tenant has its own)."""
+    tenant = principal_of(request).tenant
+    (secret,) = await request.app[SERVICES].webhooks.tenant_secrets(tenant)
+    return _json({"tenant": tenant, "secret": secret})
+
+
 def add_routes(app: web.Application, gate: Gate = open_gate) -> None:
     """Add the webhook routes to `app`, each through `gate`."""
+    # Derived from the settings alone: no shared state needed, so no gate.
+    app.router.add_get("/v1/webhook-secret", get_job_secret)
     app.router.add_post("/v1/webhooks", gate(post_webhook))
     app.router.add_get("/v1/webhooks", gate(list_webhooks))
     app.router.add_get("/v1/webhooks/{endpoint_id}", gate(get_webhook))

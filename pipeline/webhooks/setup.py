@@ -14,8 +14,9 @@ from pipeline.settings import Settings
 from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.registry import WebhookRegistry
 from pipeline.webhooks.sender import WebhookSender
-from pipeline.webhooks.signing import new_secret, secret_key
+from pipeline.webhooks.signing import new_secret, secret_key, tenant_secret_of
 from pipeline.webhooks.ssrf import AddressPolicy
+from schemas import DEFAULT_TENANT
 
 log = structlog.get_logger("promptbus.webhooks")
 
@@ -92,7 +93,8 @@ def build_webhooks(
     )
 
     async def tenant_secrets(tenant: str) -> list[str]:
-        return [secret]
+        # The default tenant's is the configured (or generated) secret itself.
+        return [secret if tenant == DEFAULT_TENANT else tenant_secret_of(secret, tenant)]
 
     context = WebhookContext(
         registry=registry,

@@ -33,6 +33,18 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
+def tenant_secret_of(master: str, tenant: str) -> str:
+    """The `whsec_` secret of `tenant`'s per-job webhooks, derived from the master secret.
+
+    Each tenant's receivers verify with a secret of its own, so one tenant cannot sign a
+    delivery another's receiver would accept; no secret per tenant needs storing.
+    """
+    derived = hmac.new(
+        secret_key(master), b"promptbus/tenant-webhook-secret/v1:" + tenant.encode(), hashlib.sha256
+    ).digest()
+    return SECRET_PREFIX + base64.b64encode(derived).decode()
+
+
 def signature(secrets: Sequence[str], message_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` value: `v1,<base64>` for each secret, space separated."""
     signed = f"{message_id}.{timestamp}.".encode() + body

@@ -44,7 +44,9 @@ class WorkerSide:
         self._tasks = TaskRunner(
             settings, services.celery, services.ctx, services.webhooks, self._runner
         )
-        self._dispatcher = Dispatcher(services.ctx, self._start_chain)
+        self._dispatcher = Dispatcher(
+            services.ctx, self._start_chain, services.tenancy.tenant_admitted
+        )
         self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
         self._children: PreforkChildren | None = None

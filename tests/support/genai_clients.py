@@ -12,10 +12,12 @@ VERSIONS = ("v1", "v1beta")
 
 
 @asynccontextmanager
-async def genai_client(base_url: str, api_version: str) -> AsyncIterator[genai.Client]:
+async def genai_client(
+    base_url: str, api_version: str, api_key: str = "anything"
+) -> AsyncIterator[genai.Client]:
     """A google-genai client on `base_url`, as a user would build one; closed afterwards."""
     client = genai.Client(
-        api_key="anything", http_options=HttpOptions(base_url=base_url, api_version=api_version)
+        api_key=api_key, http_options=HttpOptions(base_url=base_url, api_version=api_version)
     )
     try:
         yield client

@@ -11,6 +11,7 @@ from pipeline.ingress.compat.gemini import shapes as gemini
 from pipeline.ingress.compat.gemini.wire import CountTokensRequest, GenerateContentRequest
 from pipeline.ingress.compat.openai import shapes as openai
 from pipeline.ingress.compat.openai.requests import ChatCompletionRequest
+from pipeline.ingress.openapi.admin_operations import ADMIN_OPERATIONS
 from pipeline.ingress.openapi.document import Operation, Param, Reply, Stream
 from schemas import ErrorBody, GenerateRequest, GenerateResponse, JobState
 from schemas.health import Health, Readiness
@@ -22,6 +23,7 @@ from schemas.webhooks import (
     EndpointCreate,
     EndpointCreated,
     EndpointList,
+    JobWebhookSecret,
     ReplayQueued,
     SecretRotated,
 )
@@ -29,7 +31,8 @@ from schemas.webhooks import (
 # What reading a JSON body can fail with: malformed, too large, not JSON typed, invalid.
 BODY_ERRORS: Final = (400, 413, 415, 422)
 # What answering a request can fail with, besides its body.
-ANSWER_ERRORS: Final = (404, 429, 502, 503, 504)
+# 401: a key is required and missing or bad; 403: the key may not use the model.
+ANSWER_ERRORS: Final = (401, 403, 404, 429, 502, 503, 504)
 
 CACHE_CONTROL: Final = Param(
     "Cache-Control", "header", {"type": "string"}, "no-cache, no-store or max-age=S tighten `cache`"
@@ -214,6 +217,13 @@ OPERATIONS: Final = (
     ),
     Operation(
         "GET",
+        "/v1/webhook-secret",
+        "The secret the caller's tenant's per-job webhooks are signed with (one per tenant)",
+        replies=(Reply(200, "The tenant and its secret", JobWebhookSecret),),
+        errors=(401,),
+    ),
+    Operation(
+        "GET",
         "/v1/templates",
         "Every version of every prompt template",
         replies=(Reply(200, "The templates", TemplateList),),
@@ -272,6 +282,7 @@ OPERATIONS: Final = (
         errors=(404,),
         error_body=gemini.ERROR,
     ),
+    *ADMIN_OPERATIONS,
     Operation("GET", "/healthz", "Liveness", replies=(Reply(200, "Up", Health),)),
     Operation(
         "GET",

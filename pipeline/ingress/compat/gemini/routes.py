@@ -17,6 +17,8 @@ from pipeline.ingress.compat.gemini.tokens import count_tokens
 from pipeline.ingress.compat.gemini.wire import CountTokensRequest, GenerateContentRequest, read
 from pipeline.ingress.keys import SERVICES, SETTINGS
 from pipeline.ingress.middleware import REQUEST_ID_KEY
+from pipeline.ingress.permit import check_model
+from pipeline.ingress.principal import principal_of
 from pipeline.ingress.serve import serve
 
 VERSIONS: Final = ("v1", "v1beta")
@@ -54,7 +56,12 @@ async def _generate(request: web.Request, *, stream: bool) -> web.StreamResponse
     fmt = _stream_format(request, route, streamed=stream)
     try:
         return await serve(
-            request, body, stream=fmt, render=render_answer, stream_headers=fmt.headers
+            request,
+            body,
+            stream=fmt,
+            render=render_answer,
+            stream_headers=fmt.headers,
+            tenant=principal_of(request).tenant,
         )
     except ContentBlocked as exc:
         # Gemini answers a blocked prompt or answer with a 200 that says so.
@@ -83,6 +90,7 @@ async def post_count_tokens(request: web.Request) -> web.StreamResponse:
     """`:countTokens`: the input tokens of a conversation, nothing generated."""
     name = models.model_name(request.match_info["model"])
     route = request.app[SERVICES].ctx.catalog.route(name)
+    check_model(request, name)
     raw = await read_json(request, request.app[SETTINGS].max_body_bytes)
     return await count_tokens(request, route, read(CountTokensRequest, raw))
 

@@ -11,6 +11,7 @@ from pipeline.ingress.compat.openai.models import get_model, list_models
 from pipeline.ingress.compat.openai.requests import read_request, to_generate_request
 from pipeline.ingress.keys import SETTINGS
 from pipeline.ingress.middleware import REQUEST_ID_KEY, Handler
+from pipeline.ingress.principal import principal_of
 from pipeline.ingress.serve import serve
 
 openai_errors = speaking(render_error)
@@ -24,7 +25,13 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
     stream = ChatStream(
         completion_id=request[REQUEST_ID_KEY], model=chat.model, include_usage=chat.include_usage
     )
-    return await serve(request, body, stream=stream, render=render_completion)
+    return await serve(
+        request,
+        body,
+        stream=stream,
+        render=render_completion,
+        tenant=principal_of(request).tenant,
+    )
 
 
 def _shared(openai_handler: Handler, gemini_handler: Handler) -> Handler:
