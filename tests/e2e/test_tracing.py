@@ -31,7 +31,7 @@ from tests.support.traces import (
 )
 from tests.support.unique import new_id
 from tests.support.webhook_flows import FAST, settled
-from tests.support.webhook_receivers import receiving
+from tests.support.webhook_receivers import Answer, receiving
 
 GENERATE_SPAN = "POST /v1/generate"
 GEMINI_CALL = "generate_content gemini-2.5-flash"
@@ -350,3 +350,36 @@ async def test_tracing_off_records_nothing_and_starts_no_exporter_thread(
             assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     finally:
         await running.stop()
+
+
+async def test_each_webhook_attempt_is_a_span_in_the_job_trace(memory: MemorySpans) -> None:
+    async with (
+        job_env("memory", span_exporter=memory.exporter, **FAST) as env,
+        receiving(Answer(500)) as receiver,
+    ):
+        memory.tracing.append(env.gateway.services.tracing)
+        # Given a receiver that fails the first attempt with a 500
+        # When a traced job's webhook is delivered on the second
+        accepted = await env.submit(
+            {"model": "flash", "prompt": new_id("retried"), "webhook": {"url": receiver.url}},
+            headers={"traceparent": TRACEPARENT},
+        )
+        assert accepted.status == 202, accepted.body
+        await settled(env, accepted.body["id"])
+
+        # Then both attempts are spans under the job's emit, the first failed with its status
+        spans = await wait_for_spans(
+            memory.spans,
+            lambda found: len(named(found, "webhook delivery")) == 2,
+            timeout_s=15,
+            what="two delivery spans",
+        )
+    spans = in_trace(spans, TRACE_ID)
+    emit = one(spans, "stage emit")
+    first, second = sorted(
+        named(spans, "webhook delivery"), key=lambda s: s.attributes["promptbus.webhook.attempt"]
+    )
+    assert {first.parent_id, second.parent_id} == {emit.span_id}
+    assert (first.status, first.attributes["error.type"]) == ("ERROR", "500")
+    assert first.attributes["promptbus.webhook.outcome"] == "retrying"
+    assert (second.status, second.attributes["promptbus.webhook.outcome"]) == ("UNSET", "delivered")
