@@ -12,10 +12,13 @@ async def cache_lookup(envelope: StageEnvelope, ctx: StageContext) -> StageEnvel
     if key is None:
         raise ValueError("cache lookup needs the request's key: identify it first")
     if envelope.request.cache.no_cache:
+        ctx.metrics.cache_bypass()
         return envelope
     now = time.time()
     cached = await ctx.cache.fresh(key, envelope.max_age_s, now)
     if cached is None:
+        ctx.metrics.cache_miss()
         return envelope
+    ctx.metrics.cache_hit(cached.tier)
     response = cached.response(key, tier=cached.tier, age_s=cached.age(now))
     return envelope.model_copy(update={"response": response})

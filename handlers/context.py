@@ -1,6 +1,6 @@
 """What the stages share: the catalogues, the cache, the router, the job store and the bus."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Tracer
@@ -9,6 +9,7 @@ from pipeline.cache.responses import ResponseCache
 from pipeline.catalog import ModelCatalog
 from pipeline.jobs.deltas import DeltaFeed
 from pipeline.jobs.store import JobStore
+from pipeline.metrics import Metrics
 from pipeline.templates import TemplateCatalog
 
 if TYPE_CHECKING:
@@ -36,5 +37,7 @@ class StageContext:
     claim_ttl_s: float = 24 * 3600
     # Budgets checked before a model call and charged after it; None: no budgets.
     budgets: "BudgetGuard | None" = None
+    # What the stages report (nothing, when metrics are off).
+    metrics: Metrics = field(default_factory=Metrics)
     # The process's tracer; None when tracing is off.
     tracer: Tracer | None = None

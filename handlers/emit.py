@@ -118,10 +118,16 @@ async def emit(envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
     """The chain's last stage: end the job with its answer, or with the error it met."""
     if envelope.job_id is None:
         raise ValueError("emit needs a job id")
-    if envelope.response is not None and envelope.error is None:
-        await finish(
-            ctx, envelope.job_id, JobState.SUCCEEDED, result=envelope.response, stage="emit"
+    response = envelope.response
+    if response is not None and envelope.error is None:
+        ended = await finish(
+            ctx, envelope.job_id, JobState.SUCCEEDED, result=response, stage="emit"
         )
+        # Counted by the job's one finisher; a cached or shared answer spent nothing.
+        if ended is not None and not (response.cache.hit or response.cache.coalesced):
+            ctx.metrics.spent(
+                response.provider_model, envelope.tenant, response.usage, response.cost
+            )
     else:
         error = envelope.error or _NO_RESULT
         await finish(ctx, envelope.job_id, JobState.FAILED, error=error, stage="emit")

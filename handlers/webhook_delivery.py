@@ -106,6 +106,7 @@ async def _record(
         next_attempt_in_s=wait_s,
     )
     await ctx.registry.record(attempt)
+    ctx.metrics.webhook(outcome.value)
     return attempt
 
 

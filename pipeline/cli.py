@@ -5,18 +5,23 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from pipeline import heap
+from pipeline import heap, metrics_files
 from pipeline.logs import configure_logging
 from pipeline.processes import ChildRole, Supervisor, SupervisorGone
 from pipeline.settings import Settings
 from pipeline.tenancy import cli as tenancy_cli
+
+if TYPE_CHECKING:
+    from pipeline.metrics.exposition import MetricsServer
+    from pipeline.services import Services
 
 # The command-line flag of each setting that has one, for error messages.
 _FLAGS = {
@@ -25,6 +30,7 @@ _FLAGS = {
     "processes": "--processes",
     "worker_concurrency": "--concurrency",
     "worker_pool": "--pool",
+    "metrics_port": "--metrics-port",
 }
 
 
@@ -71,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["threads", "prefork"],
         help="threads, or prefork for CPU-bound workers (PROMPTBUS_WORKER_POOL; default threads)",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="serve the worker's Prometheus metrics on http://HOST:N/metrics, prefork "
+        "children's included (PROMPTBUS_METRICS_PORT; default: not served)",
+    )
     commands.add_parser("schemas", help="write the JSON Schemas to schemas/json/")
     db = commands.add_parser("db", help="the database: tenants, keys, budgets, usage")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -88,7 +101,11 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, object]:
         if args.no_worker:
             given["embedded_worker"] = False
     elif args.command == "worker":
-        given = {"worker_concurrency": args.concurrency, "worker_pool": args.pool}
+        given = {
+            "worker_concurrency": args.concurrency,
+            "worker_pool": args.pool,
+            "metrics_port": args.metrics_port,
+        }
     else:
         given = {}
     return {name: value for name, value in given.items() if value is not None}
@@ -128,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency = args.latency_ms if args.latency_ms is not None else settings.emulator_latency_ms
         return asyncio.run(_run_emulator(args.host, args.port, latency))
     if args.command == "worker":
-        return asyncio.run(_work(settings))
+        return _exporting_together(settings, settings.worker_pool == "prefork", _work)
     if args.command == "db":
         return asyncio.run(_db_upgrade(settings))
     if args.command in ("tenants", "keys"):
@@ -146,8 +163,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return asyncio.run(_serve(settings, role))
     if settings.processes > 1:
-        return asyncio.run(Supervisor(settings, os.environ, _print_try).run())
+        return _exporting_together(settings, True, _supervise)
     return asyncio.run(_serve(settings))
+
+
+def _exporting_together(
+    settings: Settings, processes: bool, run: Callable[[Settings], Coroutine[Any, Any, int]]
+) -> int:
+    """Run `run`; when it has processes that export their metrics together, on a fresh
+    multiprocess directory that they (children included) write their metrics to."""
+    if not (processes and settings.metrics):
+        return asyncio.run(run(settings))
+    files = metrics_files.prepare(os.environ)
+    try:
+        return asyncio.run(
+            run(settings.model_copy(update={"metrics_multiprocess_dir": files.path}))
+        )
+    finally:
+        files.remove()
+
+
+async def _supervise(settings: Settings) -> int:
+    return await Supervisor(settings, os.environ, _print_try).run()
 
 
 def _child_role(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ChildRole | None:
@@ -254,11 +291,19 @@ async def _work(settings: Settings) -> int:
     worker = WorkerSide(
         services, pool=settings.worker_pool, children=lambda: Services.start(forked, role="worker")
     )
+    metrics = _metrics_server(settings, services)
     try:
         await worker.start()
     except BaseException:
         await services.stop()
         raise
+    if metrics is not None:
+        try:
+            await metrics.start()
+        except BaseException:
+            await worker.stop()
+            await services.stop()
+            raise
     heap.settle(settings.gc_gen0_threshold)
     log = structlog.get_logger("promptbus")
     log.info(
@@ -267,13 +312,33 @@ async def _work(settings: Settings) -> int:
         concurrency=settings.worker_concurrency,
         pool=settings.worker_pool,
     )
+    if metrics is not None:
+        log.info(f"promptbus worker metrics on {metrics.url}", metrics=metrics.url)
     try:
         await _until_signalled()
     finally:
         log.info("promptbus worker stopping")
+        if metrics is not None:
+            await metrics.stop()
         await worker.stop()
         await services.stop()
     return 0
+
+
+def _metrics_server(settings: Settings, services: "Services") -> "MetricsServer | None":
+    """The worker's /metrics server when --metrics-port asks for one (and metrics are on)."""
+    if settings.metrics_port is None or not services.metrics.enabled:
+        return None
+    from pipeline.bus.queue_depths import QueueDepths
+    from pipeline.metrics.exposition import MetricsServer, metrics_handler
+
+    depths = QueueDepths(services.celery, services.topology, services.metrics)
+    handler = metrics_handler(
+        services.metrics,
+        settings.metrics_multiprocess_dir,
+        lambda: asyncio.to_thread(depths.sample),
+    )
+    return MetricsServer(handler, host=settings.host, port=settings.metrics_port)
 
 
 async def _run_emulator(host: str, port: int, latency_ms: float) -> int:

@@ -24,6 +24,7 @@ from pipeline.cache.lru import LRUMemoryCache
 from pipeline.catalog import ModelCatalog
 from pipeline.db import create_engine, upgrade
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from pipeline.metrics import MeteredJobStore, Metrics, build_metrics
 from pipeline.providers.base import ChatProvider
 from pipeline.providers.setup import builtin_providers, custom_providers, describe
 from pipeline.resilience import build_router
@@ -53,20 +54,24 @@ class Services:
     database: AsyncEngine
     tenancy: Tenancy
     notes: tuple[str, ...]
+    metrics: Metrics
     tracing: Tracing
 
     @classmethod
     async def start(
         cls,
         settings: Settings,
+        metrics: Metrics | None = None,
         *,
         role: str | None = None,
         span_exporter: SpanExporter | None = None,
     ) -> "Services":
         """Build the parts; a bad configuration file stops this before anything runs.
 
-        `role` names the process in its traces (default: an ingress, embedded with a worker
-        or not); `span_exporter` (tests) replaces the OTLP exporter and turns tracing on.
+        `metrics` is the recorder to use (the ingress's middleware records into it too);
+        by default one is built from the settings. `role` names the process in its traces
+        (default: an ingress, embedded with a worker or not); `span_exporter` (tests)
+        replaces the OTLP exporter and turns tracing on.
         """
         templates = TemplateCatalog.from_directory(settings.templates_dir)
         catalog = ModelCatalog.from_file(settings.models_file)
@@ -91,24 +96,31 @@ class Services:
         topology = Topology(settings.bus_suffix)
         publisher = EventPublisher(settings, topology)
         celery = create_celery(settings, topology)
+        metrics = metrics or build_metrics(settings)
         if role is None:
             role = "embedded" if settings.embedded_worker else "ingress"
         tracing = Tracing.start(settings, role, span_exporter)
-        webhooks = build_webhooks(settings, backends.webhooks, backends.jobs, tracing.tracer)
+        webhooks = build_webhooks(
+            settings, backends.webhooks, backends.jobs, metrics, tracer=tracing.tracer
+        )
         budgets = build_budgets(settings, database, backends.redis, publisher)
         await budgets.reconcile(database)
+        jobs = backends.jobs if not metrics.enabled else MeteredJobStore(backends.jobs, metrics)
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
             cache=backends.cache,
-            router=build_router(settings, providers, backends.limiter, tracing.tracer),
-            jobs=backends.jobs,
+            router=build_router(
+                settings, providers, backends.limiter, metrics, tracer=tracing.tracer
+            ),
+            jobs=jobs,
             events=publisher,
             webhooks=WebhookScheduler(backends.webhooks, DeliveryQueue(celery)),
             deltas=backends.deltas,
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,
             budgets=budgets,
+            metrics=metrics,
             tracer=tracing.tracer,
         )
         # Started last: nothing that can still fail leaves its task behind.
@@ -126,6 +138,7 @@ class Services:
             database=database,
             tenancy=tenancy,
             notes=webhooks.notes,
+            metrics=metrics,
             tracing=tracing,
         )
 

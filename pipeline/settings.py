@@ -130,6 +130,18 @@ class Settings(BaseSettings):
     # A key's last_used_at is written at most this often (off the request path).
     key_touch_interval_s: float = Field(default=60.0, gt=0, le=3600)
 
+    # Prometheus metrics at /metrics (off: every hook is a no-op, and /metrics is a 404).
+    metrics: bool = True
+    # Tenants named in the tokens and cost series, per process; the rest count as "other".
+    metrics_max_tenants: int = Field(default=100, ge=1, le=10_000)
+    # `promptbus worker` serves its /metrics on this port (also --metrics-port); unset: none.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # prometheus_client's multiprocess directory, set by the entry point of a run whose
+    # processes export together (pipeline/metrics_files.py); prometheus_client reads it too.
+    metrics_multiprocess_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")
+    )
+
     # Traces (OpenTelemetry, exported over OTLP/HTTP): true or false; unset, they are on when
     # an OTLP endpoint is configured. The exporter reads the standard OTEL_* variables itself.
     tracing: bool | None = None

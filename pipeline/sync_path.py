@@ -18,10 +18,12 @@ log = structlog.get_logger("promptbus.sync")
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A ready-to-send answer: its JSON body, and its cache age when it was a hit."""
+    """A ready-to-send answer: its JSON body, its cache age when it was a hit, and the
+    response itself when it was generated (a hit is bytes only)."""
 
     body: bytes
     age_s: float | None = None
+    response: GenerateResponse | None = None
 
 
 class LiveStream:
@@ -40,6 +42,11 @@ class LiveStream:
     def deltas(self) -> AsyncIterator[str]:
         """Every delta from the first, live; raises the error of a stream that broke."""
         return self._flight.follow()
+
+    @property
+    def response(self) -> GenerateResponse | None:
+        """The whole response once the stream has finished normally, else None."""
+        return self._flight.response
 
     def answer(self) -> Answer:
         """The whole answer, once `deltas` has ended."""
@@ -63,6 +70,7 @@ class SyncPath:
         across_processes: RedisSingleFlight | None = None,
     ) -> None:
         self._ctx = ctx
+        self._metrics = ctx.metrics
         self._flights: SingleFlight[GenerateResponse] = SingleFlight()
         self._across = across_processes
         self._wait_s = coalesce_wait_s
@@ -103,7 +111,7 @@ class SyncPath:
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
             )
-        return Answer(response.model_dump_json().encode())
+        return Answer(response.model_dump_json().encode(), response=response)
 
     @asynccontextmanager
     async def stream(
@@ -145,6 +153,8 @@ class SyncPath:
                 return done.response
 
         async with self._streams.join(_flight_key(request, key), produce) as (flight, shared):
+            if shared:
+                self._metrics.coalesced("process")
             yield LiveStream(flight, shared)
 
     async def _hit(
@@ -152,11 +162,14 @@ class SyncPath:
     ) -> Answer | None:
         """The cache lookup stage, kept lean: a hit builds no envelope."""
         if request.cache.no_cache:
+            self._metrics.cache_bypass()
             return None
         now = time.time()
         cached = await self._ctx.cache.fresh(key, max_age_s, now)
         if cached is None:
+            self._metrics.cache_miss()
             return None
+        self._metrics.cache_hit(cached.tier)
         age = cached.age(now)
         return Answer(cached.body(key, tier=cached.tier, age_s=age), age)
 
@@ -169,6 +182,7 @@ class SyncPath:
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer within {self._wait_s:g}s") from exc
         if shared:
+            self._metrics.coalesced("process")
             info = response.cache.model_copy(update={"coalesced": True})
             response = response.model_copy(update={"cache": info})
         return response
@@ -188,6 +202,7 @@ class SyncPath:
 
         response, shared = await self._across.run(key, lambda: self._fill(envelope), check=stored)
         if shared:
+            self._metrics.coalesced("processes")
             info = response.cache.model_copy(update={"coalesced": True, "hit": False})
             response = response.model_copy(update={"cache": info})
         return response

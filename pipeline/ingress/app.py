@@ -1,10 +1,12 @@
 """The aiohttp application: routes, middleware, and the lifetime of what they run on."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from pipeline.bus.queue_depths import QueueDepths
 from pipeline.ingress.admin import add_routes as add_admin_routes
 from pipeline.ingress.auth import authentication
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
@@ -13,7 +15,8 @@ from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_readyz
 from pipeline.ingress.job_events import get_job_events
 from pipeline.ingress.jobs import delete_job, get_job, list_jobs, post_job
-from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
+from pipeline.ingress.keys import METRICS, QUEUE_DEPTHS, SEND, SERVICES, SETTINGS
+from pipeline.ingress.metrics_route import admin_once_keys_are_required
 from pipeline.ingress.middleware import request_context
 from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
@@ -21,6 +24,8 @@ from pipeline.ingress.templates import add_routes as add_template_routes
 from pipeline.ingress.tracing import traced_requests
 from pipeline.ingress.unshared import shared_state_gate
 from pipeline.ingress.webhooks import add_routes as add_webhook_routes
+from pipeline.metrics import build_metrics
+from pipeline.metrics.exposition import metrics_handler
 from pipeline.services import Services
 from pipeline.settings import Settings
 from pipeline.worker.side import WorkerSide
@@ -34,12 +39,14 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
 
     `span_exporter` (tests) receives the spans instead of the OTLP exporter, tracing on.
     """
-    middlewares = [request_context, authentication(settings)]
+    metrics = build_metrics(settings)
+    middlewares = [request_context(metrics), authentication(settings)]
     # Off, the tracing middleware is not there at all: a cache hit pays nothing for it.
     if settings.tracing_on or span_exporter is not None:
         middlewares.insert(0, traced_requests)
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     if span_exporter is not None:
         app[SPAN_EXPORTER] = span_exporter
     app.cleanup_ctx.append(_lifetime)
@@ -57,21 +64,34 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
     add_gemini_routes(app)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
+    exposition = metrics_handler(
+        metrics, settings.metrics_multiprocess_dir, lambda: _sample_queues(app)
+    )
+    app.router.add_get("/metrics", admin_once_keys_are_required(exposition))
     add_openapi_route(app)
     return app
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    services = await Services.start(settings, span_exporter=app.get(SPAN_EXPORTER))
+    services = await Services.start(settings, app[METRICS], span_exporter=app.get(SPAN_EXPORTER))
     worker = WorkerSide(services) if settings.embedded_worker else None
     try:
         if worker is not None:
             await worker.start()
         app[SERVICES] = services
         app[SEND] = SendSide.build(services)
+        if services.metrics.enabled:
+            app[QUEUE_DEPTHS] = QueueDepths(services.celery, services.topology, services.metrics)
         yield
     finally:
         if worker is not None:
             await worker.stop()
         await services.stop()
+
+
+async def _sample_queues(app: web.Application) -> None:
+    """Sample the queues' depths for a scrape (blocking Kombu I/O, off the loop)."""
+    depths = app.get(QUEUE_DEPTHS)
+    if depths is not None:
+        await asyncio.to_thread(depths.sample)

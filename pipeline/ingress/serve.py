@@ -17,7 +17,8 @@ from pipeline.ingress.middleware import REQUEST_ID_KEY
 from pipeline.ingress.permit import permit
 from pipeline.ingress.principal import principal_of
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
-from schemas import GenerateRequest
+from pipeline.sync_path import LiveStream
+from schemas import GenerateRequest, GenerateResponse
 
 # How a surface renders a whole answer (its JSON body, parsed) as its own response body.
 AnswerRenderer = Callable[[bytes, Mapping[str, Any]], bytes]
@@ -58,7 +59,10 @@ async def serve(
             key=key,
             key_id=key_id,
         ) as streamed:
-            return await send_stream(request, streamed, stream, stream_headers)
+            sent = await send_stream(request, streamed, stream, stream_headers)
+            if isinstance(streamed, LiveStream) and not streamed.shared:
+                _spent(request, streamed.response)
+            return sent
     answer = await send.sync_path.answer(
         body,
         request_id=request_id,
@@ -67,6 +71,18 @@ async def serve(
         key=key,
         key_id=key_id,
     )
+    if answer.response is not None:
+        _spent(request, answer.response)
     payload = answer.body if render is None else render(answer.body, orjson.loads(answer.body))
     headers = {"Content-Type": "application/json", **answer_headers(answer)}
     return web.Response(body=payload, headers=headers)
+
+
+def _spent(request: web.Request, response: GenerateResponse | None) -> None:
+    """Count what a generated answer spent, for the tenant asking (a shared one spent nothing)."""
+    if response is None or response.cache.hit or response.cache.coalesced:
+        return
+    metrics = request.app[SERVICES].metrics
+    metrics.spent(
+        response.provider_model, principal_of(request).tenant, response.usage, response.cost
+    )

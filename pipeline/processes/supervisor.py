@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from pipeline import metrics_files
 from pipeline.processes.restarts import RestartBudget
 from pipeline.processes.spawn import Child, child_argv, child_env, reserve_port, spawn
 from pipeline.settings import Settings
@@ -108,6 +109,7 @@ class Supervisor:
                     self._came_up(child)
                 code = await child.process.wait()
                 child.ready.cancel()
+                self._forget(child)
                 ended = _ended(code)
                 if index not in self._up:
                     log.error(f"promptbus process {index} {ended} before it listened; stopping")
@@ -142,6 +144,12 @@ class Supervisor:
             )
             child.signal(signal.SIGKILL)
             return False
+
+    def _forget(self, child: Child) -> None:
+        """Forget an exited child's live gauges (its counters still count in the total)."""
+        metrics_dir = self._settings.metrics_multiprocess_dir
+        if metrics_dir is not None:
+            metrics_files.mark_dead(child.pid, metrics_dir)
 
     def _came_up(self, child: Child) -> None:
         if child.index in self._up:

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 
 from opentelemetry.trace import Tracer
 
+from pipeline.metrics import Metrics
 from pipeline.providers.base import ChatProvider
 from pipeline.resilience.breaker import CircuitBreaker
 from pipeline.resilience.load import DeploymentLoad
@@ -17,9 +18,11 @@ def build_router(
     settings: Settings,
     providers: Mapping[str, ChatProvider],
     limiter: RateLimiter,
+    metrics: Metrics | None = None,
     tracer: Tracer | None = None,
 ) -> Router:
     """The router the settings describe, over `providers`, counting rates with `limiter`."""
+    metrics = metrics or Metrics()
     return Router(
         providers,
         policy=RetryPolicy.from_settings(settings),
@@ -27,10 +30,12 @@ def build_router(
             failures=settings.breaker_failures,
             window_s=settings.breaker_window_s,
             cooldown_s=settings.breaker_cooldown_s,
+            on_change=metrics.breaker,
         ),
         limiter=limiter,
         load=DeploymentLoad(),
         window_s=settings.rate_limit_window_s,
         rate_limit_wait_s=settings.rate_limit_wait_s,
+        metrics=metrics,
         tracer=tracer,
     )

@@ -9,6 +9,7 @@ so that the next call may probe. Every call `allow` lets through should therefor
 `success`, `failure` or `release`, or a half-open circuit stays closed to new probes.
 
 Not thread-safe: one breaker serves one event loop (a process's calls run on one loop).
+`on_change` hears each state a circuit enters (for the metrics), as it enters it.
 """
 
 import time
@@ -21,6 +22,7 @@ import structlog
 log = structlog.get_logger("promptbus.breaker")
 
 State = Literal["closed", "open", "half_open"]
+StateListener = Callable[[str, State], None]
 
 
 class _Circuit:
@@ -44,6 +46,7 @@ class CircuitBreaker:
         window_s: float,
         cooldown_s: float,
         clock: Callable[[], float] = time.monotonic,
+        on_change: StateListener | None = None,
     ) -> None:
         if failures < 1:
             raise ValueError(f"failures must be at least 1, not {failures}")
@@ -52,6 +55,7 @@ class CircuitBreaker:
         self.cooldown_s = cooldown_s
         self._clock = clock
         self._circuits: dict[str, _Circuit] = {}
+        self._on_change = on_change
 
     def allow(self, key: str) -> bool:
         """Whether a call to `key` may go ahead now (half-open: as the one probe)."""
@@ -62,6 +66,7 @@ class CircuitBreaker:
             return False
         circuit.probing = True
         log.info("breaker_probing", deployment=key)
+        self._changed(key, "half_open")
         return True
 
     def success(self, key: str) -> None:
@@ -71,6 +76,7 @@ class CircuitBreaker:
             return
         if circuit.retry_at is not None:
             log.info("breaker_closed", deployment=key)
+            self._changed(key, "closed")
         circuit.failures.clear()
         circuit.retry_at = None
         circuit.probing = False
@@ -86,6 +92,7 @@ class CircuitBreaker:
                 circuit.probing = False
                 circuit.retry_at = now + self.cooldown_s
                 log.warning("breaker_reopened", deployment=key, cooldown_s=self.cooldown_s)
+                self._changed(key, "open")
             # Otherwise a call started before it opened: the cooldown already runs.
             return
         circuit.failures.append(now)
@@ -99,6 +106,11 @@ class CircuitBreaker:
                 window_s=self.window_s,
                 cooldown_s=self.cooldown_s,
             )
+            self._changed(key, "open")
+
+    def _changed(self, key: str, state: State) -> None:
+        if self._on_change is not None:
+            self._on_change(key, state)
 
     def release(self, key: str) -> None:
         """A call to `key` ended without saying whether it works: free the probe slot."""

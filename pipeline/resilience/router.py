@@ -25,6 +25,7 @@ from pipeline.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from pipeline.metrics import Metrics
 from pipeline.providers.base import ChatProvider
 from pipeline.resilience.breaker import CircuitBreaker
 from pipeline.resilience.calls import Call, DeltaSink, judge, streamed
@@ -74,6 +75,7 @@ class Router:
         window_s: float,
         rate_limit_wait_s: float,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
         tracer: Tracer | None = None,
     ) -> None:
         self._providers = providers
@@ -84,6 +86,7 @@ class Router:
         self._window_s = window_s
         self._limit_wait_s = rate_limit_wait_s
         self._rng = rng or random.Random()
+        self._metrics = metrics or Metrics()
         self._tracer = tracer
 
     async def generate(
@@ -114,16 +117,20 @@ class Router:
             deadline = state.deadline or float("inf")
             if time.time() + wait_s > deadline:
                 raise _annotated(error, state)
+            limited = isinstance(error, RateLimited)
             if not wait_in_process:
+                if limited:
+                    self._metrics.rate_limit_wait("job", wait_s)
                 raise RetryLater(wait_s, state, error)
             if ended.error is None and ended.limited_s is None:
                 # Every deployment is cooling down: a sync caller is told when to come back
                 # rather than held for the cooldown (which is what the breaker is for).
                 raise _annotated(error, state)
-            if isinstance(error, RateLimited):
+            if limited:
                 if waited_for_room + wait_s > self._limit_wait_s:
                     raise _annotated(error, state)
                 waited_for_room += wait_s
+                self._metrics.rate_limit_wait("sync", wait_s)
             log.info("waiting before the next round", route=route.name, wait_s=round(wait_s, 3))
             await asyncio.sleep(wait_s)
 
@@ -165,6 +172,7 @@ class Router:
                 room_in = await self._limiter.acquire(name, limits, tokens=estimate)
                 if room_in > 0:
                     self.breaker.release(name)
+                    self._metrics.rate_limited(name)
                     ended.limited_s = _least(ended.limited_s, room_in)
                     continue
             ended.state = ended.state.model_copy(update={"attempts": ended.state.attempts + 1})
@@ -211,8 +219,9 @@ class Router:
                 )
             else:
                 generation = await streamed(provider, spec.provider_model, call, on_delta)
-            latency_s = time.perf_counter() - started
+            took = latency_s = time.perf_counter() - started
         except PromptbusError as exc:
+            self._metrics.upstream(spec, time.perf_counter() - started, exc.type, None)
             if self.policy.retryable(exc):
                 self.breaker.failure(name)
             else:
@@ -225,7 +234,12 @@ class Router:
         finally:
             self.load.end(name, latency_s)
         self.breaker.success(name)
-        judge(generation)
+        try:
+            judge(generation)
+        except PromptbusError as exc:
+            self._metrics.upstream(spec, took, exc.type, generation.usage)
+            raise
+        self._metrics.upstream(spec, took, None, generation.usage)
         return generation
 
     async def _traced_attempt(

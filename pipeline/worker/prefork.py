@@ -5,16 +5,23 @@ loop, publisher threads and broker and Redis connections are unusable there. So 
 once forked (Celery's `worker_process_init`), starts a loop of its own, builds services of
 its own on it (without a worker) and points the tasks it runs at them; when it exits
 (`worker_process_shutdown`) it stops them. The bridge stays in the parent.
+
+Each child records its metrics in files of its own in the run's multiprocess directory
+(prometheus_client notices the fork); the parent's /metrics sums them. A child that exits
+forgets its live gauges; the parent forgets those of a child killed outright at its next
+scrape.
 """
 
+import os
 import signal
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from celery import signals
 
-from pipeline import heap
+from pipeline import heap, metrics_files
 from pipeline.bus.connection import broker_scheme
 from pipeline.providers.setup import on_emulator
 from pipeline.settings import Settings
@@ -74,10 +81,18 @@ def child_settings(settings: Settings, emulator_url: str | None) -> Settings:
 class PreforkChildren:
     """Hooks a pool's children so each runs `tasks` on services of its own."""
 
-    def __init__(self, tasks: "TaskRunner", build: ChildFactory, *, gc_gen0_threshold: int) -> None:
+    def __init__(
+        self,
+        tasks: "TaskRunner",
+        build: ChildFactory,
+        *,
+        gc_gen0_threshold: int,
+        metrics_dir: Path | None = None,
+    ) -> None:
         self._tasks = tasks
         self._build = build
         self._gc_gen0_threshold = gc_gen0_threshold
+        self._metrics_dir = metrics_dir
         self._child: tuple[ChildServices, LoopRunner] | None = None
 
     def connect(self) -> None:
@@ -113,3 +128,5 @@ class PreforkChildren:
             # The child is exiting anyway; its broker and Redis connections close with it.
             log.warning("pool child did not stop cleanly", error=f"{type(exc).__name__}: {exc}")
         runner.close()
+        if self._metrics_dir is not None:
+            metrics_files.mark_dead(os.getpid(), self._metrics_dir)

@@ -55,7 +55,10 @@ class WorkerSide:
             if children is None:
                 raise ValueError("a prefork pool needs a way to build each child's services")
             self._children = PreforkChildren(
-                self._tasks, children, gc_gen0_threshold=settings.gc_gen0_threshold
+                self._tasks,
+                children,
+                gc_gen0_threshold=settings.gc_gen0_threshold,
+                metrics_dir=settings.metrics_multiprocess_dir,
             )
         self._worker = EmbeddedWorker(
             services.celery, concurrency=settings.worker_concurrency, pool=pool

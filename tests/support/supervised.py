@@ -128,6 +128,14 @@ class Pinned:
         response = self._conn.getresponse()
         return response.status, json.loads(response.read() or b"null"), response.headers
 
+    def text(self, path: str) -> str:
+        """GET `path` on this connection; its body as text (it must be a 200)."""
+        self._conn.request("GET", path)
+        response = self._conn.getresponse()
+        body = response.read().decode()
+        assert response.status == 200, body
+        return body
+
     def same_child(self) -> bool:
         """Whether this connection still reaches the child it started with."""
         return int(self.call("GET", "/healthz")[1]["pid"]) == self.pid

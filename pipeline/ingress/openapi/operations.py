@@ -292,6 +292,14 @@ OPERATIONS: Final = (
     ),
     Operation(
         "GET",
+        "/metrics",
+        "Prometheus metrics (text exposition; OpenMetrics by Accept): the admin key's once "
+        "API keys are required; 404 when metrics are off",
+        replies=(Reply(200, "The metrics of this process, or of every process of the run"),),
+        errors=(401, 403, 404),
+    ),
+    Operation(
+        "GET",
         "/openapi.json",
         "This document",
         replies=(Reply(200, "The OpenAPI 3.1 document", {"type": "object"}),),
