@@ -4,6 +4,8 @@ the usage ledger."""
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from opentelemetry.trace import Tracer
+
 from pipeline.cache.responses import ResponseCache
 from pipeline.catalog import ModelCatalog
 from pipeline.jobs.deltas import DeltaFeed
@@ -41,3 +43,5 @@ class StageContext:
     budgets: "BudgetGuard | None" = None
     # What the stages report (nothing, when metrics are off).
     metrics: Metrics = field(default_factory=Metrics)
+    # The process's tracer; None when tracing is off.
+    tracer: Tracer | None = None

@@ -3,6 +3,7 @@
 import time
 from collections.abc import Sequence
 
+from pipeline.tracing.deliveries import attempted, delivery_span
 from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.sender import SendResult
 from pipeline.webhooks.signing import signed_headers
@@ -16,8 +17,16 @@ async def deliver(task: DeliveryTask, ctx: WebhookContext) -> Attempt | None:
     """Make one attempt, record it, and say whether (and when) to try again.
 
     None when this attempt was made already: a broker may hand a delayed task out
-    twice (Redis past its visibility timeout), and an attempt is made once.
+    twice (Redis past its visibility timeout), and an attempt is made once. The attempt
+    has a span of its own, in the trace of the job whose completion it delivers.
     """
+    with delivery_span(ctx.tracer, task) as span:
+        attempt = await _deliver(task, ctx)
+        attempted(span, attempt)
+        return attempt
+
+
+async def _deliver(task: DeliveryTask, ctx: WebhookContext) -> Attempt | None:
     ttl_s = sum(ctx.retry_schedule_s) + 86400
     if not await ctx.claim("webhook-attempt", f"{task.delivery_id}:{task.attempt}", ttl_s):
         return None

@@ -284,12 +284,12 @@ async def _work(settings: Settings) -> int:
     from pipeline.worker.prefork import child_settings
     from pipeline.worker.side import WorkerSide
 
-    services = await Services.start(settings)
+    services = await Services.start(settings, role="worker")
     # A prefork child builds services of its own, on this process's built-in emulator if any.
     emulator = services.emulator
     forked = child_settings(settings, emulator.base_url if emulator else None)
     worker = WorkerSide(
-        services, pool=settings.worker_pool, children=lambda: Services.start(forked)
+        services, pool=settings.worker_pool, children=lambda: Services.start(forked, role="worker")
     )
     metrics = _metrics_server(settings, services)
     try:

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from celery import Celery
+from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import StageContext
@@ -31,6 +32,7 @@ from pipeline.resilience import build_router
 from pipeline.settings import Settings
 from pipeline.templates import TemplateCatalog
 from pipeline.tenancy import Tenancy
+from pipeline.tracing import Tracing
 from pipeline.webhooks.context import WebhookContext
 from pipeline.webhooks.scheduler import WebhookScheduler
 from pipeline.webhooks.sender import WebhookSender
@@ -56,13 +58,23 @@ class Services:
     tenancy: Tenancy
     notes: tuple[str, ...]
     metrics: Metrics
+    tracing: Tracing
 
     @classmethod
-    async def start(cls, settings: Settings, metrics: Metrics | None = None) -> "Services":
+    async def start(
+        cls,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        *,
+        role: str | None = None,
+        span_exporter: SpanExporter | None = None,
+    ) -> "Services":
         """Build the parts; a bad configuration file stops this before anything runs.
 
         `metrics` is the recorder to use (the ingress's middleware records into it too);
-        by default one is built from the settings.
+        by default one is built from the settings. `role` names the process in its traces
+        (default: an ingress, embedded with a worker or not); `span_exporter` (tests)
+        replaces the OTLP exporter and turns tracing on.
         """
         templates = TemplateCatalog.from_directory(settings.templates_dir)
         catalog = ModelCatalog.from_file(settings.models_file)
@@ -88,7 +100,12 @@ class Services:
         publisher = EventPublisher(settings, topology)
         celery = create_celery(settings, topology)
         metrics = metrics or build_metrics(settings)
-        webhooks = build_webhooks(settings, backends.webhooks, backends.jobs, metrics)
+        if role is None:
+            role = "embedded" if settings.embedded_worker else "ingress"
+        tracing = Tracing.start(settings, role, span_exporter)
+        webhooks = build_webhooks(
+            settings, backends.webhooks, backends.jobs, metrics, tracer=tracing.tracer
+        )
         ledger = _ledger(settings, database, metrics)
         sink: UsageSink = DISCARD if ledger is None else ledger
         budgets = build_budgets(settings, database, backends.redis, publisher)
@@ -98,7 +115,9 @@ class Services:
             catalog=catalog,
             templates=templates,
             cache=backends.cache,
-            router=build_router(settings, providers, backends.limiter, metrics),
+            router=build_router(
+                settings, providers, backends.limiter, metrics, tracer=tracing.tracer
+            ),
             jobs=jobs,
             events=publisher,
             webhooks=WebhookScheduler(backends.webhooks, DeliveryQueue(celery)),
@@ -108,6 +127,7 @@ class Services:
             ledger=sink,
             budgets=budgets,
             metrics=metrics,
+            tracer=tracing.tracer,
         )
         if ledger is not None:
             ledger.start()
@@ -128,6 +148,7 @@ class Services:
             tenancy=tenancy,
             notes=webhooks.notes,
             metrics=metrics,
+            tracing=tracing,
         )
 
     async def stop(self) -> None:
@@ -144,6 +165,8 @@ class Services:
             await self.ledger.stop(self.settings.ledger_stop_timeout_s)
         await self.tenancy.last_used.stop()
         await self.database.dispose()
+        # Last, so that the spans of everything above go out too.
+        await asyncio.to_thread(self.tracing.shutdown)
 
     @property
     def sender(self) -> WebhookSender:

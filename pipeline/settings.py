@@ -160,6 +160,17 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")
     )
 
+    # Traces (OpenTelemetry, exported over OTLP/HTTP): true or false; unset, they are on when
+    # an OTLP endpoint is configured. The exporter reads the standard OTEL_* variables itself.
+    tracing: bool | None = None
+    otlp_endpoint: str | None = Field(
+        default=None,
+        max_length=2048,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        ),
+    )
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -192,6 +203,11 @@ class Settings(BaseSettings):
     def shares_state(self) -> bool:
         """Whether every serving process sees one cache, job store and set of limits."""
         return self.processes == 1 or self.redis_url is not None
+
+    @property
+    def tracing_on(self) -> bool:
+        """Whether this process records and exports traces."""
+        return self.tracing if self.tracing is not None else bool(self.otlp_endpoint)
 
     @property
     def models_file(self) -> Path:

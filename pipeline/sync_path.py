@@ -10,6 +10,7 @@ import structlog
 from handlers import StageContext, generate, identify, postprocess
 from pipeline.coalesce import RedisSingleFlight, SingleFlight, StreamFlight, StreamFlights
 from pipeline.errors import PromptbusError, UpstreamTimeout
+from pipeline.tracing import names, stage_span
 from schemas import GenerateRequest, GenerateResponse, StageEnvelope
 
 log = structlog.get_logger("promptbus.sync")
@@ -100,7 +101,12 @@ class SyncPath:
     ) -> Answer:
         """The cached answer if fresh enough, else one shared upstream call's answer."""
         key = key or identify(self._ctx.catalog, request, tenant)
-        hit = await self._hit(request, key, max_age_s)
+        if self._ctx.tracer is None:  # tracing off: a hit pays one check for it
+            hit = await self._hit(request, key, max_age_s)
+        else:
+            with stage_span(self._ctx.tracer, names.LOOKUP) as span:
+                hit = await self._hit(request, key, max_age_s)
+                span.set_attribute(names.CACHE_HIT, hit is not None)
         if hit is not None:
             return hit
         envelope = _envelope(request, request_id, tenant, max_age_s, key, key_id)
@@ -132,16 +138,24 @@ class SyncPath:
         call, and a stream that did not finish normally is never stored.
         """
         key = key or identify(self._ctx.catalog, request, tenant)
-        hit = await self._hit(request, key, max_age_s)
+        if self._ctx.tracer is None:  # tracing off: a hit pays one check for it
+            hit = await self._hit(request, key, max_age_s)
+        else:
+            with stage_span(self._ctx.tracer, names.LOOKUP) as span:
+                hit = await self._hit(request, key, max_age_s)
+                span.set_attribute(names.CACHE_HIT, hit is not None)
         if hit is not None:
             yield hit
             return
         envelope = _envelope(request, request_id, tenant, max_age_s, key, key_id)
 
         async def produce(flight: StreamFlight) -> GenerateResponse:
+            tracer = self._ctx.tracer
             with structlog.contextvars.bound_contextvars(request_id=request_id):
-                done = await generate(envelope, self._ctx, on_delta=flight.push)
-                done = await postprocess(done, self._ctx)
+                with stage_span(tracer, names.GENERATE, envelope):
+                    done = await generate(envelope, self._ctx, on_delta=flight.push)
+                with stage_span(tracer, names.POSTPROCESS, envelope):
+                    done = await postprocess(done, self._ctx)
                 assert done.response is not None
                 log.info("streamed", model=done.response.provider_model, deltas=len(flight.deltas))
                 return done.response
@@ -202,7 +216,11 @@ class SyncPath:
         return response
 
     async def _fill(self, envelope: StageEnvelope) -> GenerateResponse:
-        envelope = await postprocess(await generate(envelope, self._ctx), self._ctx)
+        tracer = self._ctx.tracer
+        with stage_span(tracer, names.GENERATE, envelope):
+            envelope = await generate(envelope, self._ctx)
+        with stage_span(tracer, names.POSTPROCESS, envelope):
+            envelope = await postprocess(envelope, self._ctx)
         assert envelope.response is not None
         return envelope.response
 

@@ -7,6 +7,7 @@ from pydantic import Field
 from schemas._base import Envelope
 from schemas.errors import ErrorDetail
 from schemas.generate import GenerateRequest, GenerateResponse, ToolCall, Usage
+from schemas.tracing import TraceContext
 
 
 class Generation(Envelope):
@@ -51,3 +52,10 @@ class StageEnvelope(Envelope):
     generation: Generation | None = None
     response: GenerateResponse | None = None
     error: ErrorDetail | None = Field(default=None, description="Set when a stage failed")
+    # Left out of a dump when unset: a message sent with tracing off is as it was before,
+    # so a worker of an earlier version (which forbids unknown fields) still takes it.
+    trace: TraceContext | None = Field(
+        default=None,
+        description="The trace the job runs in",
+        exclude_if=lambda value: value is None,
+    )

@@ -7,6 +7,7 @@ from pydantic import Field, HttpUrl
 
 from schemas._base import Envelope
 from schemas.events import CompletionEvent
+from schemas.tracing import TraceContext
 
 EventType = Literal["completion.succeeded", "completion.failed"]
 ALL_EVENT_TYPES: tuple[EventType, ...] = ("completion.succeeded", "completion.failed")
@@ -81,6 +82,11 @@ class DeliveryTask(Envelope):
     event: CompletionEvent
     attempt: int = Field(default=0, ge=0)
     not_before: float | None = Field(default=None, description="Unix time this attempt is due")
+    # Left out of a dump when unset: a message sent with tracing off is as it was before,
+    # so a worker of an earlier version (which forbids unknown fields) still takes it.
+    trace: TraceContext | None = Field(
+        default=None, description="The trace it was sent in", exclude_if=lambda value: value is None
+    )
 
 
 class Attempt(Envelope):

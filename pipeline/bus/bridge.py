@@ -24,8 +24,9 @@ from pipeline.transient import TRANSIENT
 
 log = structlog.get_logger("promptbus.bridge")
 
-# Dispatches a batch of raw bodies: each one's fate, or the exception its dispatch raised.
-BatchDispatch = Callable[[Sequence[bytes]], Sequence[Dispatched | BaseException]]
+# Dispatches a batch of events (raw bodies, and headers that may carry a trace context):
+# each one's fate, or the exception its dispatch raised.
+BatchDispatch = Callable[[Sequence[Delivery]], Sequence[Dispatched | BaseException]]
 
 _RECONNECT_MIN_S = 0.1
 _RECONNECT_MAX_S = 5.0
@@ -97,7 +98,7 @@ class Bridge:
                     source.close()
 
     def _handle(self, batch: Sequence[Delivery], source: Source) -> None:
-        fates = self._dispatch([delivery.body for delivery in batch])
+        fates = self._dispatch(batch)
         waited = False
         for delivery, fate in zip(batch, fates, strict=True):
             if isinstance(fate, Dispatched) and fate.fate is Fate.BUSY:

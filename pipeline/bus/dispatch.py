@@ -12,15 +12,17 @@ instead of starting the job a second time.
 """
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 import structlog
+from opentelemetry.trace import SpanKind
 
 from handlers import StageContext, cache_lookup, failed_event, finish, identified
 from pipeline.bus.admission import Refused, admit_event, envelope_for, new_job, parse_event
+from pipeline.tracing import current_trace, from_headers, names, span, stage_span
 from schemas import DEFAULT_TENANT, ErrorDetail, JobState, RequestEvent, StageEnvelope
 from schemas.jobs import Job
 
@@ -36,6 +38,14 @@ LEASE_S: Final = 60.0
 ChainStarter = Callable[[StageEnvelope], Awaitable[None]]
 # Whether a bus event may act for a tenant (the tenants configured; any while there are none).
 TenantCheck = Callable[[str], Awaitable[bool]]
+
+# The span of taking one request event (messaging conventions: `process` the destination).
+_PROCESS_SPAN: Final = "process promptbus.requests"
+_PROCESS_ATTRIBUTES: Final = {
+    names.MESSAGING_OPERATION_NAME: "process",
+    names.MESSAGING_OPERATION_TYPE: "process",
+    names.MESSAGING_DESTINATION: "promptbus.requests",
+}
 
 
 class Fate(StrEnum):
@@ -73,8 +83,23 @@ class Dispatcher:
         self._start_chain = start_chain
         self._tenants = tenants
 
-    async def event(self, body: bytes) -> Dispatched:
-        """Take one raw request event: dispatch its job once, or say why it is not run."""
+    async def event(self, body: bytes, headers: Mapping[str, Any] | None = None) -> Dispatched:
+        """Take one raw request event: dispatch its job once, or say why it is not run.
+
+        Its span continues the trace its headers carry (a W3C `traceparent`), if any.
+        """
+        with span(
+            self._ctx.tracer,
+            _PROCESS_SPAN,
+            kind=SpanKind.CONSUMER,
+            attributes=_PROCESS_ATTRIBUTES,
+            parent=from_headers(headers),
+        ) as current:
+            dispatched = await self._event(body)
+            current.set_attribute(names.DISPATCH_FATE, dispatched.fate.value)
+            return dispatched
+
+    async def _event(self, body: bytes) -> Dispatched:
         ctx = self._ctx
         try:
             event = parse_event(body)
@@ -130,10 +155,15 @@ class Dispatcher:
         """Run the job's first stage, then start its chain or end it with the cached answer."""
         ctx = self._ctx
         envelope = envelope_for(job, deadline=time.time() + ctx.job_deadline_s)
-        envelope = await cache_lookup(await identified(envelope, ctx), ctx)
+        with stage_span(ctx.tracer, names.LOOKUP, envelope) as current:
+            envelope = await cache_lookup(await identified(envelope, ctx), ctx)
+            current.set_attribute(names.CACHE_HIT, envelope.response is not None)
         if envelope.response is not None:
             await finish(ctx, job.id, JobState.SUCCEEDED, result=envelope.response, stage="lookup")
             return Dispatched(Fate.ANSWERED)
+        if ctx.tracer is not None:
+            # The chain's steps join this trace: their messages carry it in the envelope.
+            envelope = envelope.model_copy(update={"trace": current_trace()})
         await self._start_chain(envelope)
         # Recorded once the chain is on the bus (a failure before leaves the job to start
         # again), and only if its chain has not got further meanwhile.

@@ -25,6 +25,7 @@ from pipeline.bus.topology import (
 )
 from pipeline.errors import BrokerUnavailable
 from pipeline.settings import Settings
+from pipeline.tracing import current_headers
 from schemas import CompletionDelta, CompletionEvent, JobState, RequestEvent
 from schemas.budgets import BudgetThreshold
 
@@ -71,6 +72,8 @@ class EventPublisher:
                 correlation_id=event.correlation_id or event.job_id,
                 schema=event.schema_,
                 declare=[self._topology.requests_queue],
+                # The request's trace continues wherever the event is taken (W3C headers).
+                extra_headers=current_headers(),
             ),
             tries=1,
         )
@@ -150,7 +153,10 @@ class EventPublisher:
         schema: str,
         declare: list[Exchange | Queue],
         persistent: bool = True,
+        extra_headers: dict[str, str] | None = None,
     ) -> Send:
+        headers = {"schema": schema, "correlation_id": correlation_id, **(extra_headers or {})}
+
         def send(producer: Producer, left_s: float) -> None:
             producer.publish(
                 body,
@@ -160,7 +166,7 @@ class EventPublisher:
                 content_encoding="utf-8",
                 delivery_mode=2 if persistent else 1,
                 correlation_id=correlation_id,
-                headers={"schema": schema, "correlation_id": correlation_id},
+                headers=headers,
                 declare=declare,
                 # The wait for the broker's confirm ends at the deadline.
                 timeout=left_s,

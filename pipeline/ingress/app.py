@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from pipeline.bus.queue_depths import QueueDepths
 from pipeline.ingress.admin import add_routes as add_admin_routes
@@ -20,6 +21,7 @@ from pipeline.ingress.middleware import request_context
 from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
 from pipeline.ingress.templates import add_routes as add_template_routes
+from pipeline.ingress.tracing import traced_requests
 from pipeline.ingress.unshared import shared_state_gate
 from pipeline.ingress.usage import get_usage
 from pipeline.ingress.webhooks import add_routes as add_webhook_routes
@@ -29,16 +31,25 @@ from pipeline.services import Services
 from pipeline.settings import Settings
 from pipeline.worker.side import WorkerSide
 
+# What a test hands the app to receive its spans (tracing on, no OTLP exporter).
+SPAN_EXPORTER = web.AppKey("span_exporter", SpanExporter)
 
-def create_app(settings: Settings) -> web.Application:
-    """The ingress application for `settings`; its services (and worker) start with the app."""
+
+def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None) -> web.Application:
+    """The ingress application for `settings`; its services (and worker) start with the app.
+
+    `span_exporter` (tests) receives the spans instead of the OTLP exporter, tracing on.
+    """
     metrics = build_metrics(settings)
-    app = web.Application(
-        middlewares=[request_context(metrics), authentication(settings)],
-        client_max_size=settings.max_body_bytes,
-    )
+    middlewares = [request_context(metrics), authentication(settings)]
+    # Off, the tracing middleware is not there at all: a cache hit pays nothing for it.
+    if settings.tracing_on or span_exporter is not None:
+        middlewares.insert(0, traced_requests)
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    if span_exporter is not None:
+        app[SPAN_EXPORTER] = span_exporter
     app.cleanup_ctx.append(_lifetime)
     app.router.add_post("/v1/generate", post_generate)
     gate = shared_state_gate(settings)
@@ -65,7 +76,7 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    services = await Services.start(settings, app[METRICS])
+    services = await Services.start(settings, app[METRICS], span_exporter=app.get(SPAN_EXPORTER))
     worker = WorkerSide(services) if settings.embedded_worker else None
     try:
         if worker is not None:

@@ -2,6 +2,8 @@
 
 from collections.abc import Mapping
 
+from opentelemetry.trace import Tracer
+
 from pipeline.metrics import Metrics
 from pipeline.providers.base import ChatProvider
 from pipeline.resilience.breaker import CircuitBreaker
@@ -17,6 +19,7 @@ def build_router(
     providers: Mapping[str, ChatProvider],
     limiter: RateLimiter,
     metrics: Metrics | None = None,
+    tracer: Tracer | None = None,
 ) -> Router:
     """The router the settings describe, over `providers`, counting rates with `limiter`."""
     metrics = metrics or Metrics()
@@ -34,4 +37,5 @@ def build_router(
         window_s=settings.rate_limit_window_s,
         rate_limit_wait_s=settings.rate_limit_wait_s,
         metrics=metrics,
+        tracer=tracer,
     )

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
+from opentelemetry.trace import Tracer
 
 from pipeline.catalog import Deployment, ModelSpec, Route
 from pipeline.errors import (
@@ -32,6 +33,7 @@ from pipeline.resilience.load import DeploymentLoad
 from pipeline.resilience.ratelimit import Limits, RateLimiter
 from pipeline.resilience.retry import RetryPolicy
 from pipeline.resilience.strategies import order
+from pipeline.tracing import answered, provider_span
 from schemas import RoutingState
 from schemas.stages import Generation
 
@@ -74,6 +76,7 @@ class Router:
         rate_limit_wait_s: float,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._providers = providers
         self.policy = policy
@@ -84,6 +87,7 @@ class Router:
         self._limit_wait_s = rate_limit_wait_s
         self._rng = rng or random.Random()
         self._metrics = metrics or Metrics()
+        self._tracer = tracer
 
     async def generate(
         self,
@@ -173,7 +177,7 @@ class Router:
                     continue
             ended.state = ended.state.model_copy(update={"attempts": ended.state.attempts + 1})
             try:
-                generation = await self._attempt(deployment, call, on_delta)
+                generation = await self._traced_attempt(deployment, call, on_delta)
             except PromptbusError as exc:
                 ended.state = _tried(ended.state, name)
                 if not self._fall_back(route, deployment, exc, ended.state.attempts):
@@ -237,6 +241,16 @@ class Router:
             raise
         self._metrics.upstream(spec, took, None, generation.usage)
         return generation
+
+    async def _traced_attempt(
+        self, deployment: Deployment, call: Call, on_delta: DeltaSink | None
+    ) -> Generation:
+        """One attempt in a span of its own (GenAI attributes, token usage, error.type)."""
+        streamed = on_delta is not None
+        with provider_span(self._tracer, deployment, call.params, streamed=streamed) as span:
+            generation = await self._attempt(deployment, call, on_delta)
+            answered(span, generation)
+            return generation
 
     def _fall_back(
         self, route: Route, deployment: Deployment, error: PromptbusError, attempts: int

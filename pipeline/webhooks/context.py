@@ -3,6 +3,8 @@
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Tracer
+
 from pipeline.metrics import Metrics
 from pipeline.webhooks.registry import WebhookRegistry
 from pipeline.webhooks.sender import WebhookSender
@@ -20,3 +22,5 @@ class WebhookContext:
     disable_after_s: float
     # Where each attempt's outcome is counted (nowhere, when metrics are off).
     metrics: Metrics = field(default_factory=Metrics)
+    # The process's tracer; None when tracing is off.
+    tracer: Tracer | None = None

@@ -4,6 +4,7 @@ import asyncio
 import os
 from collections.abc import Callable
 
+from pipeline.tracing import current_trace
 from pipeline.webhooks.registry import WebhookRegistry
 from schemas import CompletionEvent, JobState
 from schemas.jobs import Job
@@ -60,4 +61,6 @@ class WebhookScheduler:
             endpoint_id=endpoint_id,
             url=url,
             event=event,
+            # Its attempts join the trace of what queued it (the job's emit, or a replay).
+            trace=current_trace(),
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from opentelemetry.trace import Tracer
 
 from pipeline.jobs.store import JobStore
 from pipeline.metrics import Metrics
@@ -80,7 +81,11 @@ def _read_secret(path: Path, attempts: int = 50) -> str:
 
 
 def build_webhooks(
-    settings: Settings, registry: WebhookRegistry, jobs: JobStore, metrics: Metrics | None = None
+    settings: Settings,
+    registry: WebhookRegistry,
+    jobs: JobStore,
+    metrics: Metrics | None = None,
+    tracer: Tracer | None = None,
 ) -> WebhookSetup:
     """The delivery context: registry, guarded sender, secrets and retry policy."""
     policy, policy_note = address_policy(settings)
@@ -104,6 +109,7 @@ def build_webhooks(
         retry_schedule_s=tuple(settings.webhook_retry_schedule),
         disable_after_s=settings.webhook_disable_after_s,
         metrics=metrics or Metrics(),
+        tracer=tracer,
     )
     notes = tuple(note for note in (policy_note, secret_note) if note)
     return WebhookSetup(context, sender, notes)

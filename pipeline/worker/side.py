@@ -16,6 +16,7 @@ from pipeline.bus.bridge import Bridge
 from pipeline.bus.celery_app import job_chain
 from pipeline.bus.connection import broker_scheme
 from pipeline.bus.dispatch import Dispatched, Dispatcher
+from pipeline.bus.sources import Delivery
 from pipeline.services import Services
 from pipeline.settings import Settings
 from pipeline.worker.embedded import EmbeddedWorker, Pool
@@ -90,16 +91,16 @@ class WorkerSide:
         if self._children is not None:
             self._children.disconnect()
 
-    def _dispatch(self, bodies: Sequence[bytes]) -> Sequence[Dispatched | BaseException]:
+    def _dispatch(self, batch: Sequence[Delivery]) -> Sequence[Dispatched | BaseException]:
         """The bridge's hand-off: a batch dispatched on the stage loop, each event on its own."""
         try:
-            return self._runner.run(self._dispatch_all(bodies), _DISPATCH_TIMEOUT_S)
+            return self._runner.run(self._dispatch_all(batch), _DISPATCH_TIMEOUT_S)
         except TimeoutError as exc:
-            return [exc] * len(bodies)
+            return [exc] * len(batch)
 
-    async def _dispatch_all(self, bodies: Sequence[bytes]) -> list[Dispatched | BaseException]:
+    async def _dispatch_all(self, batch: Sequence[Delivery]) -> list[Dispatched | BaseException]:
         return await asyncio.gather(
-            *(self._dispatcher.event(body) for body in bodies), return_exceptions=True
+            *(self._dispatcher.event(d.body, d.headers) for d in batch), return_exceptions=True
         )
 
     async def _start_chain(self, envelope: StageEnvelope) -> None:

@@ -13,6 +13,7 @@ import structlog
 
 from handlers import CANCELLED, StageContext, StageDeferred, emit, generate_job, postprocess
 from pipeline.errors import PromptbusError
+from pipeline.tracing import failed, from_trace, names, stage_span
 from pipeline.transient import TRANSIENT
 from schemas import ErrorDetail, JobState, StageEnvelope
 
@@ -33,7 +34,24 @@ RECORDED: Final = "generate"
 
 
 async def run_step(name: str, envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
-    """Run one step for a job: skip it when moot, record it, and capture its failure."""
+    """Run one step for a job: skip it when moot, record it, and capture its failure.
+
+    The step has a span of its own, in the trace the envelope carries (the job's dispatch).
+    """
+    with stage_span(
+        ctx.tracer, name, envelope, parent=from_trace(envelope.trace), passing=(StageDeferred,)
+    ) as current:
+        try:
+            done = await _run_step(name, envelope, ctx)
+        except StageDeferred:
+            current.set_attribute(names.DEFERRED, True)
+            raise
+        if done.error is not None and envelope.error is None:
+            failed(current, done.error.type, done.error.message)
+        return done
+
+
+async def _run_step(name: str, envelope: StageEnvelope, ctx: StageContext) -> StageEnvelope:
     stage, skip_when_answered = STEPS[name]
     if envelope.job_id is None:
         raise ValueError("a job step needs a job id")

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from pipeline.ingress import create_app
 from pipeline.ingress.keys import SEND, SERVICES
@@ -66,9 +67,14 @@ GatewayFactory = Callable[..., Awaitable[Gateway]]
 
 
 @asynccontextmanager
-async def serving(session: aiohttp.ClientSession, **overrides: Any) -> AsyncIterator[Gateway]:
-    """A gateway on a free loopback port for the duration of the block."""
-    app = create_app(settings_for_test(**overrides))
+async def serving(
+    session: aiohttp.ClientSession, *, span_exporter: SpanExporter | None = None, **overrides: Any
+) -> AsyncIterator[Gateway]:
+    """A gateway on a free loopback port for the duration of the block.
+
+    With `span_exporter`, tracing is on and the spans go there.
+    """
+    app = create_app(settings_for_test(**overrides), span_exporter=span_exporter)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from pipeline.emulator import EmulatorConfig, start_emulator
 from tests.support.bus import Bus, provisioned_bus
@@ -41,8 +42,13 @@ class JobEnv:
 
 
 @asynccontextmanager
-async def job_env(broker: str, **overrides: Any) -> AsyncIterator[JobEnv]:
-    """A bus on `broker`, an emulator and a gateway with its embedded worker on that bus."""
+async def job_env(
+    broker: str, *, span_exporter: SpanExporter | None = None, **overrides: Any
+) -> AsyncIterator[JobEnv]:
+    """A bus on `broker`, an emulator and a gateway with its embedded worker on that bus.
+
+    With `span_exporter`, tracing is on and the spans go there.
+    """
     with provisioned_bus(broker) as bus:
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=100), timeout=aiohttp.ClientTimeout(total=60)
@@ -55,7 +61,7 @@ async def job_env(broker: str, **overrides: Any) -> AsyncIterator[JobEnv]:
                     "gemini_base_url": running.base_url,
                     **overrides,
                 }
-                async with serving(session, **settings) as gateway:
+                async with serving(session, span_exporter=span_exporter, **settings) as gateway:
                     yield JobEnv(bus, gateway, Emulator(running, session), session)
             finally:
                 await running.stop()

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.bus.bridge import DISPATCH_MAX_ATTEMPTS, Bridge
 from pipeline.bus.dispatch import Dispatched, Fate
+from pipeline.bus.sources import Delivery
 from pipeline.settings import Settings
 from tests.support.bus import Bus, provisioned_bus
 from tests.support.bus_tap import BusTap
@@ -36,8 +37,8 @@ class ScriptedDispatch:
         self.started: list[bytes] = []
         self._lock = threading.Lock()
 
-    def __call__(self, bodies: Sequence[bytes]) -> list[Dispatched | BaseException]:
-        return [self._one(body) for body in bodies]
+    def __call__(self, batch: Sequence[Delivery]) -> list[Dispatched | BaseException]:
+        return [self._one(delivery.body) for delivery in batch]
 
     def _one(self, body: bytes) -> Dispatched | BaseException:
         with self._lock:
