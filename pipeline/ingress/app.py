@@ -11,6 +11,7 @@ from pipeline.ingress.admin import add_routes as add_admin_routes
 from pipeline.ingress.auth import authentication
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
+from pipeline.ingress.dashboard import add_routes as add_dashboard_routes
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_readyz
 from pipeline.ingress.job_events import get_job_events
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
         metrics, settings.metrics_multiprocess_dir, lambda: _sample_queues(app)
     )
     app.router.add_get("/metrics", admin_once_keys_are_required(exposition))
+    add_dashboard_routes(app)
     add_openapi_route(app)
     return app
 

@@ -26,7 +26,9 @@ from pipeline.tenancy import Grant, Mode, digest_of
 from pipeline.tenancy.apikeys import MAX_KEY_CHARS, same_digest
 from schemas import DEFAULT_TENANT
 
-OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/openapi.json"})
+OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/openapi.json", "/dashboard"})
+# The dashboard's page files hold no data (what it shows comes from guarded APIs).
+OPEN_PREFIX: Final = "/dashboard/static/"
 ADMIN_PREFIX: Final = "/v1/admin/"
 ADMIN: Final = Principal(DEFAULT_TENANT, admin=True)
 _MISSING: Final = (
@@ -105,7 +107,7 @@ def authentication(settings: Settings) -> Middleware:
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if path in OPEN_PATHS:
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIX):
             return await handler(request)
         surface = surface_of(request)
         key = presented_key(request, surface)

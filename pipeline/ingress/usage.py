@@ -45,7 +45,7 @@ USAGE_REPORT: Final = {
 
 async def get_usage(request: web.Request) -> web.Response:
     """Totals and series of usage records in [from, to), grouped by `group_by`."""
-    query = _query(request)
+    query = usage_query(request)
     csv_wanted = _wants_csv(request)
     engine = request.app[SERVICES].database
     timeout_s = request.app[SETTINGS].usage_timeout_s
@@ -76,7 +76,9 @@ async def get_usage(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
-def _query(request: web.Request) -> UsageQuery:
+def usage_query(request: web.Request) -> UsageQuery:
+    """The range, groups and tenant a request asks for (400 on a bad parameter; 403 when a
+    tenant asks for another's usage); the dashboard's overview reads the same."""
     params = request.query
     principal = principal_of(request)
     now = datetime.now(UTC)

@@ -11,6 +11,7 @@ from pipeline.ingress.compat.gemini import shapes as gemini
 from pipeline.ingress.compat.gemini.wire import CountTokensRequest, GenerateContentRequest
 from pipeline.ingress.compat.openai import shapes as openai
 from pipeline.ingress.compat.openai.requests import ChatCompletionRequest
+from pipeline.ingress.dashboard.overview import OVERVIEW
 from pipeline.ingress.openapi.admin_operations import ADMIN_OPERATIONS
 from pipeline.ingress.openapi.document import Operation, Param, Reply, Stream
 from pipeline.ingress.usage import USAGE_REPORT
@@ -307,6 +308,32 @@ OPERATIONS: Final = (
         ),
         replies=(Reply(200, "Totals and series (JSON, or text/csv)", USAGE_REPORT),),
         errors=(400, 403, 503),
+    ),
+    Operation(
+        "GET",
+        "/dashboard",
+        "The operator's dashboard (HTML): charts and tables of /v1/usage and the overview",
+        replies=(Reply(200, "The page"),),
+    ),
+    Operation(
+        "GET",
+        "/dashboard/static/{name}",
+        "The dashboard's script, styles and the vendored uPlot library",
+        replies=(Reply(200, "The file"),),
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/dashboard/api/overview",
+        "Latency percentiles, errors by type, live jobs and webhook health over [from, to) "
+        "(the admin key's once API keys are required)",
+        params=(
+            Param("from", "query", {"type": "string"}, "ISO-8601 date or date-time, UTC"),
+            Param("to", "query", {"type": "string"}, "ISO-8601; default now, range 30 days"),
+            Param("tenant", "query", {"type": "string"}, "The admin only: one tenant's"),
+        ),
+        replies=(Reply(200, "The overview", OVERVIEW),),
+        errors=(400, 401, 403, 503),
     ),
     *ADMIN_OPERATIONS,
     Operation("GET", "/healthz", "Liveness", replies=(Reply(200, "Up", Health),)),
