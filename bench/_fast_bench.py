@@ -104,9 +104,12 @@ class Bench:
             await asyncio.sleep(0.05)
         return code
 
-    async def post(self, url: str, body: bytes) -> tuple[int, str, str]:
-        """One POST: status, X-Cache header and body text."""
-        async with self.session.post(url, data=body, headers=JSON_HEADERS) as response:
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, str, str]:
+        """One POST (with `headers` besides JSON's): status, X-Cache header and body text."""
+        sent = {**JSON_HEADERS, **(headers or {})}
+        async with self.session.post(url, data=body, headers=sent) as response:
             return response.status, response.headers.get("X-Cache", ""), await response.text()
 
 

@@ -2,7 +2,9 @@
 
 Two `promptbus serve` processes on one emulator, alike but for the settings given with
 `--on` and `--off` (by default `PROMPTBUS_METRICS=true` / `false`; add the keys and ledger
-settings as they come). The same cached body is sent to each in turns (on, off, off, on...,
+settings as they come; `--key` makes the 'on' side require an API key, sent on every
+request). Each side keeps its data (its SQLite ledger) in a directory of its own. The same
+cached body is sent to each in turns (on, off, off, on...,
 so that drift on a shared machine falls on both), and the medians are compared: hit
 throughput on/off >= 0.9 and hit p99 on - off <= 1 ms.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,10 +22,12 @@ from typing import Final
 
 import aiohttp
 from _common import (
+    PROMPTBUS,
     BenchError,
     Check,
     Children,
     Load,
+    child_env,
     describe_machine,
     report,
     run_bench,
@@ -60,6 +65,9 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> i
     )
     emulator, emulator_url = start_emulator(children, 0.0)
     sides = {"on": settings(args.on), "off": settings(args.off)}
+    for side, overrides in sides.items():
+        overrides.setdefault("PROMPTBUS_DATA_DIR", str(work_dir / side))
+    headers = {"on": _key_headers(sides["on"]) if args.key else {}, "off": {}}
     urls: dict[str, str] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         await wait_healthy(session, emulator, f"{emulator_url}/healthz")
@@ -69,17 +77,18 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> i
             urls[side] = f"{base}/v1/generate"
             print(f"{side}: {' '.join(f'{k}={v}' for k, v in overrides.items())}")
         bench = Bench(children, session, work_dir, wrk, args.duration, args.connections, SCRIPT, 0)
-        for url in urls.values():
-            await bench.post(url, HIT_BODY)
-            status, cache, text = await bench.post(url, HIT_BODY)
+        for side, url in urls.items():
+            await bench.post(url, HIT_BODY, headers[side])
+            status, cache, text = await bench.post(url, HIT_BODY, headers[side])
             if status != 200 or cache != "HIT":
                 raise BenchError(f"{url} did not answer from its cache: {status} {text[:300]}")
         loads: dict[str, list[Load]] = {"on": [], "off": []}
         expect = ("X-Cache", "HIT")
         for round_ in range(args.rounds):
             for side in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
-                await bench.fixed_load(urls[side], HIT_BODY, WARMUP_S, expect)
-                load = await bench.fixed_load(urls[side], HIT_BODY, args.duration, expect)
+                sent = headers[side]
+                await bench.fixed_load(urls[side], HIT_BODY, WARMUP_S, expect, sent)
+                load = await bench.fixed_load(urls[side], HIT_BODY, args.duration, expect, sent)
                 loads[side].append(load)
                 show(f"round {round_ + 1}, {side}", load)
     rate = {side: statistics.median(load.rate for load in runs) for side, runs in loads.items()}
@@ -110,6 +119,24 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path) -> i
     )
 
 
+def _key_headers(overrides: dict[str, str]) -> dict[str, str]:
+    """Make a tenant and key in the 'on' side's database (the CLI); its Authorization header."""
+    env = {**child_env(**overrides), "PROMPTBUS_LOG_LEVEL": "error"}
+
+    def cli(*argv: str) -> str:
+        done = subprocess.run(
+            [*PROMPTBUS, *argv], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        if done.returncode != 0:
+            raise BenchError(f"promptbus {' '.join(argv)} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    cli("tenants", "create", "bench")
+    key = cli("keys", "create", "--tenant", "bench")
+    print("on: requires an API key (tenant bench), sent as a bearer token")
+    return {"Authorization": f"Bearer {key}"}
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -121,6 +148,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--off", nargs="*", default=["PROMPTBUS_METRICS=false"], help="settings of the 'off' side"
+    )
+    parser.add_argument(
+        "--key", action="store_true", help="the 'on' side requires an API key (made by the bench)"
     )
     args = parser.parse_args(argv)
     if args.duration < 1 or args.rounds < 1 or args.connections < 1:
