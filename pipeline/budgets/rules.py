@@ -1,5 +1,6 @@
 """The budgets that apply to a caller, read from the database and kept briefly in process."""
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class BudgetRules:
         self._clock = clock
         self._by_tenant: dict[str, tuple[BudgetRule, ...]] = {}
         self._loaded_at: float | None = None
+        # Callers that find the rules stale together wait for one reload, not one each.
+        self._reloading = asyncio.Lock()
 
     async def for_caller(self, tenant: str, key_id: str | None) -> tuple[BudgetRule, ...]:
         """The tenant's budgets and those of its key `key_id`."""
@@ -57,10 +60,17 @@ class BudgetRules:
         await self._fresh()
         return tuple(rule for rules in self._by_tenant.values() for rule in rules)
 
+    def _stale(self) -> bool:
+        return self._loaded_at is None or self._clock() - self._loaded_at >= self._ttl_s
+
     async def _fresh(self) -> None:
-        now = self._clock()
-        if self._loaded_at is not None and now - self._loaded_at < self._ttl_s:
+        if not self._stale():
             return
+        async with self._reloading:
+            if self._stale():
+                await self._reload()
+
+    async def _reload(self) -> None:
         async with self._engine.connect() as connection:
             columns = (Budget.tenant_id, Budget.key_id, Budget.period)
             query = select(*columns, Budget.limit_usd, Budget.soft_ratio)
@@ -73,4 +83,4 @@ class BudgetRules:
             rule = BudgetRule(tenant, key_id, period, limit_usd, soft_ratio)
             by_tenant.setdefault(tenant, []).append(rule)
         self._by_tenant = {tenant: tuple(rules) for tenant, rules in by_tenant.items()}
-        self._loaded_at = now
+        self._loaded_at = self._clock()

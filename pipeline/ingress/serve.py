@@ -125,8 +125,9 @@ async def _send_stream(
     stream says so in an event, and the record here names it.
     """
     if isinstance(streamed, Answer):
-        usage.record(answered(who, orjson.loads(streamed.body), _ms_since(started)))
-        return await send_stream(request, streamed, fmt, headers)
+        parsed = orjson.loads(streamed.body)
+        usage.record(answered(who, parsed, _ms_since(started)))
+        return await send_stream(request, streamed, fmt, headers, parsed)
     response = await send_stream(request, streamed, fmt, headers)
     usage.record(_stream_entry(who, streamed, started))
     return response

@@ -90,12 +90,16 @@ async def send_stream(
     streamed: Answer | LiveStream,
     fmt: StreamFormat,
     headers: Mapping[str, str] | None = None,
+    parsed: Mapping[str, Any] | None = None,
 ) -> web.StreamResponse:
-    """Send `streamed` as SSE in `fmt`: a cached answer replayed, or a live stream followed."""
+    """Send `streamed` as SSE in `fmt`: a cached answer replayed, or a live stream followed.
+
+    `parsed` is a cached answer's body already parsed by the caller (else it is parsed here).
+    """
     sent = {**_STREAM_HEADERS, REQUEST_ID_HEADER: request[REQUEST_ID_KEY], **(headers or {})}
     if isinstance(streamed, Answer):
         sent.update(answer_headers(streamed))
-        response = orjson.loads(streamed.body)
+        response = orjson.loads(streamed.body) if parsed is None else parsed
         events = [fmt.delta(piece) for piece in replay_pieces(response["text"])]
         events.append(fmt.done(streamed.body, response))
         return web.Response(body=b"".join(events), headers=sent)

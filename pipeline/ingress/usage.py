@@ -6,8 +6,9 @@ A caller sees its own tenant's usage; the admin sees every tenant's and may pick
 import asyncio
 import csv
 import io
+from collections.abc import Awaitable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from aiohttp import web
@@ -17,6 +18,8 @@ from pipeline.errors import DatabaseUnavailable, InvalidQuery, PermissionDenied
 from pipeline.ingress.keys import SERVICES, SETTINGS
 from pipeline.ingress.principal import principal_of
 from pipeline.ledger.usage import GROUPS, METRICS, UsageQuery, UsageReport, usage_report
+
+T = TypeVar("T")
 
 DEFAULT_RANGE: Final = timedelta(days=30)
 DEFAULT_GROUPS: Final = ("day",)
@@ -48,13 +51,7 @@ async def get_usage(request: web.Request) -> web.Response:
     query = usage_query(request)
     csv_wanted = _wants_csv(request)
     engine = request.app[SERVICES].database
-    timeout_s = request.app[SETTINGS].usage_timeout_s
-    try:
-        report = await asyncio.wait_for(usage_report(engine, query), timeout_s)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise DatabaseUnavailable(
-            f"the usage database did not answer: {type(exc).__name__}"
-        ) from None
+    report = await from_database(request, usage_report(engine, query))
     if csv_wanted:
         return web.Response(
             body=_csv(report, query).encode(),
@@ -74,6 +71,17 @@ async def get_usage(request: web.Request) -> web.Response:
         "max_series": query.max_series,
     }
     return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def from_database(request: web.Request, work: Awaitable[T]) -> T:
+    """`work`'s result, bounded by `usage_timeout_s`; DatabaseUnavailable if it fails."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].usage_timeout_s):
+            return await work
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        raise DatabaseUnavailable(
+            f"the usage database did not answer: {type(exc).__name__}"
+        ) from None
 
 
 def usage_query(request: web.Request) -> UsageQuery:

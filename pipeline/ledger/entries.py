@@ -17,6 +17,8 @@ _READ: Final = {"provider", "provider_model", "usage", "cost", "cache", "routing
 class Caller(NamedTuple):
     """Who asked for what, and how: the part of a usage entry known before the answer.
 
+    Its fields are UsageEntry's of the same names (`UsageEntry(**caller._asdict(), ...)`).
+
     A named tuple: it is built on every cache hit, and a frozen dataclass costs ~10x more.
     """
 
@@ -67,15 +69,7 @@ def answered(who: Caller, response: Mapping[str, Any], latency_ms: float) -> Usa
         tier = COALESCED
     paid = tier is None
     return UsageEntry(
-        tenant=who.tenant,
-        key_id=who.key_id,
-        request_id=who.request_id,
-        surface=who.surface,
-        model=who.model,
-        streamed=who.streamed,
-        job_id=who.job_id,
-        template_id=who.template_id,
-        template_version=who.template_version,
+        **who._asdict(),
         status=OK,
         latency_ms=latency_ms,
         deployment=routing.get("deployment"),
@@ -99,15 +93,7 @@ def failed(
 ) -> UsageEntry:
     """The entry of a request that ended without an answer."""
     return UsageEntry(
-        tenant=who.tenant,
-        key_id=who.key_id,
-        request_id=who.request_id,
-        surface=who.surface,
-        model=who.model,
-        streamed=who.streamed,
-        job_id=who.job_id,
-        template_id=who.template_id,
-        template_version=who.template_version,
+        **who._asdict(),
         status=status,
         latency_ms=latency_ms,
         error_type=error_type,

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+
+# Waits by locator: the page's CSP forbids eval, which string predicates may need.
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from tests.support.gateway import Gateway, GatewayFactory
 from tests.support.ledger import entry, flushed
@@ -101,7 +103,7 @@ async def test_the_page_shows_the_usage_api_numbers(
 
     page, problems = await _open(browser, gateway.url)
     await page.wait_for_selector("#board:not([hidden])")
-    await page.wait_for_function("document.getElementById('total-requests').textContent !== '-'")
+    await expect(page.locator("#total-requests")).not_to_have_text("-")
 
     tiles = {
         name: await page.inner_text(f"#{name}")
@@ -143,12 +145,12 @@ async def test_with_keys_required_the_page_asks_for_the_admin_key(
     # A tenant's key is not enough: the dashboard shows every tenant.
     await page.fill("#admin-key", key)
     await page.click("#login button")
-    await page.wait_for_function("document.getElementById('status').textContent.includes('admin')")
+    await expect(page.locator("#status")).to_contain_text("admin")
     assert await page.locator("#board").is_hidden()
     await page.fill("#admin-key", ADMIN_KEY)
     await page.click("#login button")
     await page.wait_for_selector("#board:not([hidden])")
-    await page.wait_for_function("document.getElementById('total-requests').textContent !== '-'")
+    await expect(page.locator("#total-requests")).not_to_have_text("-")
     totals = usage["totals"]
     assert isinstance(totals, dict)
     assert await page.inner_text("#total-requests") == str(totals["requests"]) == "5"

@@ -18,6 +18,7 @@ from pipeline.ingress.principal import PRINCIPAL_KEY, Principal
 from pipeline.ledger import ERROR, Ledger
 from tests.support.emulator import Emulator
 from tests.support.ledger import at, entry, flushed
+from tests.support.served import served
 from tests.support.settings import settings_for_test
 
 # Who the caller is, by header, set straight on the request (tests/e2e/test_usage_tenants.py
@@ -63,15 +64,10 @@ async def usage(
         settings_for_test(database_url=database_url, gemini_base_url=emulator.base_url)
     )
     app.middlewares.append(principal_by_header)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    served = Usage(f"http://127.0.0.1:{port}", app, session)
-    await seed(served.ledger)
-    yield served
-    await runner.cleanup()
+    async with served(app) as url:
+        running = Usage(url, app, session)
+        await seed(running.ledger)
+        yield running
 
 
 async def seed(ledger: Ledger | None) -> None:
@@ -290,24 +286,17 @@ async def test_the_series_is_capped_and_says_so(
             database_url=database_url, gemini_base_url=emulator.base_url, usage_max_series=1
         )
     )
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        served = Usage(f"http://127.0.0.1:{port}", app, session)
-        await seed(served.ledger)
+    async with served(app) as url:
+        running = Usage(url, app, session)
+        await seed(running.ledger)
         # No principal set: the default tenant, which has no records; the admin has them all
-        app_ledger = served.ledger
+        app_ledger = running.ledger
         assert app_ledger is not None
         app_ledger.record(entry("d1", at=at("2026-12-01T01:00:00")))
         app_ledger.record(entry("d2", at=at("2026-12-02T01:00:00")))
         await flushed(app_ledger)
-        async with session.get(f"{served.url}/v1/usage{DECEMBER}") as resp:
+        async with session.get(f"{running.url}/v1/usage{DECEMBER}") as resp:
             body = await resp.json()
         assert [s["day"] for s in body["series"]] == ["2026-12-01"]
         assert (body["truncated"], body["max_series"]) == (True, 1)
         assert body["totals"]["requests"] == 2
-    finally:
-        await runner.cleanup()

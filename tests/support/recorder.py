@@ -13,6 +13,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from tests.support.served import served
+
 # Hop-by-hop and length headers that the two legs each set for themselves.
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
@@ -55,13 +57,6 @@ async def recording(upstream: str, session: aiohttp.ClientSession) -> AsyncItera
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        recorder.base_url = f"http://127.0.0.1:{port}"
+    async with served(app) as url:
+        recorder.base_url = url
         yield recorder
-    finally:
-        await runner.cleanup()

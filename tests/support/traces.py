@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline.tracing import Tracing
+from tests.support.served import served
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -145,16 +146,9 @@ async def otlp_receiver() -> AsyncIterator[OtlpReceiver]:
     receiver = OtlpReceiver()
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/traces", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        receiver.url = f"http://127.0.0.1:{port}"
+    async with served(app) as url:
+        receiver.url = url
         yield receiver
-    finally:
-        await runner.cleanup()
 
 
 SpanSource = Callable[[], Sequence[Recorded]]

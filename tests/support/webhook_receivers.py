@@ -16,6 +16,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from tests.support.polling import poll
+from tests.support.served import served
 
 # A receiver that holds an answer is released at teardown, so the server stops at once.
 _SHUTDOWN_S = 2.0
@@ -111,17 +112,13 @@ async def receiving(*script: Answer, then: Answer | None = None) -> AsyncIterato
     receiver = Receiver(script, then if then is not None else Answer())
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", receiver.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_S)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        receiver.url = f"http://127.0.0.1:{port}/hook"
-        yield receiver
-    finally:
-        receiver.release()
-        await runner.cleanup()
+    async with served(app, shutdown_timeout=_SHUTDOWN_S) as url:
+        receiver.url = f"{url}/hook"
+        try:
+            yield receiver
+        finally:
+            # Handlers held back by the script let go before the server shuts down.
+            receiver.release()
 
 
 class ConnectionCounter:

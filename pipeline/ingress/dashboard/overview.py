@@ -6,7 +6,6 @@ admin, every tenant. Every part is bounded: percentiles come from the newest rec
 the range (`LATENCY_SAMPLE`), jobs and endpoints are listed up to a cap per tenant.
 """
 
-import asyncio
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,12 +14,10 @@ from typing import Any, Final, cast
 import orjson
 from aiohttp import web
 from sqlalchemy import Table, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.db.tables import Tenant, UsageRecord
-from pipeline.errors import DatabaseUnavailable
-from pipeline.ingress.keys import SERVICES, SETTINGS
-from pipeline.ingress.usage import usage_query
+from pipeline.ingress.keys import SERVICES
+from pipeline.ingress.usage import from_database, usage_query
 from pipeline.ledger.entry import ERROR
 from pipeline.ledger.usage import UsageQuery
 from pipeline.services import Services
@@ -61,13 +58,7 @@ async def get_overview(request: web.Request) -> web.Response:
     """Latency, errors, live jobs and webhook health over the usage query's range."""
     query = usage_query(request)
     services = request.app[SERVICES]
-    try:
-        async with asyncio.timeout(request.app[SETTINGS].usage_timeout_s):
-            latency, errors, tenants = await _from_ledger(services, query)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise DatabaseUnavailable(
-            f"the usage database did not answer: {type(exc).__name__}"
-        ) from None
+    latency, errors, tenants = await from_database(request, _from_ledger(services, query))
     scope = tenants if query.tenant is None else [query.tenant]
     body = {
         "scope": "every tenant" if query.tenant is None else f"tenant {query.tenant}",
