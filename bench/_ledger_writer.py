@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from pipeline.db import create_engine, upgrade
-from pipeline.ledger import Ledger, LedgerLimits, RowWriter, UsageEntry
+from pipeline.ledger import Ledger, LedgerLimits, UsageEntry, row_writer
 from pipeline.settings import Settings
 
 BATCH: int = Settings.model_fields["ledger_batch_size"].default
@@ -43,7 +43,7 @@ async def measure(url: str, rows: int, data_dir: Path) -> dict[str, float]:
     engine = create_engine(Settings(database_url=url, data_dir=data_dir))
     try:
         await upgrade(engine)
-        ledger = Ledger(RowWriter(engine), LedgerLimits(batch_size=BATCH, spool_max=rows))
+        ledger = Ledger(row_writer(engine), LedgerLimits(batch_size=BATCH, spool_max=rows))
         for n in range(rows):
             ledger.record(_entry(n))
         started = time.perf_counter()

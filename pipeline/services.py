@@ -24,7 +24,7 @@ from pipeline.cache.lru import LRUMemoryCache
 from pipeline.catalog import ModelCatalog
 from pipeline.db import create_engine, upgrade
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from pipeline.ledger import DISCARD, Ledger, LedgerLimits, RowWriter, UsageSink
+from pipeline.ledger import DISCARD, Ledger, LedgerLimits, UsageSink, row_writer
 from pipeline.metrics import MeteredJobStore, Metrics, build_metrics
 from pipeline.providers.base import ChatProvider
 from pipeline.providers.setup import builtin_providers, custom_providers, describe
@@ -204,4 +204,4 @@ def _ledger(settings: Settings, database: AsyncEngine, metrics: Metrics) -> Ledg
         retry_max_s=settings.ledger_retry_max_s,
         write_timeout_s=settings.ledger_write_timeout_s,
     )
-    return Ledger(RowWriter(database), limits, metrics)
+    return Ledger(row_writer(database), limits, metrics)

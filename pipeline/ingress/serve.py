@@ -18,7 +18,7 @@ from pipeline.errors import PromptbusError
 from pipeline.ingress.cache_control import merge_cache_control
 from pipeline.ingress.keys import SEND, SERVICES
 from pipeline.ingress.middleware import REQUEST_ID_KEY
-from pipeline.ingress.permit import permit
+from pipeline.ingress.permit import Admitted, permit, settle
 from pipeline.ingress.principal import principal_of
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
 from pipeline.ledger import (
@@ -64,8 +64,9 @@ async def serve(
         body, tenant=tenant, key_id=principal.key_id, request_id=request_id, surface=surface
     )
     usage = request.app[SERVICES].usage
+    admitted: Admitted | None = None
     try:
-        await permit(request, body)
+        admitted = await permit(request, body)
         controls = merge_cache_control(request.headers.get("Cache-Control"), body.cache)
         if controls is not body.cache:
             # Cache controls are not part of the key: a key given stays right.
@@ -84,8 +85,10 @@ async def serve(
                 sent = await _send_stream(
                     request, streamed, stream, stream_headers, usage, who, started
                 )
-                if isinstance(streamed, LiveStream) and not streamed.shared:
+                live = isinstance(streamed, LiveStream) and not streamed.shared
+                if live:
                     _spent(request, streamed.response)
+                await settle(request, admitted, streamed.response if live else None)
                 return sent
         answer = await sync_path.answer(
             body,
@@ -97,12 +100,14 @@ async def serve(
         )
     except PromptbusError as exc:
         usage.record(failed(who, exc.type, _ms_since(started)))
+        await settle(request, admitted, None)
         raise
     except asyncio.CancelledError:
         usage.record(failed(who, None, _ms_since(started), status=CANCELLED))
         raise
     if answer.response is not None:
         _spent(request, answer.response)
+    await settle(request, admitted, answer.response)
     parsed = orjson.loads(answer.body)
     usage.record(answered(who, parsed, _ms_since(started)))
     payload = answer.body if render is None else render(answer.body, parsed)

@@ -9,6 +9,7 @@ from pipeline.ledger.entries import Caller, answered, answered_model, caller, fa
 from pipeline.ledger.entry import CANCELLED, COALESCED, ERROR, OK, UsageEntry
 from pipeline.ledger.ledger import Ledger, LedgerLimits, LedgerObserver
 from pipeline.ledger.sink import DISCARD, UsageSink
+from pipeline.ledger.sqlite_writer import SqliteRowWriter, row_writer
 from pipeline.ledger.writer import RowWriter
 
 __all__ = [
@@ -22,10 +23,12 @@ __all__ = [
     "LedgerLimits",
     "LedgerObserver",
     "RowWriter",
+    "SqliteRowWriter",
     "UsageEntry",
     "UsageSink",
     "answered",
     "answered_model",
     "caller",
     "failed",
+    "row_writer",
 ]

@@ -27,10 +27,14 @@ _FIRST_RETRY_S: Final = 0.05
 
 
 class Writer(Protocol):
-    """Where batches go: `RowWriter` over the database."""
+    """Where batches go: `row_writer`'s over the database."""
 
     async def write(self, entries: Sequence[UsageEntry]) -> None:
         """Write every entry of the batch, or raise."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the writer holds (called once the ledger has stopped)."""
         ...
 
 
@@ -154,6 +158,7 @@ class Ledger:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         self._task = None
+        await self._writer.close()
         left = self.pending
         if left:
             with self._lock:

@@ -149,18 +149,51 @@ async def test_a_key_over_its_rpm_gets_a_429_with_retry_after(
 
 
 async def test_a_key_over_its_tpm_gets_a_429(start_gateway: GatewayFactory) -> None:
-    # Given a key allowed 100 tokens a minute, and requests estimated at about 65 each
+    # Given a key allowed 100 tokens a minute, and one answer that spent some of them
     gateway = await start_gateway(admin_key=ADMIN_KEY)
     key, _ = await tenant_with_key(gateway, "acme", tpm=100)
-    params = {"params": {"max_output_tokens": 60}}
-
-    first = await generate(gateway.session, gateway.url, key, "tokens one", **params)
-    second = await generate(gateway.session, gateway.url, key, "tokens two", **params)
-
+    first = await generate(
+        gateway.session, gateway.url, key, "tokens one", params={"max_output_tokens": 60}
+    )
     assert first.status == 200
+    spent = first.body["usage"]["total_tokens"]
+    assert 0 < spent < 90
+
+    # When the next request is estimated at more than what is left (its max output alone)
+    over = {"params": {"max_output_tokens": 100 - spent}}
+    second = await generate(gateway.session, gateway.url, key, "tokens two", **over)
+
+    # Then it is a 429 that says when to come back
     assert second.status == 429
     assert second.body["error"]["type"] == "rate_limited"
     assert second.header("Retry-After")
+
+
+async def test_a_keys_tpm_counts_the_tokens_spent_not_the_estimate(
+    start_gateway: GatewayFactory,
+) -> None:
+    # Given a key allowed 200 tokens a minute
+    gateway = await start_gateway(admin_key=ADMIN_KEY)
+    key, _ = await tenant_with_key(gateway, "acme", tpm=200)
+
+    # When a request estimated at over 150 tokens (its max output) spends far fewer
+    big = {"params": {"max_output_tokens": 150}}
+    first = await generate(gateway.session, gateway.url, key, "estimated high", **big)
+    assert first.status == 200
+    assert first.body["usage"]["total_tokens"] < 90
+
+    # Then what it did not spend is given back: one estimated at 100 more still fits
+    rest = {"params": {"max_output_tokens": 100}}
+    second = await generate(gateway.session, gateway.url, key, "estimated again", **rest)
+    assert second.status == 200, second.body
+    spent = first.body["usage"]["total_tokens"] + second.body["usage"]["total_tokens"]
+
+    # And a cache hit of the first spends nothing: after it, a request estimated at
+    # nearly all that is left (its max output and its ~4 prompt tokens) still fits
+    hit = await generate(gateway.session, gateway.url, key, "estimated high", **big)
+    assert (hit.status, hit.header("X-Cache")) == (200, "HIT")
+    left = {"params": {"max_output_tokens": 200 - spent - 8}}
+    assert (await generate(gateway.session, gateway.url, key, "the rest", **left)).status == 200
 
 
 async def test_a_disabled_tenants_keys_are_refused(start_gateway: GatewayFactory) -> None:

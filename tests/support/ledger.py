@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline.db import create_engine, upgrade
 from pipeline.db.tables import UsageRecord
-from pipeline.ledger import OK, Ledger, UsageEntry
-from pipeline.ledger.writer import RowWriter
+from pipeline.ledger import OK, Ledger, UsageEntry, row_writer
 from tests.support.settings import settings_for_test
 
 # Long enough for a writer on a loaded machine; a test waits this long at most.
@@ -61,15 +60,18 @@ async def flushed(ledger: Ledger | None) -> None:
 
 
 class CountingWriter:
-    """The real row writer, noting the size of each batch it wrote."""
+    """The real row writer of the engine's database, noting the size of each batch it wrote."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._writer = RowWriter(engine)
+        self._writer = row_writer(engine)
         self.batches: list[int] = []
 
     async def write(self, entries: Sequence[UsageEntry]) -> None:
         await self._writer.write(entries)
         self.batches.append(len(entries))
+
+    async def close(self) -> None:
+        await self._writer.close()
 
 
 def at(text: str) -> datetime:

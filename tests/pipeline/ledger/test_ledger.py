@@ -35,6 +35,9 @@ class Unreachable:
         self.attempts += 1
         raise ConnectionRefusedError("no database")
 
+    async def close(self) -> None:
+        """Nothing held."""
+
 
 async def test_entries_are_written_in_batches(engine: AsyncEngine):
     # Given ten entries waiting before the writer starts, batches of four
