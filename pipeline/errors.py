@@ -279,3 +279,17 @@ class BudgetExceeded(PromptbusError):
     status = 429
     type = "budget_exceeded"
     retryable = False
+
+
+class UnknownChain(NotFound):
+    """Raised when a request names a chain (or version) that config/chains/ lacks."""
+
+    type = "unknown_chain"
+
+
+class ChainStepFailed(PromptbusError):
+    """Raised when a chain's step cannot use what an earlier step gave it (a field missing,
+    a list that is not one); the message names the step."""
+
+    status = 502
+    type = "chain_step_failed"

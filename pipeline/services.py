@@ -22,6 +22,7 @@ from pipeline.bus.publisher import EventPublisher
 from pipeline.bus.topology import Topology
 from pipeline.cache.lru import LRUMemoryCache
 from pipeline.catalog import ModelCatalog
+from pipeline.chains import ChainCatalog
 from pipeline.db import create_engine, upgrade
 from pipeline.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from pipeline.ledger import DISCARD, Ledger, LedgerLimits, UsageSink, row_writer
@@ -59,6 +60,7 @@ class Services:
     notes: tuple[str, ...]
     metrics: Metrics
     tracing: Tracing
+    chains: ChainCatalog
 
     @classmethod
     async def start(
@@ -78,6 +80,7 @@ class Services:
         """
         templates = TemplateCatalog.from_directory(settings.templates_dir)
         catalog = ModelCatalog.from_file(settings.models_file)
+        chains = ChainCatalog.from_directory(settings.chains_dir, catalog, templates)
         database = create_engine(settings)
         try:
             await upgrade(database)
@@ -149,6 +152,7 @@ class Services:
             notes=webhooks.notes,
             metrics=metrics,
             tracing=tracing,
+            chains=chains,
         )
 
     async def stop(self) -> None:

@@ -220,6 +220,11 @@ class Settings(BaseSettings):
         return self.config_dir / "templates"
 
     @property
+    def chains_dir(self) -> Path:
+        """The chains, one TOML file per chain id."""
+        return self.config_dir / "chains"
+
+    @property
     def gemini_uses_emulator(self) -> bool:
         """Whether Gemini calls go to the built-in emulator (no key, no base URL)."""
         return self.google_api_key is None and self.gemini_base_url is None

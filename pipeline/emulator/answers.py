@@ -15,7 +15,7 @@ from typing import Final, Literal
 
 import orjson
 
-from pipeline.emulator.directives import Directives, JsonFault, parse_directives, strip_directives
+from pipeline.emulator.directives import Directives, parse_directives, strip_directives
 from pipeline.emulator.jsondocs import invalid_document, valid_document
 from pipeline.emulator.state import BadRequest, Json
 from pipeline.emulator.tools import ToolCall, ToolOffer, plan_calls
@@ -114,9 +114,11 @@ def compose(prompt: Prompt, directives: Directives) -> Answer:
     else:
         said = prompt.echo.split()
     text = " ".join([f"[{prompt.model}]", *said, f"#{prompt.digest[:8]}"])
+    if directives.say is not None:
+        text = directives.say
     mode = prompt.json_mode or (JsonMode() if directives.json else None)
     if mode is not None:
-        text = _json_text(prompt, mode, directives.json, text)
+        text = _json_text(prompt, mode, directives, text)
     cuts = [index for stop in prompt.stop if stop and (index := text.find(stop)) >= 0]
     if cuts:
         text = text[: min(cuts)]
@@ -127,8 +129,9 @@ def compose(prompt: Prompt, directives: Directives) -> Answer:
     return Answer(text, len(words), "stop")
 
 
-def _json_text(prompt: Prompt, mode: JsonMode, fault: JsonFault | None, plain: str) -> str:
-    """Return the JSON answer, broken as the json directive asks."""
+def _json_text(prompt: Prompt, mode: JsonMode, directives: Directives, plain: str) -> str:
+    """Return the JSON answer, its fields set and broken as the directives ask."""
+    fault = directives.json
     repaired = fault is not None and fault.endswith("_then_valid") and len(prompt.user_turns) > 1
     kind = None if fault is None or repaired else fault.removesuffix("_then_valid")
     schema = mode.schema if mode.schema is not None else DEFAULT_SCHEMA
@@ -138,6 +141,8 @@ def _json_text(prompt: Prompt, mode: JsonMode, fault: JsonFault | None, plain: s
         document = {"answer": plain}
     else:
         document = valid_document(schema, prompt.seed)
+    if directives.fields and isinstance(document, dict):
+        document = {**document, **dict(directives.fields)}
     text = orjson.dumps(document).decode()
     return malformed_text(text) if kind == "malformed" else text
 

@@ -36,6 +36,10 @@ class Directives:
     chunk_delay_ms: float = 0.0
     cut: int | None = None
     stream_error: int | None = None
+    # The answer's text, word for word (`say=billing`), and fields set in a JSON answer
+    # (`set=verdict:fail`): how a test makes a classifier or a checker answer as it needs.
+    say: str | None = None
+    fields: tuple[tuple[str, str], ...] = ()
 
     @property
     def stops_after(self) -> int | None:
@@ -86,6 +90,10 @@ def _parse_item(item: str) -> dict[str, Any]:
         return {"chunk_delay_ms": delay}
     if key == "json" and value in JSON_FAULTS:
         return {"json": value}
+    if key == "say" and value.strip():
+        return {"say": value.strip()}
+    if key == "set" and (field := value.partition(":"))[1] and field[0].strip():
+        return {"fields": ((field[0].strip(), field[2].strip()),)}
     raise BadRequest(f"Unknown emulator directive: {item!r}")
 
 
@@ -94,7 +102,10 @@ def _parse_text(text: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for group in _DIRECTIVE.findall(text):
         for item in filter(None, (part.strip() for part in group.split(","))):
-            found.update(_parse_item(item))
+            parsed = _parse_item(item)
+            if "fields" in parsed:  # several set= items add up
+                parsed["fields"] = (*found.get("fields", ()), *parsed["fields"])
+            found.update(parsed)
     return found
 
 

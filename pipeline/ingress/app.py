@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from pipeline.bus.queue_depths import QueueDepths
 from pipeline.ingress.admin import add_routes as add_admin_routes
 from pipeline.ingress.auth import authentication
+from pipeline.ingress.chains import add_routes as add_chain_routes
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.dashboard import add_routes as add_dashboard_routes
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
     app.router.add_get("/v1/jobs/{job_id}/events", gate(get_job_events))
     add_webhook_routes(app, gate)
     add_template_routes(app)
+    add_chain_routes(app)
     add_admin_routes(app)
     add_openai_routes(app)
     add_gemini_routes(app)

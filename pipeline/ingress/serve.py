@@ -87,7 +87,7 @@ async def serve(
                 )
                 live = isinstance(streamed, LiveStream) and not streamed.shared
                 if live:
-                    _spent(request, streamed.response)
+                    count_spent(request, streamed.response)
                 await settle(request, admitted, streamed.response if live else None)
                 return sent
         answer = await sync_path.answer(
@@ -106,7 +106,7 @@ async def serve(
         usage.record(failed(who, None, _ms_since(started), status=CANCELLED))
         raise
     if answer.response is not None:
-        _spent(request, answer.response)
+        count_spent(request, answer.response)
     await settle(request, admitted, answer.response)
     parsed = orjson.loads(answer.body)
     usage.record(answered(who, parsed, _ms_since(started)))
@@ -148,7 +148,7 @@ def _stream_entry(who: Caller, streamed: LiveStream, started: float) -> UsageEnt
     return failed(who, None, _ms_since(started), status=CANCELLED)
 
 
-def _spent(request: web.Request, response: GenerateResponse | None) -> None:
+def count_spent(request: web.Request, response: GenerateResponse | None) -> None:
     """Count what a generated answer spent, for the tenant asking (a shared one spent nothing)."""
     if response is None or response.cache.hit or response.cache.coalesced:
         return

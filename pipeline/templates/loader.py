@@ -101,7 +101,7 @@ def _version(template_id: str, entry: object, index: int) -> TemplateVersion:
         raise _Invalid(f"{where}: a system message may only come first")
     variables: set[str] = set()
     for i, (_, content) in enumerate(messages):
-        variables |= _placeholders(content, f"{where}, messages[{i}]")
+        variables |= placeholders(content, f"{where}, messages[{i}]")
     try:
         prompt = ChatPromptTemplate.from_messages(
             [(LANGCHAIN_TYPES[role], content) for role, content in messages],
@@ -133,7 +133,7 @@ def _message(item: object, where: str) -> tuple[Role, str]:
     return Role(role), content
 
 
-def _placeholders(text: str, where: str) -> set[str]:
+def placeholders(text: str, where: str) -> set[str]:
     """The plain `{name}` placeholders in `text`; anything else is refused.
 
     LangChain's f-string templates refuse attribute and index access, but still let
