@@ -80,7 +80,9 @@ class Services:
         """
         templates = TemplateCatalog.from_directory(settings.templates_dir)
         catalog = ModelCatalog.from_file(settings.models_file)
-        chains = ChainCatalog.from_directory(settings.chains_dir, catalog, templates)
+        chains = ChainCatalog.from_directory(
+            settings.chains_dir, catalog, templates, settings.custom_chains
+        )
         database = create_engine(settings)
         try:
             await upgrade(database)

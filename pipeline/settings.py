@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     )
     # Extra providers: name -> "package.module:factory", a factory of LangChain chat models.
     custom_providers: dict[str, str] = Field(default_factory=dict, max_length=32)
+    # Chains written in Python: id -> "package.module:factory" of a LangChain Runnable.
+    custom_chains: dict[str, str] = Field(default_factory=dict, max_length=32)
 
     # One retry budget across every layer: upstream calls per request, all deployments.
     retry_max_attempts: int = Field(default=4, ge=1, le=20)

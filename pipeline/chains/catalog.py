@@ -1,6 +1,6 @@
 """The chain catalogue: every chain version, loaded, checked and built once at start-up."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,9 +8,10 @@ from langchain_core.runnables import Runnable
 
 from pipeline.catalog import ModelCatalog
 from pipeline.chains.build import State, build
+from pipeline.chains.custom import load_custom
 from pipeline.chains.loader import load_directory
 from pipeline.chains.spec import ChainVersion
-from pipeline.errors import UnknownChain
+from pipeline.errors import InvalidConfig, UnknownChain
 from pipeline.templates import TemplateCatalog
 
 
@@ -25,17 +26,36 @@ class Chain:
 class ChainCatalog:
     """Chains by id and version; the newest version when a request names none."""
 
-    def __init__(self, versions: Iterable[ChainVersion] = ()) -> None:
+    def __init__(
+        self,
+        versions: Iterable[ChainVersion] = (),
+        custom: Mapping[str, tuple[ChainVersion, Runnable[State, State]]] | None = None,
+    ) -> None:
         self._by_id: dict[str, dict[int, Chain]] = {}
         for spec in versions:
             self._by_id.setdefault(spec.id, {})[spec.version] = Chain(spec, build(spec))
+        for chain_id, (spec, runnable) in (custom or {}).items():
+            if chain_id in self._by_id:
+                raise InvalidConfig(f"custom chain {chain_id!r}: config/chains/ has that id")
+            self._by_id[chain_id] = {spec.version: Chain(spec, runnable)}
 
     @classmethod
     def from_directory(
-        cls, directory: Path, models: ModelCatalog, templates: TemplateCatalog
+        cls,
+        directory: Path,
+        models: ModelCatalog,
+        templates: TemplateCatalog,
+        custom: Mapping[str, str] | None = None,
     ) -> "ChainCatalog":
-        """Load config/chains/; InvalidConfig naming the file, step and field if one is bad."""
-        return cls(load_directory(directory, models, templates))
+        """Load config/chains/ and the `custom` chains ("package.module:factory" by id);
+        InvalidConfig naming the file, step and field, or the factory, if one is bad."""
+        loaded = {}
+        for chain_id, spec in (custom or {}).items():
+            try:
+                loaded[chain_id] = load_custom(chain_id, spec)
+            except ValueError as exc:
+                raise InvalidConfig(str(exc)) from exc
+        return cls(load_directory(directory, models, templates), loaded)
 
     def get(self, chain_id: str, version: int | None = None) -> Chain:
         """One version of a chain (the newest when `version` is None), or UnknownChain."""

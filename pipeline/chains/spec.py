@@ -112,6 +112,8 @@ class ChainVersion:
     inputs: tuple[str, ...]
     output: str
     steps: dict[str, Step]
+    # Written in Python (pipeline/chains/custom.py): its steps are its own, its input too.
+    custom: bool = False
 
 
 def sources_of(step: Step) -> list[Source]:

@@ -57,13 +57,22 @@ async def invoke_chain(request: web.Request) -> web.Response:
     )
     chain = request.app[SERVICES].chains.get(request.match_info["chain_id"], invocation.version)
     spec = chain.spec
-    _check_variables(spec, invocation.variables)
+    if not spec.custom:  # a custom chain's Runnable checks its own input
+        _check_variables(spec, invocation.variables)
     for step in spec.steps.values():
         if isinstance(step, LlmStep):
             check_model(request, step.model)  # a 403 before any step runs
     calls = ChainCalls(request, spec, invocation.cache)
     with using_gateway(calls):
-        state = await chain.runnable.ainvoke(dict(invocation.variables))
+        try:
+            state = await chain.runnable.ainvoke(dict(invocation.variables))
+        except (KeyError, TypeError, ValueError) as exc:
+            if not spec.custom:
+                raise
+            # What a Runnable raises for input it cannot take (a prompt's missing variable).
+            raise ValidationFailed(
+                f"custom chain {spec.id!r} refused its variables: {exc}", field="variables"
+            ) from exc
     result = ChainResult(
         id=request[REQUEST_ID_KEY],
         chain=spec.id,

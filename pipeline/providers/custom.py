@@ -7,12 +7,12 @@ model it returns. The factory configures the model completely (endpoint, key, sa
 defaults); it should turn its SDK's own retries off, since promptbus retries.
 """
 
-import importlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from pipeline.plugins import load_callable
 from pipeline.providers.langchain_base import LangChainProvider
 
 ModelFactory = Callable[[str], BaseChatModel]
@@ -43,24 +43,7 @@ class CustomProvider(LangChainProvider):
 
 def load_factory(name: str, spec: str) -> ModelFactory:
     """Import the factory `spec` ("package.module:factory"); ValueError saying why not."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(
-            f"custom provider {name!r}: {spec!r} is not of the form 'package.module:factory'"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"custom provider {name!r}: cannot import {module_name!r}: {exc}") from exc
-    target: Any = module
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError as exc:
-            raise ValueError(f"custom provider {name!r}: {module_name!r} has no {attr!r}") from exc
-    if not callable(target):
-        raise ValueError(f"custom provider {name!r}: {spec!r} is not callable")
-    factory: ModelFactory = target
+    factory: ModelFactory = load_callable(f"custom provider {name!r}", spec)
     return factory
 
 

@@ -3,8 +3,15 @@
 import json
 from typing import Any
 
+import pytest
+
+from pipeline.catalog import ModelCatalog
+from pipeline.chains import ChainCatalog
+from pipeline.errors import InvalidConfig
+from pipeline.templates import TemplateCatalog
 from tests.support.emulator import Emulator
 from tests.support.gateway import Gateway, GatewayFactory, Reply
+from tests.support.settings import settings_for_test
 
 
 async def invoke(gateway: Gateway, chain: str, variables: dict[str, Any], **extra: Any) -> Reply:
@@ -146,3 +153,39 @@ async def test_a_failed_step_fails_the_chain_naming_the_step(
 
     assert reply.status >= 400
     assert "step 'label'" in reply.body["error"]["message"]
+
+
+CUSTOM = {"about": "tests.support.custom_chains:make_about"}
+
+
+async def test_a_custom_python_chain_is_listed_invoked_and_cached_like_a_config_one(
+    start_gateway: GatewayFactory, emulator: Emulator
+) -> None:
+    gateway = await start_gateway(custom_chains=CUSTOM)
+
+    (info,) = (await gateway.get("/v1/chains/about")).body["data"]
+    first = await invoke(gateway, "about", {"topic": "cats"})
+    again = await invoke(gateway, "about", {"topic": "cats"})
+    refused = await invoke(gateway, "about", {"subject": "cats"})
+
+    assert info["inputs"] == ["topic"]
+    assert info["description"] == "Tell what is known about a topic, in one model call."
+    assert first.status == 200, first.body
+    assert "Tell me about cats" in first.body["output"]
+    assert [c["cache_hit"] for c in first.body["calls"] + again.body["calls"]] == [False, True]
+    assert await emulator.calls() == 1
+    assert refused.status == 422
+    assert refused.body["error"]["field"] == "variables"
+
+
+def test_a_custom_chain_that_is_no_runnable_stops_start_up() -> None:
+    settings = settings_for_test(
+        custom_chains={"bad": "tests.support.custom_chains:not_a_runnable"}
+    )
+    with pytest.raises(InvalidConfig, match=r"custom chain 'bad'.*not a Runnable"):
+        ChainCatalog.from_directory(
+            settings.chains_dir,
+            ModelCatalog.from_file(settings.models_file),
+            TemplateCatalog.from_directory(settings.templates_dir),
+            settings.custom_chains,
+        )
