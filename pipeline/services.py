@@ -30,6 +30,7 @@ from pipeline.metrics import MeteredJobStore, Metrics, build_metrics
 from pipeline.providers.base import ChatProvider
 from pipeline.providers.setup import builtin_providers, custom_providers, describe
 from pipeline.resilience import build_router
+from pipeline.sessions import SessionStore, build_sessions
 from pipeline.settings import Settings
 from pipeline.templates import TemplateCatalog
 from pipeline.tenancy import Tenancy
@@ -61,6 +62,7 @@ class Services:
     metrics: Metrics
     tracing: Tracing
     chains: ChainCatalog
+    sessions: SessionStore
 
     @classmethod
     async def start(
@@ -155,6 +157,7 @@ class Services:
             metrics=metrics,
             tracing=tracing,
             chains=chains,
+            sessions=build_sessions(settings, backends.redis),
         )
 
     async def stop(self) -> None:

@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     )
     # Extra providers: name -> "package.module:factory", a factory of LangChain chat models.
     custom_providers: dict[str, str] = Field(default_factory=dict, max_length=32)
+    # Conversation memory: a session lives `session_ttl_s` after its last turn, keeps its
+    # newest `session_max_messages`, and sends at most `session_max_turns` turns within
+    # `session_max_tokens` (approximate) before each new one. In memory (no Redis), at most
+    # `session_max_sessions` are kept. A turn waits `session_lock_wait_s` at most for the one
+    # before it; a process that dies mid-turn frees its session after `session_turn_timeout_s`.
+    session_ttl_s: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
+    session_max_messages: int = Field(default=200, ge=2, le=10_000)
+    session_max_turns: int = Field(default=20, ge=0, le=1000)
+    session_max_tokens: int = Field(default=8000, ge=1, le=1_000_000)
+    session_max_sessions: int = Field(default=10_000, ge=1, le=10_000_000)
+    session_lock_wait_s: float = Field(default=30.0, gt=0, le=600)
+    session_turn_timeout_s: float = Field(default=300.0, gt=0, le=3600)
     # Chains written in Python: id -> "package.module:factory" of a LangChain Runnable.
     custom_chains: dict[str, str] = Field(default_factory=dict, max_length=32)
 

@@ -45,7 +45,7 @@ class ChainInvocation(Envelope):
 class ChainCall(Envelope):
     """One model call a chain made: which step, what answered, and what it cost."""
 
-    step: str | None = Field(description="The step; None for a custom chain's own calls")
+    step: str | None = Field(default=None, description="The step; None for a custom chain's")
     model: str
     provider_model: str
     cache_hit: bool

@@ -175,6 +175,11 @@ class GenerateRequest(Envelope):
         default=None,
         description="The end user, for providers that take one; not part of the cache key",
     )
+    session_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] | None = Field(
+        default=None,
+        description="A conversation kept server-side: its recent turns are sent before this "
+        "one, and this turn is kept after a good answer (the cache key covers the history sent)",
+    )
 
     @field_validator("messages")
     @classmethod

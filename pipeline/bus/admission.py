@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from handlers.arrival import arrive
 from pipeline.catalog import ModelCatalog
-from pipeline.errors import PromptbusError
+from pipeline.errors import PromptbusError, ValidationFailed
 from pipeline.templates import TemplateCatalog
 from schemas import (
     DEFAULT_TENANT,
@@ -43,6 +43,12 @@ class Refused(Exception):
 def admit(request: R, catalog: ModelCatalog, templates: TemplateCatalog) -> R:
     """`request` admitted: schema checked, template expanded, model known; or a PromptbusError."""
     admitted = arrive(request, templates)
+    if admitted.session_id is not None:
+        raise ValidationFailed(
+            "session_id is for sync requests (/v1/generate, chat completions); "
+            "a job does not take one",
+            field="session_id",
+        )
     catalog.route(admitted.model)
     return admitted
 

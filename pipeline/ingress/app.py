@@ -22,6 +22,7 @@ from pipeline.ingress.metrics_route import admin_once_keys_are_required
 from pipeline.ingress.middleware import request_context
 from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
+from pipeline.ingress.sessions import add_routes as add_session_routes
 from pipeline.ingress.templates import add_routes as add_template_routes
 from pipeline.ingress.tracing import traced_requests
 from pipeline.ingress.unshared import shared_state_gate
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
     add_webhook_routes(app, gate)
     add_template_routes(app)
     add_chain_routes(app)
+    add_session_routes(app)
     add_admin_routes(app)
     add_openai_routes(app)
     add_gemini_routes(app)

@@ -7,7 +7,7 @@ Each request served here leaves one usage record in the ledger, however it ends.
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ from aiohttp import web
 from handlers import identify
 from pipeline.errors import PromptbusError
 from pipeline.ingress.cache_control import merge_cache_control
-from pipeline.ingress.keys import SEND, SERVICES
+from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import REQUEST_ID_KEY
 from pipeline.ingress.permit import Admitted, permit, settle
 from pipeline.ingress.principal import principal_of
@@ -31,6 +31,7 @@ from pipeline.ledger import (
     caller,
     failed,
 )
+from pipeline.sessions import turn_of, with_history
 from pipeline.sync_path import Answer, LiveStream
 from schemas import GenerateRequest, GenerateResponse
 
@@ -56,7 +57,61 @@ async def serve(
     The request's `Cache-Control` header tightens the body's cache controls.
     `stream_headers` go on a streamed answer (a format that is not SSE names its type).
     `surface` names the API in the usage record.
+    A request with a `session_id` is one turn of its session (`_in_session`).
     """
+    if body.session_id is not None:
+        return await _in_session(request, body, stream, render, tenant, stream_headers, surface)
+    return await _answer(request, body, stream, render, key, tenant, stream_headers, surface)
+
+
+async def _in_session(
+    request: web.Request,
+    body: GenerateRequest,
+    stream: StreamFormat,
+    render: AnswerRenderer | None,
+    tenant: str,
+    stream_headers: Mapping[str, str] | None,
+    surface: str,
+) -> web.StreamResponse:
+    """One turn: sent after the session's kept turns, and kept itself once answered.
+
+    The session is held from reading its history to keeping the turn, so that turns of
+    one session run one after the other, each with the one before it.
+    """
+    assert body.session_id is not None
+    sessions = request.app[SERVICES].sessions
+    settings = request.app[SETTINGS]
+    session_id = body.session_id
+    async with sessions.turn(tenant, session_id):
+        history = await sessions.history(tenant, session_id)
+        sent = with_history(
+            body,
+            history,
+            max_turns=settings.session_max_turns,
+            max_tokens=settings.session_max_tokens,
+        )
+
+        async def keep(response: GenerateResponse) -> None:
+            await sessions.append(tenant, session_id, turn_of(body, response))
+
+        # The key is the sent request's: it covers the history.
+        return await _answer(
+            request, sent, stream, render, None, tenant, stream_headers, surface, keep
+        )
+
+
+async def _answer(
+    request: web.Request,
+    body: GenerateRequest,
+    stream: StreamFormat,
+    render: AnswerRenderer | None,
+    key: str | None,
+    tenant: str,
+    stream_headers: Mapping[str, str] | None,
+    surface: str,
+    keep: Callable[[GenerateResponse], Awaitable[None]] | None = None,
+) -> web.StreamResponse:
+    """`serve`'s answer; `keep` is given the whole answer once it was sent in full."""
     started = time.perf_counter()
     principal = principal_of(request)
     request_id = request[REQUEST_ID_KEY]
@@ -89,6 +144,8 @@ async def serve(
                 if live:
                     count_spent(request, streamed.response)
                 await settle(request, admitted, streamed.response if live else None)
+                if keep is not None and (whole := _whole(streamed)) is not None:
+                    await keep(whole)
                 return sent
         answer = await sync_path.answer(
             body,
@@ -110,6 +167,8 @@ async def serve(
     await settle(request, admitted, answer.response)
     parsed = orjson.loads(answer.body)
     usage.record(answered(who, parsed, _ms_since(started)))
+    if keep is not None:
+        await keep(answer.response or GenerateResponse.model_validate(parsed))
     payload = answer.body if render is None else render(answer.body, parsed)
     headers = {"Content-Type": "application/json", **answer_headers(answer)}
     return web.Response(body=payload, headers=headers)
@@ -136,6 +195,13 @@ async def _send_stream(
     response = await send_stream(request, streamed, fmt, headers)
     usage.record(_stream_entry(who, streamed, started))
     return response
+
+
+def _whole(streamed: Answer | LiveStream) -> GenerateResponse | None:
+    """A sent stream's whole answer; None when it broke off."""
+    if isinstance(streamed, Answer):
+        return streamed.response or GenerateResponse.model_validate_json(streamed.body)
+    return streamed.outcome()[0]
 
 
 def _stream_entry(who: Caller, streamed: LiveStream, started: float) -> UsageEntry:

@@ -13,6 +13,7 @@ from pipeline.ingress.keys import SETTINGS
 from pipeline.ingress.middleware import REQUEST_ID_KEY, Handler
 from pipeline.ingress.principal import principal_of
 from pipeline.ingress.serve import serve
+from pipeline.ingress.sessions import session_header
 
 openai_errors = speaking(render_error)
 
@@ -22,6 +23,8 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
     """`POST /v1/chat/completions`: one answer, plain or as `chat.completion.chunk`s."""
     chat = read_request(await read_json(request, request.app[SETTINGS].max_body_bytes))
     body = to_generate_request(chat)
+    if (session_id := session_header(request)) is not None:
+        body = body.model_copy(update={"session_id": session_id})
     stream = ChatStream(
         completion_id=request[REQUEST_ID_KEY], model=chat.model, include_usage=chat.include_usage
     )

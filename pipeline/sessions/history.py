@@ -1,0 +1,56 @@
+"""What of a session goes to the model: its newest turns, bounded by count and by tokens.
+
+The bound is LangChain's `trim_messages` (the newest messages that fit `max_tokens`,
+starting on a user turn, by its approximate token count), after a cut to `max_turns`.
+The request sent holds the history it was given, so its cache key covers that history.
+"""
+
+from collections.abc import Sequence
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, trim_messages
+from langchain_core.messages.utils import count_tokens_approximately
+
+from schemas import GenerateRequest, GenerateResponse, Message, Role
+
+_KEPT_ROLES = (Role.USER, Role.ASSISTANT)
+
+
+def trimmed(history: Sequence[Message], *, max_turns: int, max_tokens: int) -> list[Message]:
+    """The newest messages of `history` within `max_turns` turns and `max_tokens` tokens."""
+    recent = list(history[-2 * max_turns :]) if max_turns > 0 else []
+    as_langchain: list[BaseMessage] = [
+        (HumanMessage if m.role is Role.USER else AIMessage)(content=m.content, id=str(i))
+        for i, m in enumerate(recent)
+    ]
+    kept = trim_messages(
+        as_langchain,
+        max_tokens=max_tokens,
+        token_counter=count_tokens_approximately,
+        strategy="last",
+        start_on="human",
+        allow_partial=False,
+    )
+    return [recent[int(str(message.id))] for message in kept]
+
+
+def with_history(
+    request: GenerateRequest, history: Sequence[Message], *, max_turns: int, max_tokens: int
+) -> GenerateRequest:
+    """`request` as sent in its session: its system message, the kept history, its own turn."""
+    own = request.conversation()
+    system = tuple(m for m in own if m.role is Role.SYSTEM)
+    turn = tuple(m for m in own if m.role is not Role.SYSTEM)
+    kept = trimmed(history, max_turns=max_turns, max_tokens=max_tokens)
+    if not kept:
+        return request
+    return request.model_copy(
+        update={"messages": (*system, *kept, *turn), "prompt": None, "system": None}
+    )
+
+
+def turn_of(request: GenerateRequest, response: GenerateResponse) -> list[Message]:
+    """What a turn adds to its session: the request's own user turns, then the answer."""
+    said = [m for m in request.conversation() if m.role in _KEPT_ROLES and m.content]
+    if response.text:
+        said.append(Message(role=Role.ASSISTANT, content=response.text))
+    return said
