@@ -159,7 +159,7 @@ async def test_tenants_never_see_each_others_sessions(start_gateway: GatewayFact
     assert beta_turn.status == 200
     assert "acme secret" not in beta_turn.body["text"]
     mine = await gateway.session.get(gateway.url + "/v1/sessions/same", headers=bearer(acme))
-    assert [m["content"] for m in (await mine.json())["messages"]][0] == "acme secret"
+    assert (await mine.json())["messages"][0]["content"] == "acme secret"
 
 
 async def test_the_openai_api_joins_a_session_by_header(start_gateway: GatewayFactory) -> None:
