@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     )
     gemini_base_url: str | None = None
     emulator_latency_ms: float = Field(default=0.0, ge=0)
+    # How long a batch stays pending, then running, on the built-in emulator.
+    emulator_batch_step_ms: float = Field(default=500.0, ge=0, le=600_000)
     provider_timeout_s: float = Field(default=30.0, gt=0)
     provider_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
     provider_max_attempts: int = Field(default=1, ge=1, le=10)
