@@ -1,5 +1,5 @@
-"""promptbus answers as OpenAI's `chat.completion` object: one renderer for every place
-that speaks OpenAI (the compat route, its stream's last chunks, batch output lines)."""
+"""promptbus answers and errors as OpenAI's `chat.completion` and error objects: one
+renderer for every place that speaks OpenAI (the compat route, batch output lines)."""
 
 from collections.abc import Mapping
 from typing import Any, Final
@@ -19,6 +19,21 @@ _FINISH: Final = {
     "prohibited_content": "content_filter",
     "spii": "content_filter",
 }
+# OpenAI's error types by status; anything else of 5xx is a server error.
+_TYPES: Final = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_CODES: Final = {"unknown_model": "model_not_found", "content_blocked": "content_filter"}
+# promptbus's 422s are bad input (ValidationFailed) and filtered answers (ContentBlocked).
+_UNPROCESSABLE: Final = 422
 # What the extension key carries: where the answer came from and what it cost.
 _EXTENSION: Final = ("provider", "provider_model", "cost", "cache", "routing")
 
@@ -85,4 +100,21 @@ def completion(response: Mapping[str, Any]) -> dict[str, Any]:
         "choices": [choice],
         "usage": usage(response),
         "promptbus": extension(response),
+    }
+
+
+def openai_status(status: int) -> int:
+    """The status of a promptbus error's status on OpenAI's surface: bad input and filtered
+    prompts are 400s there."""
+    return 400 if status == _UNPROCESSABLE else status
+
+
+def openai_error_object(status: int, kind: str, message: str, field: str | None) -> dict[str, Any]:
+    """`{"message", "type", "param", "code"}` for a promptbus error of `status` and `kind`."""
+    shown = openai_status(status)
+    return {
+        "message": message,
+        "type": _TYPES.get(shown, "server_error" if shown >= 500 else "invalid_request_error"),
+        "param": field,
+        "code": _CODES.get(kind, kind),
     }
