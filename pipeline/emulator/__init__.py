@@ -16,6 +16,10 @@ Routes ({v} is v1beta or v1):
     GET  /{v}/batches/{id}, POST /{v}/batches/{id}:cancel, DELETE /{v}/batches/{id},
     GET  /{v}/batches?pageSize=&pageToken=             the batch's Operation; cancel; forget;
                                                        the batches, oldest first
+    POST /upload/{v}/files                             Gemini Files, resumable upload (start,
+                                                       then chunks to X-Goog-Upload-URL)
+    GET  /{v}/files/{id}, GET /{v}/files/{id}:download?alt=media, DELETE /{v}/files/{id}
+                                                       a file's resource; its bytes; forget
     POST /v1/chat/completions                          OpenAI (Bearer key required, else 401)
     GET  /v1/models, /v1/models/{id}                   OpenAI's model list and model (Gemini's
                                                        for a request with x-goog-api-key or
@@ -41,8 +45,11 @@ A batch stays BATCH_STATE_PENDING for `EmulatorConfig.batch_step_ms`, RUNNING fo
 again, then answers every inline request as generateContent would (directives and fault
 rules included; each counts as one call in /stats) and SUCCEEDED: `output.inlinedResponses`
 holds, in input order and with the request's metadata, `{"response": ...}` or, for a
-request that failed, `{"error": {"code", "message"}}`. A cancelled batch answers nothing.
-State moves when the batch is read (get, list), never in the background.
+request that failed, `{"error": {"code", "message"}}`. A batch of an uploaded JSON Lines
+file (`inputConfig.fileName`, `{"key", "request"}` lines) answers in a generated file
+instead (`output.responsesFile`, `{"key", "response" | "error"}` lines). A cancelled
+batch answers nothing. State moves when the batch is read (get, list), never in the
+background.
 
 Directives, written in a user message, make a call misbehave (the call still counts in
 /stats). They are read from the last user message, except `json=`, read from any:

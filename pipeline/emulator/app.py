@@ -7,7 +7,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from pipeline.emulator import gemini, gemini_batches, models, openai
+from pipeline.emulator import files, gemini, gemini_batches, models, openai
 from pipeline.emulator.batch_jobs import BatchBook
 from pipeline.emulator.calls import CONFIG_KEY, FAULTS_KEY, STATS_KEY
 from pipeline.emulator.faults import FaultBook, parse_rules
@@ -84,12 +84,16 @@ def create_emulator_app(config: EmulatorConfig) -> web.Application:
     app[STATS_KEY] = EmulatorStats()
     app[FAULTS_KEY] = FaultBook()
     app[gemini_batches.BATCHES_KEY] = BatchBook()
+    app[files.FILES_KEY] = files.FileBook()
     version = "{version:v1(?:beta)?}"
     app.router.add_post(f"/{version}/models/{{model_action}}", _model_action)
     app.router.add_get(f"/{version}/batches", gemini_batches.list_batches)
     app.router.add_get(f"/{version}/batches/{{batch}}", gemini_batches.get_batch)
     app.router.add_delete(f"/{version}/batches/{{batch}}", gemini_batches.delete_batch)
     app.router.add_post(f"/{version}/batches/{{batch_action}}", gemini_batches.batch_action)
+    app.router.add_post(f"/upload/{version}/files", files.upload)
+    app.router.add_get(f"/{version}/files/{{file_action}}", files.get_file)
+    app.router.add_delete(f"/{version}/files/{{file_action}}", files.delete_file)
     app.router.add_get(f"/{version}/models", models.list_models)
     app.router.add_get(f"/{version}/models/{{model}}", models.get_model)
     app.router.add_post("/v1/chat/completions", openai.chat_completions)

@@ -1,8 +1,9 @@
 """Gemini batch jobs the emulator holds: their requests, their state over time, their results.
 
 A job waits `step` in BATCH_STATE_PENDING, runs for another `step`, then answers every
-request at once and succeeds; state moves only when the job is looked at, so nothing runs
-in the background and a job nobody polls costs nothing.
+request at once and succeeds (inline requests answered inline, a file's in a file); state
+moves only when the job is looked at, so nothing runs in the background and a job nobody
+polls costs nothing.
 """
 
 import secrets
@@ -14,6 +15,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
+import orjson
+
 from pipeline.emulator.state import BadRequest, Json
 
 _API: Final = "type.googleapis.com/google.ai.generativelanguage.v1beta"
@@ -22,8 +25,10 @@ OUTPUT_TYPE: Final = f"{_API}.GenerateContentBatchOutput"
 # The jobs one emulator keeps; the oldest finished job makes room for a new one.
 MAX_JOBS: Final = 256
 
-# Answers one inline request: `{"response": ...}` or `{"error": {"code", "message"}}`.
+# Answers one request: `{"response": ...}` or `{"error": {"code", "message"}}`.
 Answerer = Callable[[str, Json], Json]
+# Stores a batch's responses (JSON Lines) as a file; returns the file's name.
+Saver = Callable[[bytes], str]
 
 
 class BatchState(StrEnum):
@@ -63,22 +68,29 @@ class BatchJob:
     updated: float = field(default_factory=time.time)
     ended: float | None = None
     responses: list[Json] = field(default_factory=list, repr=False)
+    # Whether the requests came in a file (keyed lines): the responses go to one too.
+    from_file: bool = False
+    responses_file: str | None = None
 
-    def advance(self, step_s: float, answer: Answerer) -> None:
+    def advance(self, step_s: float, answer: Answerer, save: Saver) -> None:
         """Move the job on as far as the time since it was created says."""
         if self.state.done:
             return
         elapsed = time.monotonic() - self.started
         if elapsed >= 2 * step_s:
             self.responses = [self._answered(item, answer) for item in self.requests]
+            if self.from_file:
+                lines = b"".join(orjson.dumps(line) + b"\n" for line in self.responses)
+                self.responses_file = save(lines)
             self._finish(BatchState.SUCCEEDED)
         elif elapsed >= step_s and self.state is BatchState.PENDING:
             self.state, self.updated = BatchState.RUNNING, time.time()
 
     def _answered(self, item: Json, answer: Answerer) -> Json:
         result = answer(self.model, item["request"])
-        metadata = item.get("metadata")
-        return {**result, "metadata": metadata} if isinstance(metadata, dict) else result
+        # An inline request's metadata, a file line's key, come back with its answer.
+        kept: Json = {name: item[name] for name in ("key", "metadata") if name in item}
+        return {**kept, **result}
 
     def cancel(self) -> None:
         """Stop a job that has not finished; its requests get no answers."""
@@ -116,7 +128,11 @@ class BatchJob:
         if self.ended is not None:
             metadata["endTime"] = timestamp(self.ended)
         if self.state is BatchState.SUCCEEDED:
-            output = {"inlinedResponses": {"inlinedResponses": self.responses}}
+            output: Json = (
+                {"responsesFile": self.responses_file}
+                if self.responses_file
+                else {"inlinedResponses": {"inlinedResponses": self.responses}}
+            )
             metadata["output"] = output
             operation["response"] = {"@type": OUTPUT_TYPE, **output}
         return operation
@@ -129,14 +145,17 @@ class BatchBook:
         self._jobs: OrderedDict[str, BatchJob] = OrderedDict()
         self._max_jobs = max_jobs
 
-    def create(self, model: str, display_name: str, requests: list[Json]) -> BatchJob:
+    def create(
+        self, model: str, display_name: str, requests: list[Json], *, from_file: bool = False
+    ) -> BatchJob:
         """Hold a new pending job; BadRequest when every held job is still running."""
         if len(self._jobs) >= self._max_jobs:
             oldest = next((name for name, job in self._jobs.items() if job.state.done), None)
             if oldest is None:
                 raise BadRequest(f"the emulator holds {self._max_jobs} unfinished batches")
             del self._jobs[oldest]
-        job = BatchJob(f"batches/{secrets.token_hex(8)}", model, display_name, requests)
+        name = f"batches/{secrets.token_hex(8)}"
+        job = BatchJob(name, model, display_name, requests, from_file=from_file)
         self._jobs[job.name] = job
         return job
 

@@ -1,18 +1,23 @@
 """Gemini's Batch API: `POST /{version}/models/{model}:batchGenerateContent` and `batches/*`.
 
-Each inline request is answered as `generateContent` answers it (its directives and the
-fault rules included) and counts in /stats as one call when the job runs. A request that
-fails (a `status=` directive, a fault rule, a request the API would reject) gets a
-`google.rpc.Status` error in its place; the others are answered.
+Requests come inline (answered in `output.inlinedResponses`, with their metadata) or in
+an uploaded JSON Lines file of `{"key", "request"}` lines (answered in a generated file,
+`output.responsesFile`, one `{"key", "response" | "error"}` line each). Each request is
+answered as `generateContent` answers it (its directives and the fault rules included) and
+counts in /stats as one call when the job runs. A request that fails (a `status=`
+directive, a fault rule, a request the API would reject) gets a `google.rpc.Status` error
+in its place; the others are answered.
 """
 
-from typing import Final
+from typing import Any, Final
 
+import orjson
 from aiohttp import web
 
 from pipeline.emulator.answers import read_directives
 from pipeline.emulator.batch_jobs import BatchBook, BatchJob
 from pipeline.emulator.calls import CONFIG_KEY, STATS_KEY, with_rules
+from pipeline.emulator.files import FILES_KEY, FileBook
 from pipeline.emulator.gemini import answer_call, google_error, json_response
 from pipeline.emulator.gemini_requests import read_body, read_prompt
 from pipeline.emulator.state import BadRequest, Json
@@ -56,18 +61,41 @@ class AnswerItem:
         return {"response": reply}
 
 
-def _inline_requests(body: Json) -> tuple[str, list[Json]]:
-    """The display name and the inline requests of a batchGenerateContent body."""
+def _file_requests(book: FileBook, name: Any) -> list[Json]:
+    """The keyed requests of an uploaded JSON Lines file: `{"key", "request"}` a line."""
+    stored = book.get(name) if isinstance(name, str) else None
+    if stored is None or not stored.done:
+        raise BadRequest(f"* InputConfig.file_name: file {name!r} not found")
+    items = []
+    for number, line in enumerate(bytes(stored.data).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"* {name} line {number}: not JSON: {exc}") from exc
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise BadRequest(f"* {name} line {number}: a line needs a string key")
+        items.append(item)
+    return items
+
+
+def _requests(body: Json, files: FileBook) -> tuple[str, list[Json], bool]:
+    """The display name and the requests of a batchGenerateContent body, and whether they
+    came in a file."""
     batch = body.get("batch")
     if not isinstance(batch, dict):
         raise BadRequest("* BatchGenerateContentRequest.batch: batch is not specified")
     config = batch.get("inputConfig")
     if not isinstance(config, dict):
         raise BadRequest("* GenerateContentBatch.input_config: input_config is not specified")
-    if "fileName" in config:
-        raise BadRequest("* InputConfig.file_name: the emulator takes inline requests only")
-    holder = config.get("requests")
-    items = holder.get("requests") if isinstance(holder, dict) else None
+    from_file = "fileName" in config
+    items: Any
+    if from_file:
+        items = _file_requests(files, config["fileName"])
+    else:
+        holder = config.get("requests")
+        items = holder.get("requests") if isinstance(holder, dict) else None
     if not isinstance(items, list) or not items:
         raise BadRequest("* InputConfig.requests: requests is not specified")
     if len(items) > MAX_REQUESTS:
@@ -76,25 +104,33 @@ def _inline_requests(body: Json) -> tuple[str, list[Json]]:
         if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
             raise BadRequest(f"* InlinedRequests.requests[{index}].request: not specified")
     name = batch.get("displayName")
-    return (name if isinstance(name, str) else ""), items
+    return (name if isinstance(name, str) else ""), items, from_file
 
 
 async def create(request: web.Request, model: str) -> web.Response:
-    """Start a batch job of inline requests; answer its Operation."""
+    """Start a batch job of inline requests or of a file's; answer its Operation."""
     try:
-        display_name, items = _inline_requests(await read_body(request))
-        job = request.app[BATCHES_KEY].create(model, display_name, items)
+        body = await read_body(request)
+        display_name, items, from_file = _requests(body, request.app[FILES_KEY])
+        book = request.app[BATCHES_KEY]
+        job = book.create(model, display_name, items, from_file=from_file)
     except BadRequest as exc:
         return google_error(400, str(exc))
     return json_response(job.operation())
+
+
+def _advance(app: web.Application, job: BatchJob) -> None:
+    """Move the job on to where its time says."""
+    files = app[FILES_KEY]
+    step_s = app[CONFIG_KEY].batch_step_ms / 1000
+    job.advance(step_s, AnswerItem(app), lambda data: files.generated(data).name)
 
 
 def _job(request: web.Request, name: str) -> BatchJob | None:
     """The named job, moved on to where its time says."""
     job = request.app[BATCHES_KEY].get(f"batches/{name}")
     if job is not None:
-        step_s = request.app[CONFIG_KEY].batch_step_ms / 1000
-        job.advance(step_s, AnswerItem(request.app))
+        _advance(request.app, job)
     return job
 
 
@@ -144,9 +180,8 @@ async def list_batches(request: web.Request) -> web.Response:
         return google_error(400, str(exc))
     book = request.app[BATCHES_KEY]
     jobs, after = book.page(min(size, _MAX_PAGE_SIZE), start)
-    step_s = request.app[CONFIG_KEY].batch_step_ms / 1000
     for job in jobs:
-        job.advance(step_s, AnswerItem(request.app))
+        _advance(request.app, job)
     body: Json = {"operations": [job.operation() for job in jobs]}
     if after is not None:
         body["nextPageToken"] = str(after)

@@ -1,9 +1,11 @@
 """The emulator's Gemini Batch API, driven by the real google-genai SDK over loopback."""
 
+import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -187,7 +189,7 @@ async def test_batches_are_listed_a_page_at_a_time_and_deleted(client: genai.Cli
         ({}, "batch is not specified"),
         ({"batch": {"inputConfig": {"requests": {"requests": []}}}}, "requests is not specified"),
         ({"batch": {"inputConfig": {"requests": {"requests": [{"x": 1}]}}}}, "requests[0]"),
-        ({"batch": {"inputConfig": {"fileName": "files/x"}}}, "inline requests only"),
+        ({"batch": {"inputConfig": {"fileName": "files/x"}}}, "not found"),
     ],
 )
 async def test_a_malformed_batch_is_a_400_and_creates_nothing(
@@ -219,3 +221,83 @@ async def test_unknown_batches_and_bad_page_tokens_are_refused(
         async with http.request(method, path, headers={"x-goog-api-key": "k"}) as resp:
             assert resp.status == status, (method, path)
             assert "error" in await resp.json()
+
+
+async def upload_lines(client: genai.Client, lines: list[Any]) -> str:
+    """Upload JSON Lines through the SDK's resumable upload; the file's name."""
+    data = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    uploaded = await client.aio.files.upload(
+        file=io.BytesIO(data), config={"mime_type": "application/jsonl", "display_name": "in"}
+    )
+    assert uploaded.name is not None
+    assert (uploaded.size_bytes, uploaded.display_name) == (len(data), "in")
+    return uploaded.name
+
+
+async def test_a_batch_from_an_uploaded_file_answers_in_a_file(
+    client: genai.Client, http: aiohttp.ClientSession
+) -> None:
+    # Given an uploaded file of keyed requests, one of them failing
+    request = {"contents": [{"role": "user", "parts": [{"text": "hello there"}]}]}
+    failing = {"contents": [{"role": "user", "parts": [{"text": "[[emulator:status=500]]"}]}]}
+    name = await upload_lines(
+        client, [{"key": "k1", "request": request}, {"key": "k2", "request": failing}]
+    )
+    assert (await client.aio.files.get(name=name)).state == types.FileState.ACTIVE
+
+    # When a batch runs on it
+    job = await client.aio.batches.create(model=GEMINI_MODEL, src=name)
+    assert job.name is not None
+    done = await finished(client, job.name)
+
+    # Then its responses are a generated file of keyed lines, downloadable through the SDK
+    assert done.state == types.JobState.JOB_STATE_SUCCEEDED
+    assert done.dest is not None
+    assert done.dest.file_name is not None
+    assert done.dest.inlined_responses is None
+    data = await client.aio.files.download(file=done.dest.file_name)
+    lines = [orjson.loads(line) for line in data.splitlines()]
+    assert [line["key"] for line in lines] == ["k1", "k2"]
+    assert lines[0]["response"]["candidates"][0]["content"]["parts"][0]["text"].startswith(
+        f"[{GEMINI_MODEL}] hello there #"
+    )
+    assert lines[1]["error"]["code"] == 500
+    assert (await read_stats(http))["calls"] == 2
+
+
+async def test_a_file_with_a_line_that_is_not_a_keyed_request_is_refused(
+    client: genai.Client,
+) -> None:
+    # Given a file whose second line has no key
+    request = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    name = await upload_lines(client, [{"key": "a", "request": request}, {"request": request}])
+
+    # When a batch is asked for on it, Then it is a 400 naming the line
+    with pytest.raises(errors.ClientError) as caught:
+        await client.aio.batches.create(model=GEMINI_MODEL, src=name)
+    assert caught.value.code == 400
+    assert "line 2" in str(caught.value.message)
+
+
+async def test_uploads_are_checked_and_files_deleted(http: aiohttp.ClientSession) -> None:
+    # An upload that does not start resumably, or a chunk at the wrong offset, is a 400
+    async with http.post("/upload/v1beta/files", data=b"x") as resp:
+        assert resp.status == 400
+    start = {
+        "X-Goog-Upload-Protocol": "resumable",
+        "X-Goog-Upload-Command": "start",
+        "X-Goog-Upload-Header-Content-Length": "3",
+    }
+    async with http.post("/upload/v1beta/files", json={"file": {}}, headers=start) as resp:
+        url = resp.headers["X-Goog-Upload-URL"]
+    chunk = {"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "1"}
+    async with http.post(url, data=b"abc", headers=chunk) as resp:
+        assert resp.status == 400
+    # The right offset finalizes it; then it can be deleted, once
+    chunk["X-Goog-Upload-Offset"] = "0"
+    async with http.post(url, data=b"abc", headers=chunk) as resp:
+        assert resp.headers["X-Goog-Upload-Status"] == "final"
+        name = (await resp.json())["file"]["name"]
+    for status in (200, 404):
+        async with http.delete(f"/v1beta/{name}") as resp:
+            assert resp.status == status
