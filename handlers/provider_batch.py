@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, get_args
 from handlers.structured import InvalidAnswer, parse_answer
 from pipeline.chat_completions import completion, openai_error_object, openai_status
 from pipeline.errors import InvalidModelOutput, PromptbusError
-from pipeline.providers.gemini_batch import ItemAnswer, ItemOutcome
+from pipeline.providers.batch_outcomes import ItemAnswer, ItemOutcome
 from schemas import CacheInfo, ErrorBody, ErrorDetail, GenerateResponse, RoutingInfo
 
 Endpoint = Literal["/v1/chat/completions", "/v1/generate"]

@@ -1,53 +1,45 @@
 """Gemini's own Batch API through google-genai: submit many requests, poll, map answers back.
 
-One bridge batch is one Gemini batch job of inline requests for one Gemini model. Each
-item's custom_id travels in its request's metadata and comes back with its answer (the
-answers' order is the fallback). Answers are priced at the model's batch price.
+One bridge batch is one Gemini batch job for one Gemini model, of inline requests or (for
+a large batch) an uploaded JSON Lines file. Each item's custom_id travels with its request
+(inline metadata, a file line's key) and comes back with its answer; the answers' order is
+the fallback. Answers are priced at the model's batch price.
 """
 
 import asyncio
+import io
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from enum import StrEnum
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, Literal
 
 from google import genai
 from google.genai import types
 from pydantic import SecretStr
 
 from pipeline.catalog import ModelCatalog, ModelSpec
-from pipeline.errors import PromptbusError, ValidationFailed
+from pipeline.errors import PromptbusError, UpstreamError, ValidationFailed
 from pipeline.providers._errors import translate
 from pipeline.providers._gemini_batch_wire import (
     CUSTOM_ID,
-    answer_of,
-    error_of,
+    file_line,
+    file_responses,
     inlined_request,
-    usage_of,
+    outcome,
+)
+from pipeline.providers.batch_outcomes import (
+    BatchItem,
+    BridgeResult,
+    BridgeState,
+    PollPolicy,
+    SubmittedBatch,
 )
 from pipeline.providers.gemini import API_VERSION, USER_AGENT
-from schemas import Cost, ErrorDetail, GenerateRequest, Usage
 
-# Inline requests in one Gemini batch (Gemini also caps the request at about 20 MB).
+# Items in one Gemini batch.
 MAX_ITEMS: Final = 10_000
-
-
-class BridgeState(StrEnum):
-    """Where the Gemini batch job is."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-    @property
-    def done(self) -> bool:
-        """Whether the job has finished, one way or another."""
-        return self not in (BridgeState.PENDING, BridgeState.RUNNING)
-
+# Gemini takes inline requests up to about 20 MB in all; past this, the items go in a file.
+INLINE_MAX_BYTES: Final = 16 * 1024 * 1024
+Source = Literal["inline", "file"]
 
 _STATES: Final = {
     types.JobState.JOB_STATE_PENDING: BridgeState.PENDING,
@@ -59,89 +51,6 @@ _STATES: Final = {
     types.JobState.JOB_STATE_CANCELLED: BridgeState.CANCELLED,
     types.JobState.JOB_STATE_EXPIRED: BridgeState.EXPIRED,
 }
-# The error type of an item a job ended without answering, as OpenAI's batch lines name it.
-_UNANSWERED: Final = {
-    BridgeState.FAILED: "batch_failed",
-    BridgeState.CANCELLED: "batch_cancelled",
-    BridgeState.EXPIRED: "batch_expired",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class BatchItem:
-    """One request of a batch and the caller's id for it."""
-
-    custom_id: str
-    request: GenerateRequest
-
-
-@dataclass(frozen=True, slots=True)
-class ItemAnswer:
-    """What the model answered one item, priced at the batch price."""
-
-    text: str
-    finish_reason: str
-    usage: Usage
-    cost: Cost
-
-
-@dataclass(frozen=True, slots=True)
-class ItemOutcome:
-    """One item's result: an answer, or an error (with the HTTP status it stands for, or
-    None for an item the job never answered)."""
-
-    custom_id: str
-    request: GenerateRequest
-    provider_model: str
-    answer: ItemAnswer | None = None
-    error: ErrorDetail | None = None
-    status_code: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SubmittedBatch:
-    """A Gemini batch job the bridge started, and what it holds."""
-
-    name: str
-    spec: ModelSpec
-    items: tuple[BatchItem, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class BridgeResult:
-    """A finished job: its state and every item's outcome, in the items' order."""
-
-    name: str
-    state: BridgeState
-    outcomes: tuple[ItemOutcome, ...]
-
-    @property
-    def completed(self) -> int:
-        """Items answered."""
-        return sum(1 for outcome in self.outcomes if outcome.answer is not None)
-
-    @property
-    def failed(self) -> int:
-        """Items that got an error."""
-        return len(self.outcomes) - self.completed
-
-
-@dataclass(frozen=True, slots=True)
-class PollPolicy:
-    """How often to look at a job: exponential backoff between bounds, and when to stop."""
-
-    initial_s: float = 2.0
-    max_s: float = 60.0
-    multiplier: float = 1.5
-    # Gemini's own window is 48 hours; a job still unfinished at the deadline is cancelled.
-    deadline_s: float = 24 * 3600.0
-
-    def delays(self) -> Iterator[float]:
-        """The waits between polls, growing to `max_s`."""
-        delay = self.initial_s
-        while True:
-            yield delay
-            delay = min(self.max_s, delay * self.multiplier)
 
 
 class GeminiBatchClient:
@@ -196,20 +105,40 @@ class GeminiBatchClient:
         return first
 
     async def submit(
-        self, items: Sequence[BatchItem], *, display_name: str = "promptbus"
+        self,
+        items: Sequence[BatchItem],
+        *,
+        display_name: str = "promptbus",
+        source: Source | None = None,
     ) -> SubmittedBatch:
-        """Start one Gemini batch job for `items` (all for one Gemini model)."""
+        """Start one Gemini batch job for `items` (all for one Gemini model), inline or in
+        an uploaded file (None: a file only when inline would be too large)."""
         spec = self._spec(items)
-        src = [inlined_request(item.custom_id, item.request) for item in items]
+        lines = [file_line(item) for item in items]
+        if source is None:
+            source = "file" if sum(map(len, lines)) > INLINE_MAX_BYTES else "inline"
         try:
+            src: list[types.InlinedRequest] | str
+            if source == "file":
+                src = await self._upload(b"".join(lines), display_name)
+            else:
+                src = [inlined_request(item) for item in items]
             job = await self._client.aio.batches.create(
                 model=spec.provider_model, src=src, config={"display_name": display_name}
             )
         except Exception as exc:
             raise translate(exc) from exc
         if job.name is None:
-            raise translate(ValueError("the batch job came back without a name"))
+            raise UpstreamError("the batch job came back without a name")
         return SubmittedBatch(job.name, spec, tuple(items))
+
+    async def _upload(self, data: bytes, display_name: str) -> str:
+        """Upload a batch's input file; its name."""
+        config = types.UploadFileConfig(mime_type="application/jsonl", display_name=display_name)
+        uploaded = await self._client.aio.files.upload(file=io.BytesIO(data), config=config)
+        if uploaded.name is None:
+            raise UpstreamError("the uploaded batch file came back without a name")
+        return uploaded.name
 
     async def _job(self, name: str) -> types.BatchJob:
         try:
@@ -238,7 +167,7 @@ class GeminiBatchClient:
                 if not exc.retryable:
                     raise
             if job is not None and _state(job).done:
-                return self._result(batch, job, _state(job))
+                return await self._result(batch, job, _state(job))
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -248,29 +177,46 @@ class GeminiBatchClient:
             await self.cancel(batch.name)
             job = await self._job(batch.name)
         state = _state(job)
-        return self._result(batch, job, state if state is BridgeState.SUCCEEDED else None)
+        return await self._result(batch, job, state if state is BridgeState.SUCCEEDED else None)
 
     async def run(
-        self, items: Sequence[BatchItem], *, display_name: str = "promptbus"
+        self,
+        items: Sequence[BatchItem],
+        *,
+        display_name: str = "promptbus",
+        source: Source | None = None,
     ) -> BridgeResult:
         """Submit `items` and wait for their outcomes."""
-        return await self.wait(await self.submit(items, display_name=display_name))
+        submitted = await self.submit(items, display_name=display_name, source=source)
+        return await self.wait(submitted)
 
-    def _result(
+    async def _responses(self, job: types.BatchJob) -> list[types.InlinedResponse]:
+        """The job's answers: inline, or read from its responses file."""
+        if job.dest is None:
+            return []
+        if job.dest.file_name is None:
+            return list(job.dest.inlined_responses or ())
+        try:
+            data = await self._client.aio.files.download(file=job.dest.file_name)
+        except Exception as exc:
+            raise translate(exc) from exc
+        return file_responses(data)
+
+    async def _result(
         self, batch: SubmittedBatch, job: types.BatchJob, state: BridgeState | None
     ) -> BridgeResult:
         """Every item's outcome; state None: the deadline passed, the items expired."""
         final = state or BridgeState.EXPIRED
-        answered = job.dest.inlined_responses if job.dest and state else None
+        answered = await self._responses(job) if state is not None else []
         by_id: dict[str, types.InlinedResponse] = {}
-        for index, response in enumerate(answered or ()):
+        for index, response in enumerate(answered):
             custom_id = (response.metadata or {}).get(CUSTOM_ID)
             if custom_id is None and index < len(batch.items):
                 custom_id = batch.items[index].custom_id
             if custom_id is not None:
                 by_id[custom_id] = response
         outcomes = tuple(
-            _outcome(batch.spec, item, by_id.get(item.custom_id), final) for item in batch.items
+            outcome(batch.spec, item, by_id.get(item.custom_id), final) for item in batch.items
         )
         return BridgeResult(batch.name, final, outcomes)
 
@@ -282,25 +228,3 @@ class GeminiBatchClient:
 
 def _state(job: types.BatchJob) -> BridgeState:
     return _STATES.get(job.state, BridgeState.PENDING) if job.state else BridgeState.PENDING
-
-
-def _outcome(
-    spec: ModelSpec, item: BatchItem, response: types.InlinedResponse | None, state: BridgeState
-) -> ItemOutcome:
-    """One item's outcome from its inline response (None: the job never answered it)."""
-    outcome = ItemOutcome(item.custom_id, item.request, spec.provider_model)
-    if response is None:
-        kind = _UNANSWERED.get(state, "batch_failed")
-        message = f"the Gemini batch ended {state} before answering this item"
-        detail = ErrorDetail(type=kind, message=message, retryable=False)
-        return replace(outcome, error=detail)
-    try:
-        if response.error is not None:
-            raise error_of(response.error)
-        if response.response is None:
-            raise error_of(types.JobError(code=500, message="an answer with no response"))
-        text, finish = answer_of(response.response)
-    except PromptbusError as exc:
-        return replace(outcome, error=exc.detail(), status_code=exc.status)
-    usage = usage_of(response.response)
-    return replace(outcome, answer=ItemAnswer(text, finish, usage, spec.batch_cost(usage)))

@@ -5,9 +5,10 @@ from pydantic import SecretStr
 from pipeline.catalog import ModelCatalog
 from pipeline.emulator import EMULATOR_API_KEY
 from pipeline.providers.base import ChatProvider
+from pipeline.providers.batch_outcomes import PollPolicy
 from pipeline.providers.custom import CustomProvider, build_custom_providers
 from pipeline.providers.gemini import GEMINI_API_URL, GeminiProvider
-from pipeline.providers.gemini_batch import GeminiBatchClient, PollPolicy
+from pipeline.providers.gemini_batch import GeminiBatchClient
 from pipeline.providers.openai import OPENAI_API_URL, OpenAIProvider
 from pipeline.settings import Settings
 

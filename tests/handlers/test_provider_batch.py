@@ -9,7 +9,7 @@ from openai.types.chat import ChatCompletion
 from handlers.provider_batch import Endpoint, is_error_line, output_line
 from pipeline.catalog import ModelCatalog
 from pipeline.emulator import EmulatorConfig
-from pipeline.providers.gemini_batch import BatchItem, BridgeResult, PollPolicy
+from pipeline.providers.batch_outcomes import BatchItem, BridgeResult, PollPolicy
 from pipeline.providers.setup import gemini_batch_client
 from schemas import ErrorBody, GenerateRequest, GenerateResponse
 from tests.support.emulator import running

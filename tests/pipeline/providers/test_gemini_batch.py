@@ -8,14 +8,10 @@ from google.genai import types
 
 from pipeline.catalog import ModelCatalog
 from pipeline.emulator import EmulatorConfig, RunningEmulator
-from pipeline.providers.gemini_batch import (
-    BatchItem,
-    BridgeState,
-    GeminiBatchClient,
-    PollPolicy,
-)
+from pipeline.providers.batch_outcomes import BatchItem, BridgeState, PollPolicy
+from pipeline.providers.gemini_batch import GeminiBatchClient
 from pipeline.providers.setup import gemini_batch_client
-from schemas import GenerateRequest, Message, Role, Tool, ToolCall
+from schemas import GenerateRequest, Message, Role, SafetySetting, Tool, ToolCall
 from tests.support.emulator import read_stats, running
 from tests.support.genai_clients import genai_client
 from tests.support.settings import settings_for_test
@@ -235,3 +231,30 @@ async def test_the_bridge_goes_where_the_gemini_provider_goes(catalog: ModelCata
     assert on_emulator.base_url == "http://127.0.0.1:8"
     await on_url.aclose()
     await on_emulator.aclose()
+
+
+async def test_a_file_batch_answers_as_the_inline_batch_answers(
+    bridge: GeminiBatchClient, http: aiohttp.ClientSession
+) -> None:
+    # Given items using every field a provider batch sends
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    safety = [SafetySetting(category="HARM_CATEGORY_HARASSMENT", threshold="BLOCK_NONE")]
+    items = [
+        item("plain", "hello there", system="be brief"),
+        item("params", "one two three", params={"max_output_tokens": 2, "temperature": 0.1}),
+        item("json", "a number", response_schema=schema, safety_settings=safety),
+        item("failing", "[[emulator:status=503]]"),
+    ]
+
+    # When they run inline and then as an uploaded file
+    inline = await bridge.run(items, source="inline")
+    in_file = await bridge.run(items, source="file")
+
+    # Then the file batch gives each item the same outcome: the emulator saw the same
+    # requests (its answers hash the whole request), joined back on custom_id
+    assert in_file.state is BridgeState.SUCCEEDED
+    assert [o.custom_id for o in in_file.outcomes] == [o.custom_id for o in inline.outcomes]
+    assert [o.answer for o in in_file.outcomes] == [o.answer for o in inline.outcomes]
+    assert [o.error for o in in_file.outcomes] == [o.error for o in inline.outcomes]
+    assert in_file.outcomes[3].status_code == 503
+    assert (await read_stats(http))["calls"] == 8
