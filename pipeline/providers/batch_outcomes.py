@@ -93,6 +93,14 @@ class PollPolicy:
     # Gemini's own window is 48 hours; a job still unfinished at the deadline is cancelled.
     deadline_s: float = 24 * 3600.0
 
+    def __post_init__(self) -> None:
+        if not 0 < self.initial_s <= self.max_s:
+            raise ValueError("poll delays need 0 < initial_s <= max_s")
+        if self.multiplier < 1:
+            raise ValueError("the poll delay multiplier is at least 1")
+        if not 0 < self.deadline_s <= 7 * 24 * 3600:
+            raise ValueError("the poll deadline is more than 0 and at most a week")
+
     def delays(self) -> Iterator[float]:
         """The waits between polls, growing to `max_s`."""
         delay = self.initial_s

@@ -73,8 +73,15 @@ def gemini_batch_client(
     emulator_url: str | None,
     poll: PollPolicy | None = None,
 ) -> GeminiBatchClient:
-    """The Gemini Batch API client, where the Gemini provider's calls go (key and base URL)."""
+    """The Gemini Batch API client, where the Gemini provider's calls go (key and base URL),
+    polling as the settings say unless given a policy."""
     settings = on_emulator(settings, emulator_url)
+    if poll is None:
+        poll = PollPolicy(
+            initial_s=settings.gemini_batch_poll_initial_s,
+            max_s=max(settings.gemini_batch_poll_initial_s, settings.gemini_batch_poll_max_s),
+            deadline_s=settings.gemini_batch_deadline_s,
+        )
     return GeminiBatchClient(
         api_key=_key(settings.google_api_key),
         base_url=settings.gemini_base_url or GEMINI_API_URL,

@@ -220,6 +220,36 @@ def test_polling_backs_off_exponentially_up_to_its_bound() -> None:
     assert [next(delays) for _ in range(5)] == [1, 2, 4, 5, 5]
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"initial_s": 0},
+        {"initial_s": 10, "max_s": 5},
+        {"multiplier": 0.5},
+        {"deadline_s": 0},
+        {"deadline_s": 8 * 24 * 3600},
+    ],
+)
+def test_a_poll_policy_that_never_waits_or_never_ends_is_refused(policy: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="poll"):
+        PollPolicy(**policy)
+
+
+async def test_the_settings_set_the_poll_policy(catalog: ModelCatalog) -> None:
+    # Given settings with a short poll and deadline, and an emulator slower than the deadline
+    settings = settings_for_test(
+        gemini_batch_poll_initial_s=0.01, gemini_batch_poll_max_s=0.02, gemini_batch_deadline_s=0.05
+    )
+    async with running(EmulatorConfig(batch_step_ms=60_000)) as slow:
+        client = gemini_batch_client(settings, catalog, slow.base_url)
+        try:
+            # When a batch runs, Then it expires at the settings' deadline
+            result = await client.run([item("a", "one")])
+        finally:
+            await client.aclose()
+    assert result.state is BridgeState.EXPIRED
+
+
 async def test_the_bridge_goes_where_the_gemini_provider_goes(catalog: ModelCatalog) -> None:
     # Given settings with a Gemini base URL of their own, and settings with none
     pointed = settings_for_test(gemini_base_url="http://127.0.0.1:9")
