@@ -76,6 +76,9 @@ class GeminiBatchClient:
                 headers={"user-agent": USER_AGENT},
                 # The SDK's timeout is in milliseconds.
                 timeout=int(timeout_s * 1000),
+                # One attempt: polling retries. Without retry options the SDK would retry a
+                # refused connection by itself, after sleeping 1 to 10 seconds.
+                retry_options=types.HttpRetryOptions(attempts=1),
             ),
         )
 

@@ -1,5 +1,6 @@
 """The Gemini Batch bridge end to end: google-genai against the emulator's Batch API."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -15,6 +16,7 @@ from schemas import GenerateRequest, Message, Role, SafetySetting, Tool, ToolCal
 from tests.support.emulator import read_stats, running
 from tests.support.genai_clients import genai_client
 from tests.support.settings import settings_for_test
+from tests.support.tcp_proxy import Proxy
 
 TOOL_TURNS = GenerateRequest(
     model="flash",
@@ -288,3 +290,30 @@ async def test_a_file_batch_answers_as_the_inline_batch_answers(
     assert [o.error for o in in_file.outcomes] == [o.error for o in inline.outcomes]
     assert in_file.outcomes[3].status_code == 503
     assert (await read_stats(http))["calls"] == 8
+
+
+async def test_polling_rides_out_a_provider_it_cannot_reach_for_a_while(
+    emu: RunningEmulator, catalog: ModelCatalog
+) -> None:
+    # Given a bridge reaching the emulator through a proxy, and a submitted batch
+    proxy = Proxy((emu.host, emu.port))
+    await proxy.open()
+    url = f"http://127.0.0.1:{proxy.port}"
+    client = gemini_batch_client(settings_for_test(), catalog, url, FAST)
+    try:
+        submitted = await client.submit([item("a", "one")])
+
+        # When the provider cannot be reached while the bridge polls
+        await proxy.cut()
+        waiting = asyncio.create_task(client.wait(submitted))
+        await asyncio.sleep(0.2)  # several polls fail meanwhile
+        assert not waiting.done()
+
+        # Then polling goes on, and once it is reachable again the batch's answers arrive
+        await proxy.open()
+        result = await waiting
+    finally:
+        await proxy.cut()
+        await client.aclose()
+    assert result.state is BridgeState.SUCCEEDED
+    assert result.completed == 1
