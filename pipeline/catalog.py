@@ -1,9 +1,9 @@
 """The model catalogue: which names a request may use, who serves them, what they cost.
 
 config/models.toml lists provider models (`[models.*]`: provider, model, aliases, list
-prices, optional rate limits) and routes (`[routes.*]`: a name standing for an ordered list
-of deployments, each a listed model with a weight, and how to choose among them). Any
-model or alias is also a route of one deployment.
+prices, optional batch prices and rate limits) and routes (`[routes.*]`: a name standing
+for an ordered list of deployments, each a listed model with a weight, and how to choose
+among them). Any model or alias is also a route of one deployment.
 """
 
 import tomllib
@@ -23,7 +23,11 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """One provider model, its aliases, list prices per million tokens and rate limits."""
+    """One provider model, its aliases, prices per million tokens and rate limits.
+
+    The batch prices are what the provider's own batch API charges (Gemini's: half the
+    list price); a model without them costs its list price in a batch too.
+    """
 
     provider: str
     provider_model: str
@@ -32,6 +36,8 @@ class ModelSpec:
     output_per_million: float
     rpm: int | None = None
     tpm: int | None = None
+    batch_input_per_million: float | None = None
+    batch_output_per_million: float | None = None
 
     @property
     def deployment(self) -> str:
@@ -40,13 +46,29 @@ class ModelSpec:
 
     def cost(self, usage: Usage) -> Cost:
         """What `usage` costs at this model's list price."""
-        input_usd = usage.input_tokens * self.input_per_million / _PER_MILLION
-        output_usd = usage.output_tokens * self.output_per_million / _PER_MILLION
-        return Cost(
-            input_usd=round(input_usd, 10),
-            output_usd=round(output_usd, 10),
-            total_usd=round(input_usd + output_usd, 10),
+        return _priced(usage, self.input_per_million, self.output_per_million)
+
+    def batch_cost(self, usage: Usage) -> Cost:
+        """What `usage` costs through the provider's batch API (its batch price, else list)."""
+        return _priced(
+            usage,
+            _either(self.batch_input_per_million, self.input_per_million),
+            _either(self.batch_output_per_million, self.output_per_million),
         )
+
+
+def _either(price: float | None, default: float) -> float:
+    return default if price is None else price
+
+
+def _priced(usage: Usage, input_per_million: float, output_per_million: float) -> Cost:
+    input_usd = usage.input_tokens * input_per_million / _PER_MILLION
+    output_usd = usage.output_tokens * output_per_million / _PER_MILLION
+    return Cost(
+        input_usd=round(input_usd, 10),
+        output_usd=round(output_usd, 10),
+        total_usd=round(input_usd + output_usd, 10),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +133,7 @@ class ModelCatalog:
                     output_per_million=_price(entry["output_per_million"]),
                     rpm=_limit(entry.get("rpm")),
                     tpm=_limit(entry.get("tpm")),
+                    **_batch_prices(entry),
                 )
                 for entry in data.get("models", {}).values()
             ]
@@ -182,6 +205,15 @@ def _price(value: object) -> float:
             f"prices must be zero or more US dollars per million tokens, not {value!r}"
         )
     return price
+
+
+def _batch_prices(entry: Mapping[str, Any]) -> dict[str, float]:
+    """A model entry's batch prices: both of them, or neither."""
+    names = ("batch_input_per_million", "batch_output_per_million")
+    given = [name for name in names if name in entry]
+    if len(given) == 1:
+        raise ValueError(f"give both {' and '.join(names)}, or neither; given only {given[0]}")
+    return {name: _price(entry[name]) for name in given}
 
 
 def _limit(value: object) -> int | None:

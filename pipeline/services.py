@@ -95,9 +95,11 @@ class Services:
         custom = custom_providers(settings, catalog)
         emulator = None
         if settings.uses_emulator:
-            emulator = await start_emulator(
-                EmulatorConfig(latency_ms=settings.emulator_latency_ms), host="127.0.0.1", port=0
+            config = EmulatorConfig(
+                latency_ms=settings.emulator_latency_ms,
+                batch_step_ms=settings.emulator_batch_step_ms,
             )
+            emulator = await start_emulator(config, host="127.0.0.1", port=0)
         providers: dict[str, ChatProvider] = {
             **builtin_providers(settings, emulator.base_url if emulator else None),
             **custom,

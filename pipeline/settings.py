@@ -67,9 +67,16 @@ class Settings(BaseSettings):
     )
     gemini_base_url: str | None = None
     emulator_latency_ms: float = Field(default=0.0, ge=0)
+    # How long a batch stays pending, then running, on the built-in emulator.
+    emulator_batch_step_ms: float = Field(default=500.0, ge=0, le=600_000)
     provider_timeout_s: float = Field(default=30.0, gt=0)
     provider_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
     provider_max_attempts: int = Field(default=1, ge=1, le=10)
+    # Gemini Batch bridge: poll a job every initial..max seconds (x1.5 each time), and
+    # cancel it (its unanswered items expire) once the deadline has passed.
+    gemini_batch_poll_initial_s: float = Field(default=2.0, gt=0, le=3600)
+    gemini_batch_poll_max_s: float = Field(default=60.0, gt=0, le=3600)
+    gemini_batch_deadline_s: float = Field(default=24 * 3600.0, gt=0, le=7 * 24 * 3600)
     # An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama...); unset: the built-in emulator's.
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = Field(

@@ -10,6 +10,16 @@ Routes ({v} is v1beta or v1):
     POST /{v}/models/{model}:countTokens               Gemini: {"totalTokens": N} for
                                                        `contents` or `generateContentRequest`
     GET  /v1beta/models, /v1beta/models/{model}        Gemini's model list and Model resource
+    POST /{v}/models/{model}:batchGenerateContent      Gemini Batch API, inline requests: a
+                                                       long-running Operation, the batch in
+                                                       `metadata` (state, batchStats, output)
+    GET  /{v}/batches/{id}, POST /{v}/batches/{id}:cancel, DELETE /{v}/batches/{id},
+    GET  /{v}/batches?pageSize=&pageToken=             the batch's Operation; cancel; forget;
+                                                       the batches, oldest first
+    POST /upload/{v}/files                             Gemini Files, resumable upload (start,
+                                                       then chunks to X-Goog-Upload-URL)
+    GET  /{v}/files/{id}, GET /{v}/files/{id}:download?alt=media, DELETE /{v}/files/{id}
+                                                       a file's resource; its bytes; forget
     POST /v1/chat/completions                          OpenAI (Bearer key required, else 401)
     GET  /v1/models, /v1/models/{id}                   OpenAI's model list and model (Gemini's
                                                        for a request with x-goog-api-key or
@@ -30,6 +40,16 @@ every chunk, the last one with finishReason and the non-stream totals. JSON mode
 responseMimeType "application/json" with responseJsonSchema or responseSchema; OpenAI's
 response_format json_object or json_schema) answers a JSON document that validates
 against the schema, or `{"answer": "<the text answer>"}` without a schema.
+
+A batch stays BATCH_STATE_PENDING for `EmulatorConfig.batch_step_ms`, RUNNING for as long
+again, then answers every inline request as generateContent would (directives and fault
+rules included; each counts as one call in /stats) and SUCCEEDED: `output.inlinedResponses`
+holds, in input order and with the request's metadata, `{"response": ...}` or, for a
+request that failed, `{"error": {"code", "message"}}`. A batch of an uploaded JSON Lines
+file (`inputConfig.fileName`, `{"key", "request"}` lines) answers in a generated file
+instead (`output.responsesFile`, `{"key", "response" | "error"}` lines). A cancelled
+batch answers nothing. State moves when the batch is read (get, list), never in the
+background.
 
 Directives, written in a user message, make a call misbehave (the call still counts in
 /stats). They are read from the last user message, except `json=`, read from any:

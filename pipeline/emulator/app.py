@@ -7,7 +7,8 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from pipeline.emulator import gemini, models, openai
+from pipeline.emulator import files, gemini, gemini_batches, models, openai
+from pipeline.emulator.batch_jobs import BatchBook
 from pipeline.emulator.calls import CONFIG_KEY, FAULTS_KEY, STATS_KEY
 from pipeline.emulator.faults import FaultBook, parse_rules
 from pipeline.emulator.gemini import google_error, json_response
@@ -47,6 +48,14 @@ async def _faults(request: web.Request) -> web.Response:
     return json_response({"rules": book.listing()})
 
 
+async def _model_action(request: web.Request) -> web.StreamResponse:
+    """Serve `models/{model}:{action}`: batchGenerateContent here, the rest in gemini."""
+    model, _, action = request.match_info["model_action"].rpartition(":")
+    if model and action == "batchGenerateContent":
+        return await gemini_batches.create(request, model)
+    return await gemini.model_action(request)
+
+
 def _is_openai_request(request: web.Request) -> bool:
     """Whether a request belongs to the OpenAI API (Gemini's v1 paths hold a ':', or the
     request comes with a Gemini key)."""
@@ -74,8 +83,17 @@ def create_emulator_app(config: EmulatorConfig) -> web.Application:
     app[CONFIG_KEY] = config
     app[STATS_KEY] = EmulatorStats()
     app[FAULTS_KEY] = FaultBook()
+    app[gemini_batches.BATCHES_KEY] = BatchBook()
+    app[files.FILES_KEY] = files.FileBook()
     version = "{version:v1(?:beta)?}"
-    app.router.add_post(f"/{version}/models/{{model_action}}", gemini.model_action)
+    app.router.add_post(f"/{version}/models/{{model_action}}", _model_action)
+    app.router.add_get(f"/{version}/batches", gemini_batches.list_batches)
+    app.router.add_get(f"/{version}/batches/{{batch}}", gemini_batches.get_batch)
+    app.router.add_delete(f"/{version}/batches/{{batch}}", gemini_batches.delete_batch)
+    app.router.add_post(f"/{version}/batches/{{batch_action}}", gemini_batches.batch_action)
+    app.router.add_post(f"/upload/{version}/files", files.upload)
+    app.router.add_get(f"/{version}/files/{{file_action}}", files.get_file)
+    app.router.add_delete(f"/{version}/files/{{file_action}}", files.delete_file)
     app.router.add_get(f"/{version}/models", models.list_models)
     app.router.add_get(f"/{version}/models/{{model}}", models.get_model)
     app.router.add_post("/v1/chat/completions", openai.chat_completions)

@@ -24,13 +24,17 @@ def count_call(request: web.Request, api: Api, model: str | None, stream: bool) 
     return stats
 
 
+def with_rules(app: web.Application, api: Api, model: str, directives: Directives) -> Directives:
+    """The call's directives with the fault rule that fires on it (if any) applied."""
+    rule = app[FAULTS_KEY].fire(api, model)
+    return directives if rule is None else rule.apply(directives)
+
+
 async def apply_faults(
     request: web.Request, api: Api, model: str, directives: Directives
 ) -> Directives | None:
     """Add the fault rule that fires, wait the delay; None when the connection was reset."""
-    rule = request.app[FAULTS_KEY].fire(api, model)
-    if rule is not None:
-        directives = rule.apply(directives)
+    directives = with_rules(request.app, api, model, directives)
     delay_ms = request.app[CONFIG_KEY].latency_ms + directives.delay_ms
     if delay_ms > 0:
         await asyncio.sleep(delay_ms / 1000)

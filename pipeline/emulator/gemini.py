@@ -90,6 +90,15 @@ def _reply(prompt: Prompt, directives: Directives, answer: Answer | None) -> Jso
     return reply
 
 
+def answer_call(prompt: Prompt, directives: Directives) -> tuple[Json, Answer | None]:
+    """The GenerateContentResponse a call gets, and its answer (None: blocked).
+
+    Raises BadRequest for directives the request cannot satisfy (tool calls without tools).
+    """
+    answer = None if directives.block else compose(prompt, directives)
+    return _reply(prompt, directives, answer), answer
+
+
 def _stream_plan(
     prompt: Prompt, directives: Directives, answer: Answer | None, reply: Json
 ) -> StreamPlan:
@@ -165,11 +174,10 @@ async def model_action(request: web.Request) -> web.StreamResponse:
     if isinstance(directives, web.StreamResponse):
         return directives
     try:
-        answer = None if directives.block else compose(prompt, directives)
+        reply, answer = answer_call(prompt, directives)
     except BadRequest as exc:
         stats.errors += 1
         return google_error(400, str(exc))
-    reply = _reply(prompt, directives, answer)
     if not stream:
         return json_response(reply)
     plan = _stream_plan(prompt, directives, answer, reply)

@@ -15,6 +15,8 @@ class EmulatorConfig:
     """Emulator settings."""
 
     latency_ms: float = 0.0
+    # How long a batch job stays pending, then running, before it answers.
+    batch_step_ms: float = 500.0
 
 
 def _zero_by_api() -> dict[str, int]:

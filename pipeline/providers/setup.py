@@ -5,8 +5,10 @@ from pydantic import SecretStr
 from pipeline.catalog import ModelCatalog
 from pipeline.emulator import EMULATOR_API_KEY
 from pipeline.providers.base import ChatProvider
+from pipeline.providers.batch_outcomes import PollPolicy
 from pipeline.providers.custom import CustomProvider, build_custom_providers
 from pipeline.providers.gemini import GEMINI_API_URL, GeminiProvider
+from pipeline.providers.gemini_batch import GeminiBatchClient
 from pipeline.providers.openai import OPENAI_API_URL, OpenAIProvider
 from pipeline.settings import Settings
 
@@ -63,6 +65,30 @@ def builtin_providers(settings: Settings, emulator_url: str | None) -> dict[str,
         connect_timeout_s=settings.provider_connect_timeout_s,
     )
     return {gemini.name: gemini, openai.name: openai}
+
+
+def gemini_batch_client(
+    settings: Settings,
+    catalog: ModelCatalog,
+    emulator_url: str | None,
+    poll: PollPolicy | None = None,
+) -> GeminiBatchClient:
+    """The Gemini Batch API client, where the Gemini provider's calls go (key and base URL),
+    polling as the settings say unless given a policy."""
+    settings = on_emulator(settings, emulator_url)
+    if poll is None:
+        poll = PollPolicy(
+            initial_s=settings.gemini_batch_poll_initial_s,
+            max_s=max(settings.gemini_batch_poll_initial_s, settings.gemini_batch_poll_max_s),
+            deadline_s=settings.gemini_batch_deadline_s,
+        )
+    return GeminiBatchClient(
+        api_key=_key(settings.google_api_key),
+        base_url=settings.gemini_base_url or GEMINI_API_URL,
+        catalog=catalog,
+        poll=poll,
+        timeout_s=settings.provider_timeout_s,
+    )
 
 
 def describe(settings: Settings, emulator_address: str | None) -> str:

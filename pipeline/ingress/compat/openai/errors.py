@@ -1,45 +1,23 @@
 """promptbus errors as OpenAI's error object, with retry hints the SDK obeys."""
 
 import math
-from typing import Any, Final
+from typing import Any
 
 import orjson
 from aiohttp import web
 
-from pipeline.errors import ContentBlocked, PromptbusError, ValidationFailed
-
-# OpenAI's error types by status; anything else of 5xx is a server error.
-_TYPES: Final = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "invalid_request_error",
-    409: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-}
-_CODES: Final = {"unknown_model": "model_not_found", "content_blocked": "content_filter"}
+from pipeline.chat_completions import openai_error_object, openai_status
+from pipeline.errors import PromptbusError
 
 
 def status_of(error: PromptbusError) -> int:
     """The status on this surface: OpenAI answers bad input and filtered prompts with 400."""
-    if isinstance(error, ValidationFailed | ContentBlocked):
-        return 400
-    return error.status
+    return openai_status(error.status)
 
 
 def error_object(error: PromptbusError) -> dict[str, Any]:
     """`{"message", "type", "param", "code"}` for `error`."""
-    status = status_of(error)
-    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    return {
-        "message": error.message,
-        "type": kind,
-        "param": error.field,
-        "code": _CODES.get(error.type, error.type),
-    }
+    return openai_error_object(error.status, error.type, error.message, error.field)
 
 
 def should_retry(error: PromptbusError) -> bool:
