@@ -40,6 +40,11 @@ class ChainInvocation(Envelope):
     cache: CacheControl = Field(
         default=CacheControl(), description="Applied to every model call of the chain"
     )
+    stream: bool = Field(
+        default=False,
+        description="Send `step` events as steps start and finish, `delta`s of the output "
+        "step's text, then `done` (the result) or `error`",
+    )
 
 
 class ChainCall(Envelope):

@@ -26,6 +26,7 @@ from pipeline.chains.graph import dependencies
 from pipeline.chains.spec import (
     INDEX,
     ITEM,
+    STEP_TAG,
     BranchStep,
     ChainVersion,
     LlmStep,
@@ -118,8 +119,11 @@ class _Builder:
 
 def _llm(step: LlmStep) -> Runnable[State, Any]:
     """The model call of `step`: its prompt filled from the state, through promptbus's path."""
-    bound = PromptbusChatModel(model=step.model).bind(
-        step=step.name, params=step.params, response_schema=step.response_schema
+    # Tagged: a streamed invocation tells each model call's deltas by its step.
+    bound = (
+        PromptbusChatModel(model=step.model)
+        .bind(step=step.name, params=step.params, response_schema=step.response_schema)
+        .with_config(tags=[STEP_TAG + step.name])
     )
     call = step.prompt | bound
 

@@ -7,15 +7,16 @@ request (cache, coalescing, routing, retries, rate limits, budgets, the usage le
 the tenant that invoked the chain.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from schemas import GenerateRequest, GenerateResponse, GenerationParams, Message, Role
 
@@ -23,10 +24,22 @@ _ROLES = {"system": Role.SYSTEM, "human": Role.USER, "ai": Role.ASSISTANT}
 
 
 class ChainGateway(Protocol):
-    """Answers a chain's model calls for the caller that invoked it."""
+    """Answers a chain's model calls for the caller that invoked it.
+
+    `streaming`: the invocation is streamed, so every call is too (its tokens reach the
+    callbacks as they come, whichever way the chain calls the model).
+    """
+
+    streaming: bool
 
     async def generate(self, request: GenerateRequest, *, step: str | None) -> GenerateResponse:
         """The answer to `request`, made by the step named `step` (None: a custom chain's)."""
+        ...
+
+    def stream(
+        self, request: GenerateRequest, *, step: str | None
+    ) -> AsyncIterator[str | GenerateResponse]:
+        """The answer's text deltas as they come, then the whole answer."""
         ...
 
 
@@ -77,35 +90,109 @@ class PromptbusChatModel(BaseChatModel):
         Bound keyword arguments: `step` (the chain step calling), `params` (generation
         parameters), `response_schema` (the answer is JSON, parsed, in `response_metadata`).
         """
-        gateway = _GATEWAY.get()
-        if gateway is None:
-            raise RuntimeError("PromptbusChatModel runs only within a promptbus chain invocation")
+        request = self._request(messages, stop, kwargs)
+        gateway, step = _gateway(), kwargs.get("step")
+        if gateway.streaming and request.response_schema is None:
+            response = await _streamed(gateway, request, step, run_manager)
+        else:
+            response = await gateway.generate(request, step=step)
+        message = AIMessage(
+            content=response.text,
+            response_metadata=_metadata(response),
+            usage_metadata=_usage(response),
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """Stream through the invocation's gateway: text deltas, then a closing chunk with the
+        answer's metadata and usage. A structured answer (JSON, checked whole) is one chunk."""
+        gateway, step = _gateway(), kwargs.get("step")
+        request = self._request(messages, stop, kwargs)
+        if request.response_schema is not None:
+            result = await self._agenerate(messages, stop, run_manager, **kwargs)
+            message = result.generations[0].message
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content=message.text,
+                    response_metadata=message.response_metadata,
+                    usage_metadata=getattr(message, "usage_metadata", None),
+                )
+            )
+            return
+        async for piece in gateway.stream(request.model_copy(update={"stream": True}), step=step):
+            if isinstance(piece, str):
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(piece, chunk=chunk)
+                yield chunk
+            else:
+                yield ChatGenerationChunk(
+                    message=AIMessageChunk(
+                        content="",
+                        response_metadata=_metadata(piece),
+                        usage_metadata=_usage(piece),
+                    )
+                )
+
+    def _request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> GenerateRequest:
         params = dict(kwargs.get("params") or {})
         if stop:
             params["stop"] = tuple(stop)
-        request = GenerateRequest(
+        return GenerateRequest(
             model=self.model,
             messages=_ours(messages),
             params=GenerationParams.model_validate(params),
             response_schema=kwargs.get("response_schema"),
         )
-        response = await gateway.generate(request, step=kwargs.get("step"))
-        message = AIMessage(
-            content=response.text,
-            response_metadata={
-                "model": response.provider_model,
-                "finish_reason": response.finish_reason,
-                "json": response.json_,
-                "cache_hit": response.cache.hit,
-                "cost_usd": response.cost.total_usd,
-            },
-            usage_metadata={
-                "input_tokens": response.usage.input_tokens,
-                "output_tokens": response.usage.output_tokens,
-                "total_tokens": response.usage.total_tokens,
-            },
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+async def _streamed(
+    gateway: ChainGateway,
+    request: GenerateRequest,
+    step: str | None,
+    run_manager: AsyncCallbackManagerForLLMRun | None,
+) -> GenerateResponse:
+    """The answer streamed through `gateway`, each delta told to the callbacks."""
+    async for piece in gateway.stream(request.model_copy(update={"stream": True}), step=step):
+        if isinstance(piece, GenerateResponse):
+            return piece
+        if run_manager is not None:
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            await run_manager.on_llm_new_token(piece, chunk=chunk)
+    raise RuntimeError("the gateway's stream ended without its answer")
+
+
+def _gateway() -> ChainGateway:
+    gateway = _GATEWAY.get()
+    if gateway is None:
+        raise RuntimeError("PromptbusChatModel runs only within a promptbus chain invocation")
+    return gateway
+
+
+def _metadata(response: GenerateResponse) -> dict[str, Any]:
+    return {
+        "model": response.provider_model,
+        "finish_reason": response.finish_reason,
+        "json": response.json_,
+        "cache_hit": response.cache.hit,
+        "cost_usd": response.cost.total_usd,
+    }
+
+
+def _usage(response: GenerateResponse) -> UsageMetadata:
+    return UsageMetadata(
+        input_tokens=response.usage.input_tokens,
+        output_tokens=response.usage.output_tokens,
+        total_tokens=response.usage.total_tokens,
+    )
 
 
 def _ours(messages: Sequence[BaseMessage]) -> tuple[Message, ...]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from pipeline.chains.build import State
 from pipeline.chains.spec import ChainVersion
+from pipeline.errors import ValidationFailed
 from pipeline.plugins import load_callable
 
 _CHAIN_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -52,3 +53,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     return value
+
+
+# What a Runnable raises for input it cannot take (a prompt's missing variable, say).
+INPUT_ERRORS: Final = (KeyError, TypeError, ValueError)
+
+
+def refusal(chain_id: str, exc: Exception) -> ValidationFailed:
+    """A custom chain's refusal of its variables, as a 422."""
+    return ValidationFailed(
+        f"custom chain {chain_id!r} refused its variables: {exc}", field="variables"
+    )

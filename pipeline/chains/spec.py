@@ -13,6 +13,7 @@ from langchain_core.prompts import ChatPromptTemplate
 # The names a map's step may read besides the chain's values: the item and its position.
 ITEM: Final = "item"
 INDEX: Final = "index"
+STEP_TAG: Final = "promptbus.step:"
 TransformOp = Literal["split", "lines", "join", "pick", "equals", "object"]
 
 

@@ -1,36 +1,25 @@
 """GET /v1/chains, GET /v1/chains/{id}, POST /v1/chains/{id}/invoke: chains from config.
 
-An invocation runs the chain's Runnable in this process. Each of its model calls is a
-request of its own on promptbus's path, for the invoking tenant and key: the key must allow
-the model and has it counted under its limits, the cache and coalescing answer identical
-steps, and the usage ledger gets one record a call (surface `chain`).
+An invocation runs the chain's Runnable in this process, each model call a request of the
+invoking caller's own (pipeline/ingress/chain_calls.py); with `stream: true` its steps and
+the output step's text come as Server-Sent Events (pipeline/ingress/chain_stream.py).
 """
 
-import time
 from typing import Any
 
 from aiohttp import web
 
-from pipeline.chains import ChainVersion, using_gateway
+from pipeline.chains import Chain, ChainVersion, using_gateway
+from pipeline.chains.build import State
+from pipeline.chains.custom import INPUT_ERRORS, refusal
 from pipeline.chains.spec import LlmStep
-from pipeline.errors import PromptbusError, ValidationFailed
+from pipeline.errors import ValidationFailed
 from pipeline.ingress.body import parse_model, read_json
-from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
-from pipeline.ingress.middleware import REQUEST_ID_KEY
-from pipeline.ingress.permit import check_model, permit, settle
-from pipeline.ingress.principal import principal_of
-from pipeline.ingress.serve import count_spent
-from pipeline.ledger import answered_model, caller, failed
-from schemas import CacheControl, GenerateRequest, GenerateResponse
-from schemas.chains import (
-    ChainCall,
-    ChainInfo,
-    ChainInvocation,
-    ChainList,
-    ChainResult,
-    ChainStepInfo,
-    ChainUsage,
-)
+from pipeline.ingress.chain_calls import ChainCalls
+from pipeline.ingress.chain_stream import stream_chain
+from pipeline.ingress.keys import SERVICES, SETTINGS
+from pipeline.ingress.permit import check_model
+from schemas.chains import ChainInfo, ChainInvocation, ChainList, ChainResult, ChainStepInfo
 
 
 def add_routes(app: web.Application) -> None:
@@ -50,7 +39,7 @@ async def get_chain(request: web.Request) -> web.Response:
     return _listing(request.app[SERVICES].chains.versions(request.match_info["chain_id"]))
 
 
-async def invoke_chain(request: web.Request) -> web.Response:
+async def invoke_chain(request: web.Request) -> web.StreamResponse:
     """Run the chain with the variables given; its output, step values and calls."""
     invocation = parse_model(
         ChainInvocation, await read_json(request, request.app[SETTINGS].max_body_bytes)
@@ -62,19 +51,28 @@ async def invoke_chain(request: web.Request) -> web.Response:
     for step in spec.steps.values():
         if isinstance(step, LlmStep):
             check_model(request, step.model)  # a 403 before any step runs
-    calls = ChainCalls(request, spec, invocation.cache)
+    calls = ChainCalls(request, invocation.cache, streaming=invocation.stream)
+    variables = dict(invocation.variables)
     with using_gateway(calls):
+        if invocation.stream:
+            return await stream_chain(
+                request, chain, variables, lambda s: result_of(chain, calls, s)
+            )
         try:
-            state = await chain.runnable.ainvoke(dict(invocation.variables))
-        except (KeyError, TypeError, ValueError) as exc:
-            if not spec.custom:
+            state = await chain.runnable.ainvoke(variables)
+        except INPUT_ERRORS as exc:
+            if not spec.custom:  # a config chain's variables were checked: a bug, as it is
                 raise
-            # What a Runnable raises for input it cannot take (a prompt's missing variable).
-            raise ValidationFailed(
-                f"custom chain {spec.id!r} refused its variables: {exc}", field="variables"
-            ) from exc
-    result = ChainResult(
-        id=request[REQUEST_ID_KEY],
+            raise refusal(spec.id, exc) from exc
+    body = result_of(chain, calls, state)
+    return web.Response(body=body.model_dump_json(), content_type="application/json")
+
+
+def result_of(chain: Chain, calls: ChainCalls, state: State) -> ChainResult:
+    """The invocation's answer from the chain's final state and the calls it made."""
+    spec = chain.spec
+    return ChainResult(
+        id=calls.request_id,
         chain=spec.id,
         version=spec.version,
         output=state[spec.output],
@@ -82,81 +80,6 @@ async def invoke_chain(request: web.Request) -> web.Response:
         calls=tuple(calls.made),
         usage=calls.usage(),
     )
-    return web.Response(body=result.model_dump_json(), content_type="application/json")
-
-
-class ChainCalls:
-    """The gateway of one invocation: its model calls answered as the caller's requests."""
-
-    def __init__(self, request: web.Request, chain: ChainVersion, cache: CacheControl) -> None:
-        self._request = request
-        self._chain = chain
-        self._cache = cache
-        self.made: list[ChainCall] = []
-        self._saved_usd = 0.0
-
-    async def generate(self, request: GenerateRequest, *, step: str | None) -> GenerateResponse:
-        """The answer to one model call of the chain, on the sync path."""
-        http = self._request
-        principal = principal_of(http)
-        body = request.model_copy(update={"cache": self._cache})
-        who = caller(
-            body,
-            tenant=principal.tenant,
-            key_id=principal.key_id,
-            request_id=http[REQUEST_ID_KEY],
-            surface="chain",
-        )
-        usage = http.app[SERVICES].usage
-        started = time.perf_counter()
-        admitted = None
-        try:
-            admitted = await permit(http, body)
-            answer = await http.app[SEND].sync_path.answer(
-                body,
-                request_id=http[REQUEST_ID_KEY],
-                tenant=principal.tenant,
-                max_age_s=self._cache.max_age,
-                key_id=principal.key_id,
-            )
-        except PromptbusError as exc:
-            usage.record(failed(who, exc.type, _ms_since(started)))
-            await settle(http, admitted, None)
-            raise
-        response = answer.response or GenerateResponse.model_validate_json(answer.body)
-        usage.record(answered_model(who, response, _ms_since(started)))
-        count_spent(http, response)
-        await settle(http, admitted, response)
-        self._note(step, response)
-        return response
-
-    def _note(self, step: str | None, response: GenerateResponse) -> None:
-        shared = response.cache.hit or response.cache.coalesced
-        if shared:
-            self._saved_usd += response.cost.total_usd
-        self.made.append(
-            ChainCall(
-                step=step,
-                model=response.model,
-                provider_model=response.provider_model,
-                cache_hit=response.cache.hit,
-                coalesced=response.cache.coalesced,
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                cost_usd=0.0 if shared else response.cost.total_usd,
-            )
-        )
-
-    def usage(self) -> ChainUsage:
-        """What the invocation's calls spent, in all."""
-        return ChainUsage(
-            calls=len(self.made),
-            cache_hits=sum(call.cache_hit for call in self.made),
-            input_tokens=sum(call.input_tokens for call in self.made),
-            output_tokens=sum(call.output_tokens for call in self.made),
-            cost_usd=round(sum(call.cost_usd for call in self.made), 9),
-            saved_usd=round(self._saved_usd, 9),
-        )
 
 
 def _check_variables(chain: ChainVersion, variables: dict[str, Any]) -> None:
@@ -190,7 +113,3 @@ def _info(chain: ChainVersion) -> ChainInfo:
         output=chain.output,
         steps=tuple(ChainStepInfo(name=s.name, kind=s.kind) for s in chain.steps.values()),
     )
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0

@@ -85,6 +85,13 @@ def replay_pieces(text: str, size: int = REPLAY_PIECE_CHARS) -> Iterator[str]:
         yield "".join(piece)
 
 
+async def open_stream(request: web.Request) -> web.StreamResponse:
+    """An SSE response to `request`, prepared: its headers leave with its first event."""
+    stream = _EventStream(headers={**_STREAM_HEADERS, REQUEST_ID_HEADER: request[REQUEST_ID_KEY]})
+    await stream.prepare(request)
+    return stream
+
+
 async def send_stream(
     request: web.Request,
     streamed: Answer | LiveStream,

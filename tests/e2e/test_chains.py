@@ -12,6 +12,7 @@ from pipeline.templates import TemplateCatalog
 from tests.support.emulator import Emulator
 from tests.support.gateway import Gateway, GatewayFactory, Reply
 from tests.support.settings import settings_for_test
+from tests.support.sse import read_stream
 
 
 async def invoke(gateway: Gateway, chain: str, variables: dict[str, Any], **extra: Any) -> Reply:
@@ -189,3 +190,53 @@ def test_a_custom_chain_that_is_no_runnable_stops_start_up() -> None:
             TemplateCatalog.from_directory(settings.templates_dir),
             settings.custom_chains,
         )
+
+
+async def test_a_streamed_invocation_sends_steps_deltas_and_the_result(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = await start_gateway()
+    question = "What is 2+2? [[emulator:set=verdict:pass, chunks=4]]"
+    body = {"variables": {"question": question}, "stream": True}
+
+    stream = await read_stream(
+        gateway.session, gateway.url + "/v1/chains/plan_solve_verify/invoke", body
+    )
+
+    assert stream.status == 200
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+    steps = [(e.data["step"], e.data["state"]) for e in stream.named("step")]
+    assert steps == [
+        ("plan", "started"),
+        ("plan", "finished"),
+        ("solution", "started"),
+        ("solution", "finished"),
+        ("check", "started"),
+        ("check", "finished"),
+        ("accepted", "finished"),
+        ("result", "finished"),
+    ]
+    (done,) = stream.named("done")
+    result = done.data
+    assert stream.events[-1].name == "done"
+    # The answer's deltas, joined, are the answer; it came in several
+    solution = [d.data["text"] for d in stream.named("delta") if d.data["step"] == "solution"]
+    assert len(solution) > 1
+    assert "".join(solution) == result["output"]["answer"] == result["steps"]["solution"]
+    assert result["output"]["verified"] is True
+    assert [call["step"] for call in result["calls"]] == ["plan", "solution", "check"]
+
+
+async def test_a_streamed_invocation_that_fails_ends_with_an_error_event(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = await start_gateway()
+    body = {"variables": {"message": "x [[emulator:status=400]]"}, "stream": True}
+
+    stream = await read_stream(
+        gateway.session, gateway.url + "/v1/chains/classify_route/invoke", body
+    )
+
+    (error,) = stream.named("error")
+    assert "step 'label'" in error.data["error"]["message"]
+    assert not stream.named("done")

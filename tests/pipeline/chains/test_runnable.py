@@ -1,5 +1,7 @@
 """A chain is an ordinary LangChain Runnable: a Python user can run it over any gateway."""
 
+from collections.abc import AsyncIterator
+
 from langchain_core.runnables import Runnable
 
 from pipeline.catalog import ModelCatalog
@@ -19,9 +21,19 @@ CHAINS = ChainCatalog.from_directory(
 class Labeller:
     """A gateway that answers the classifier with a fixed label and echoes every other step."""
 
+    streaming = False
+
     def __init__(self, label: str) -> None:
         self.label = label
         self.steps: list[str | None] = []
+
+    async def stream(
+        self, request: GenerateRequest, *, step: str | None
+    ) -> AsyncIterator[str | GenerateResponse]:
+        response = await self.generate(request, step=step)
+        for word in response.text.split(" "):
+            yield word + " "
+        yield response
 
     async def generate(self, request: GenerateRequest, *, step: str | None) -> GenerateResponse:
         self.steps.append(step)
@@ -62,3 +74,13 @@ async def test_the_chat_model_composes_like_any_chat_model() -> None:
     assert message.usage_metadata is not None
     assert message.usage_metadata["total_tokens"] == 2
     assert gateway.steps == [None]
+
+
+async def test_the_chat_model_streams_through_the_gateway() -> None:
+    gateway = Labeller("unused")
+    model = PromptbusChatModel(model="flash")
+    with using_gateway(gateway):
+        chunks = [chunk async for chunk in model.astream("hello there")]
+    assert len(chunks) > 2
+    assert "".join(chunk.text for chunk in chunks) == "answered: hello there "
+    assert chunks[-1].usage_metadata is not None

@@ -1,0 +1,144 @@
+"""The model calls of one chain invocation, each answered as the invoking caller's request.
+
+Each call is a request of its own on promptbus's path, for the invoking tenant and key: the
+key must allow the model and has it counted under its limits, the cache and coalescing
+answer identical calls, and the usage ledger gets one row a call (surface `chain`).
+"""
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from pipeline.errors import PromptbusError, StreamInterrupted
+from pipeline.ingress.keys import SEND, SERVICES
+from pipeline.ingress.middleware import REQUEST_ID_KEY
+from pipeline.ingress.permit import permit, settle
+from pipeline.ingress.principal import principal_of
+from pipeline.ingress.serve import count_spent
+from pipeline.ingress.sse import replay_pieces
+from pipeline.ledger import answered_model, caller, failed
+from pipeline.sync_path import Answer
+from schemas import CacheControl, GenerateRequest, GenerateResponse
+from schemas.chains import ChainCall, ChainUsage
+
+_Done = Callable[[str | None, GenerateResponse], Awaitable[None]]
+
+
+class ChainCalls:
+    """The gateway of one invocation: its model calls answered as the caller's requests."""
+
+    def __init__(self, request: web.Request, cache: CacheControl, *, streaming: bool) -> None:
+        self.streaming = streaming
+        self._http = request
+        self.request_id = request[REQUEST_ID_KEY]
+        self._cache = cache
+        self.made: list[ChainCall] = []
+        self._saved_usd = 0.0
+
+    async def generate(self, request: GenerateRequest, *, step: str | None) -> GenerateResponse:
+        """The answer to one model call of the chain, on the sync path."""
+        async with self._call(request) as (body, done):
+            answer = await self._http.app[SEND].sync_path.answer(
+                body,
+                request_id=self._http[REQUEST_ID_KEY],
+                tenant=principal_of(self._http).tenant,
+                max_age_s=self._cache.max_age,
+                key_id=principal_of(self._http).key_id,
+            )
+            response = answer.response or GenerateResponse.model_validate_json(answer.body)
+            await done(step, response)
+        return response
+
+    async def stream(
+        self, request: GenerateRequest, *, step: str | None
+    ) -> AsyncIterator[str | GenerateResponse]:
+        """One model call of the chain streamed: its deltas, then the whole answer."""
+        async with self._call(request) as (body, done):
+            async with self._http.app[SEND].sync_path.stream(
+                body,
+                request_id=self._http[REQUEST_ID_KEY],
+                tenant=principal_of(self._http).tenant,
+                max_age_s=self._cache.max_age,
+                key_id=principal_of(self._http).key_id,
+            ) as streamed:
+                if isinstance(streamed, Answer):  # a cached answer: replayed
+                    response = streamed.response or GenerateResponse.model_validate_json(
+                        streamed.body
+                    )
+                    for piece in replay_pieces(response.text):
+                        yield piece
+                else:
+                    async for delta in streamed.deltas():
+                        yield delta
+                    whole, error = streamed.outcome()
+                    if whole is None:
+                        raise error or StreamInterrupted("the stream ended without its answer")
+                    response = whole
+            await done(step, response)
+        yield response
+
+    @asynccontextmanager
+    async def _call(self, request: GenerateRequest) -> AsyncIterator[tuple[GenerateRequest, _Done]]:
+        """One call as the caller's request: admitted under the key, one ledger row however
+        it ends; the block answers it and hands the answer to `done`."""
+        http = self._http
+        principal = principal_of(http)
+        body = request.model_copy(update={"cache": self._cache})
+        who = caller(
+            body,
+            tenant=principal.tenant,
+            key_id=principal.key_id,
+            request_id=http[REQUEST_ID_KEY],
+            surface="chain",
+        )
+        usage = http.app[SERVICES].usage
+        started = time.perf_counter()
+        admitted = None
+
+        async def done(step: str | None, response: GenerateResponse) -> None:
+            usage.record(answered_model(who, response, _ms_since(started)))
+            count_spent(http, response)
+            await settle(http, admitted, response)
+            self._note(step, response)
+
+        try:
+            admitted = await permit(http, body)
+            yield body, done
+        except PromptbusError as exc:
+            usage.record(failed(who, exc.type, _ms_since(started)))
+            await settle(http, admitted, None)
+            raise
+
+    def _note(self, step: str | None, response: GenerateResponse) -> None:
+        shared = response.cache.hit or response.cache.coalesced
+        if shared:
+            self._saved_usd += response.cost.total_usd
+        self.made.append(
+            ChainCall(
+                step=step,
+                model=response.model,
+                provider_model=response.provider_model,
+                cache_hit=response.cache.hit,
+                coalesced=response.cache.coalesced,
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+                cost_usd=0.0 if shared else response.cost.total_usd,
+            )
+        )
+
+    def usage(self) -> ChainUsage:
+        """What the invocation's calls spent, in all."""
+        return ChainUsage(
+            calls=len(self.made),
+            cache_hits=sum(call.cache_hit for call in self.made),
+            input_tokens=sum(call.input_tokens for call in self.made),
+            output_tokens=sum(call.output_tokens for call in self.made),
+            cost_usd=round(sum(call.cost_usd for call in self.made), 9),
+            saved_usd=round(self._saved_usd, 9),
+        )
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
