@@ -83,4 +83,8 @@ async def test_the_chat_model_streams_through_the_gateway() -> None:
         chunks = [chunk async for chunk in model.astream("hello there")]
     assert len(chunks) > 2
     assert "".join(chunk.text for chunk in chunks) == "answered: hello there "
-    assert chunks[-1].usage_metadata is not None
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    assert whole.usage_metadata is not None
+    assert whole.usage_metadata["total_tokens"] == 2
