@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     session_max_sessions: int = Field(default=10_000, ge=1, le=10_000_000)
     session_lock_wait_s: float = Field(default=30.0, gt=0, le=600)
     session_turn_timeout_s: float = Field(default=300.0, gt=0, le=3600)
+    # "window": turns older than `session_max_turns` are no longer sent; "summary": they are
+    # folded, as they leave, into a running summary (made by `session_summary_model`) that is.
+    session_memory: Literal["window", "summary"] = "window"
+    session_summary_model: str = Field(default="flash", min_length=1, max_length=128)
     # Chains written in Python: id -> "package.module:factory" of a LangChain Runnable.
     custom_chains: dict[str, str] = Field(default_factory=dict, max_length=32)
 

@@ -14,4 +14,7 @@ class SessionView(Envelope):
     id: str
     object: Literal["session"] = "session"
     messages: tuple[Message, ...]
+    summary: str | None = Field(
+        default=None, description="The running summary of older turns (memory 'summary')"
+    )
     ttl_s: float = Field(ge=0, description="Seconds until it expires, unless a turn renews it")

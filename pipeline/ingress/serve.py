@@ -20,6 +20,7 @@ from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import REQUEST_ID_KEY
 from pipeline.ingress.permit import Admitted, permit, settle
 from pipeline.ingress.principal import principal_of
+from pipeline.ingress.session_summary import fold_older
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
 from pipeline.ledger import (
     CANCELLED,
@@ -82,6 +83,7 @@ async def _in_session(
     sessions = request.app[SERVICES].sessions
     settings = request.app[SETTINGS]
     session_id = body.session_id
+    summarised = settings.session_memory == "summary"
     async with sessions.turn(tenant, session_id):
         history = await sessions.history(tenant, session_id)
         sent = with_history(
@@ -89,10 +91,13 @@ async def _in_session(
             history,
             max_turns=settings.session_max_turns,
             max_tokens=settings.session_max_tokens,
+            summary=await sessions.summary(tenant, session_id) if summarised else None,
         )
 
         async def keep(response: GenerateResponse) -> None:
             await sessions.append(tenant, session_id, turn_of(body, response))
+            if summarised:
+                await fold_older(request, tenant, session_id)
 
         # The key is the sent request's: it covers the history.
         return await _answer(

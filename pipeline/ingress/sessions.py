@@ -46,7 +46,10 @@ async def get_session(request: web.Request) -> web.Response:
     if ttl_s is None:
         raise NotFound(f"no session {session_id!r}")
     view = SessionView(
-        id=session_id, messages=tuple(await sessions.history(tenant, session_id)), ttl_s=ttl_s
+        id=session_id,
+        messages=tuple(await sessions.history(tenant, session_id)),
+        summary=await sessions.summary(tenant, session_id),
+        ttl_s=ttl_s,
     )
     return web.Response(body=view.model_dump_json(), content_type="application/json")
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, trim_messages
 from langchain_core.messages.utils import count_tokens_approximately
 
-from schemas import GenerateRequest, GenerateResponse, Message, Role
+from schemas import GenerateRequest, GenerateResponse, GenerationParams, Message, Role
 
 _KEPT_ROLES = (Role.USER, Role.ASSISTANT)
 
@@ -34,17 +34,47 @@ def trimmed(history: Sequence[Message], *, max_turns: int, max_tokens: int) -> l
 
 
 def with_history(
-    request: GenerateRequest, history: Sequence[Message], *, max_turns: int, max_tokens: int
+    request: GenerateRequest,
+    history: Sequence[Message],
+    *,
+    max_turns: int,
+    max_tokens: int,
+    summary: str | None = None,
 ) -> GenerateRequest:
-    """`request` as sent in its session: its system message, the kept history, its own turn."""
+    """`request` as sent in its session: its system message (with the summary of older
+    turns, if there is one), the kept history, then its own turn."""
     own = request.conversation()
-    system = tuple(m for m in own if m.role is Role.SYSTEM)
+    system = [m.content for m in own if m.role is Role.SYSTEM]
     turn = tuple(m for m in own if m.role is not Role.SYSTEM)
     kept = trimmed(history, max_turns=max_turns, max_tokens=max_tokens)
-    if not kept:
+    if not kept and summary is None:
         return request
+    if summary is not None:
+        system.append(f"Summary of the conversation before the turns below:\n{summary}")
+    head = (Message(role=Role.SYSTEM, content="\n\n".join(system)),) if system else ()
     return request.model_copy(
-        update={"messages": (*system, *kept, *turn), "prompt": None, "system": None}
+        update={"messages": (*head, *kept, *turn), "prompt": None, "system": None}
+    )
+
+
+def summary_request(model: str, previous: str | None, older: Sequence[Message]) -> GenerateRequest:
+    """The model call that folds `older` turns into the running summary `previous`."""
+    said = "\n".join(f"{m.role.value}: {m.content}" for m in older)
+    return GenerateRequest(
+        model=model,
+        messages=(
+            Message(
+                role=Role.SYSTEM,
+                content="You keep a running summary of a conversation: the facts, names, "
+                "decisions and open questions a reader needs to carry it on. Be brief.",
+            ),
+            Message(
+                role=Role.USER,
+                content=f"Summary so far:\n{previous or '(none)'}\n\nTurns to add:\n{said}\n\n"
+                "Write the updated summary.",
+            ),
+        ),
+        params=GenerationParams(temperature=0.0),
     )
 
 

@@ -16,6 +16,7 @@ class _Session:
     messages: deque[Message]
     expires: float
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    summary: str | None = None
 
 
 class MemorySessions:
@@ -73,10 +74,24 @@ class MemorySessions:
         session.expires = self._clock() + self._ttl_s
         self._sessions.move_to_end(key)
 
+    async def summary(self, tenant: str, session_id: str) -> str | None:
+        """The running summary of the session's older turns, if any."""
+        session = self._live(tenant, session_id)
+        return None if session is None else session.summary
+
+    async def fold(self, tenant: str, session_id: str, dropped: int, summary: str) -> None:
+        """Drop the `dropped` oldest messages; `summary` tells them now."""
+        session = self._live(tenant, session_id)
+        if session is None:
+            return
+        for _ in range(min(dropped, len(session.messages))):
+            session.messages.popleft()
+        session.summary = summary
+
     async def ttl_s(self, tenant: str, session_id: str) -> float | None:
         """Seconds until the session expires; None when there is none (or it is empty)."""
         session = self._live(tenant, session_id)
-        if session is None or not session.messages:
+        if session is None or not (session.messages or session.summary):
             return None
         return max(0.0, session.expires - self._clock())
 

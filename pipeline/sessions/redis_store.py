@@ -85,6 +85,32 @@ class RedisSessions:
                 pipe.rpush(key, *(m.model_dump_json(exclude_none=True) for m in messages))
                 pipe.ltrim(key, -self._max_messages, -1)
                 pipe.pexpire(key, self._ttl_ms)
+                pipe.pexpire(self._keys.pair("session-summary", tenant, session_id), self._ttl_ms)
+                await pipe.execute()
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
+
+    async def summary(self, tenant: str, session_id: str) -> str | None:
+        """The running summary of the session's older turns, if any."""
+        try:
+            found = await self._redis.get(self._keys.pair("session-summary", tenant, session_id))
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
+        if found is None:
+            return None
+        return found if isinstance(found, str) else found.decode()
+
+    async def fold(self, tenant: str, session_id: str, dropped: int, summary: str) -> None:
+        """Drop the `dropped` oldest messages and keep `summary`, for the session's TTL."""
+        key = self._key(tenant, session_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.ltrim(key, dropped, -1)
+                pipe.set(
+                    self._keys.pair("session-summary", tenant, session_id),
+                    summary,
+                    px=self._ttl_ms,
+                )
                 await pipe.execute()
         except RedisError as exc:
             raise _unavailable(exc) from exc
@@ -99,8 +125,9 @@ class RedisSessions:
 
     async def delete(self, tenant: str, session_id: str) -> bool:
         """Forget the session; whether there was one."""
+        summary = self._keys.pair("session-summary", tenant, session_id)
         try:
-            return bool(await self._redis.delete(self._key(tenant, session_id)))
+            return bool(await self._redis.delete(self._key(tenant, session_id), summary))
         except RedisError as exc:
             raise _unavailable(exc) from exc
 

@@ -28,6 +28,14 @@ class SessionStore(Protocol):
         """Add one turn's messages; the session lives for its TTL from now."""
         ...
 
+    async def summary(self, tenant: str, session_id: str) -> str | None:
+        """The running summary of the session's older turns (memory "summary"), if any."""
+        ...
+
+    async def fold(self, tenant: str, session_id: str, dropped: int, summary: str) -> None:
+        """Drop the session's `dropped` oldest messages, now told by `summary` instead."""
+        ...
+
     async def ttl_s(self, tenant: str, session_id: str) -> float | None:
         """Seconds until the session expires; None when there is no such session."""
         ...

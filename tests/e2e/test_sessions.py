@@ -192,3 +192,25 @@ async def test_a_job_with_a_session_is_refused(start_gateway: GatewayFactory) ->
     )
     assert reply.status == 422
     assert reply.body["error"]["field"] == "session_id"
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])
+async def test_summary_memory_folds_turns_leaving_the_window_into_a_running_summary(
+    start_gateway: GatewayFactory, emulator: Emulator, redis_prefix: str, shared: bool
+) -> None:
+    where = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix} if shared else {}
+    gateway = await start_gateway(session_memory="summary", session_max_turns=1, **where)
+
+    for n in range(3):
+        assert (await turn(gateway, "long", f"fact number {n}")).status == 200
+
+    kept = await gateway.get("/v1/sessions/long")
+    # Only the last turn is kept as messages; the two before it are in the summary
+    assert [content for _, content in said(kept)][0::2] == ["fact number 2"]
+    assert kept.body["summary"]
+    # Three turns, and a summary call as each of the first two left the window
+    assert await emulator.calls() == 5
+    # The next turn is sent with the summary ahead of the kept turn
+    last = await turn(gateway, "long", "what facts?")
+    plain = await turn(gateway, "other", "what facts?")
+    assert last.body["usage"]["input_tokens"] > plain.body["usage"]["input_tokens"]

@@ -1,0 +1,58 @@
+"""Memory "summary": turns leaving a session's window are folded into its running summary.
+
+Run after a turn is kept, while the session is still held. The summary is one more model
+call on promptbus's path for the session's tenant (cached, accounted in the ledger as
+surface `session`). If it fails, the turns stay as they are, to be folded after a later
+turn: a turn's answer never waits on, or fails for, its summary.
+"""
+
+import time
+
+import structlog
+from aiohttp import web
+
+from pipeline.errors import PromptbusError
+from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
+from pipeline.ingress.middleware import REQUEST_ID_KEY
+from pipeline.ingress.principal import principal_of
+from pipeline.ledger import answered_model, caller, failed
+from pipeline.sessions import summary_request
+from schemas import GenerateResponse
+
+log = structlog.get_logger("promptbus.sessions")
+
+
+async def fold_older(request: web.Request, tenant: str, session_id: str) -> None:
+    """Fold the session's messages beyond its window into its summary, if there are any."""
+    settings = request.app[SETTINGS]
+    sessions = request.app[SERVICES].sessions
+    window = 2 * settings.session_max_turns
+    history = await sessions.history(tenant, session_id)
+    if len(history) <= window:
+        return
+    older = history[: len(history) - window]
+    call = summary_request(
+        settings.session_summary_model, await sessions.summary(tenant, session_id), older
+    )
+    key_id = principal_of(request).key_id
+    who = caller(
+        call, tenant=tenant, key_id=key_id, request_id=request[REQUEST_ID_KEY], surface="session"
+    )
+    usage = request.app[SERVICES].usage
+    started = time.perf_counter()
+    try:
+        answer = await request.app[SEND].sync_path.answer(
+            call,
+            request_id=request[REQUEST_ID_KEY],
+            tenant=tenant,
+            max_age_s=None,
+            key_id=key_id,
+        )
+    except PromptbusError as exc:
+        usage.record(failed(who, exc.type, (time.perf_counter() - started) * 1000))
+        log.warning("session summary failed", session_id=session_id, error=exc.type)
+        return
+    response = answer.response or GenerateResponse.model_validate_json(answer.body)
+    usage.record(answered_model(who, response, (time.perf_counter() - started) * 1000))
+    if response.text:
+        await sessions.fold(tenant, session_id, len(older), response.text)
