@@ -22,6 +22,7 @@ from pipeline.ingress.metrics_route import admin_once_keys_are_required
 from pipeline.ingress.middleware import request_context
 from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
+from pipeline.ingress.session_summary import FOLDS
 from pipeline.ingress.sessions import add_routes as add_session_routes
 from pipeline.ingress.templates import add_routes as add_template_routes
 from pipeline.ingress.tracing import traced_requests
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[FOLDS] = set()
     if span_exporter is not None:
         app[SPAN_EXPORTER] = span_exporter
     app.cleanup_ctx.append(_lifetime)
@@ -93,6 +95,10 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
             app[QUEUE_DEPTHS] = QueueDepths(services.celery, services.topology, services.metrics)
         yield
     finally:
+        # Session folds in flight end with the app (a later turn folds what they left).
+        for fold in app[FOLDS]:
+            fold.cancel()
+        await asyncio.gather(*app[FOLDS], return_exceptions=True)
         if worker is not None:
             await worker.stop()
         await services.stop()

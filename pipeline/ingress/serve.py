@@ -20,7 +20,7 @@ from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import REQUEST_ID_KEY
 from pipeline.ingress.permit import Admitted, permit, settle
 from pipeline.ingress.principal import principal_of
-from pipeline.ingress.session_summary import fold_older
+from pipeline.ingress.session_summary import start_fold
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
 from pipeline.ledger import (
     CANCELLED,
@@ -97,7 +97,7 @@ async def _in_session(
         async def keep(response: GenerateResponse) -> None:
             await sessions.append(tenant, session_id, turn_of(body, response))
             if summarised:
-                await fold_older(request, tenant, session_id)
+                start_fold(request, tenant, session_id)
 
         # The key is the sent request's: it covers the history.
         return await _answer(

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from tests.support.emulator import Emulator
 from tests.support.gateway import Gateway, GatewayFactory, Reply
+from tests.support.polling import poll
 from tests.support.services import REDIS_URL
 from tests.support.tenants import ADMIN_KEY, bearer, tenant_with_key
 
@@ -203,6 +204,8 @@ async def test_summary_memory_folds_turns_leaving_the_window_into_a_running_summ
 
     for n in range(3):
         assert (await turn(gateway, "long", f"fact number {n}")).status == 200
+        # Each fold runs after its turn's answer; the test waits for it to be done
+        await poll(emulator.calls, lambda calls, n=n: calls == 2 * n + 1, timeout_s=30, what="fold")
 
     kept = await gateway.get("/v1/sessions/long")
     # Only the last turn is kept as messages; the two before it are in the summary
