@@ -6,12 +6,16 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from pipeline.batches import BatchStore
 from pipeline.bus.queue_depths import QueueDepths
 from pipeline.ingress.admin import add_routes as add_admin_routes
 from pipeline.ingress.auth import authentication
+from pipeline.ingress.batches import add_routes as add_batch_routes
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.dashboard import add_routes as add_dashboard_routes
+from pipeline.ingress.files import BATCH_STORE
+from pipeline.ingress.files import add_routes as add_file_routes
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_readyz
 from pipeline.ingress.job_events import get_job_events
@@ -63,6 +67,8 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
     add_template_routes(app)
     add_admin_routes(app)
     add_openai_routes(app)
+    add_file_routes(app)
+    add_batch_routes(app)
     add_gemini_routes(app)
     app.router.add_get("/v1/usage", get_usage)
     app.router.add_get("/healthz", get_healthz)
@@ -85,6 +91,7 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
             await worker.start()
         app[SERVICES] = services
         app[SEND] = SendSide.build(services)
+        app[BATCH_STORE] = BatchStore(services.database, settings.batch_retention_s)
         if services.metrics.enabled:
             app[QUEUE_DEPTHS] = QueueDepths(services.celery, services.topology, services.metrics)
         yield

@@ -12,6 +12,8 @@ from typing import Final
 
 import structlog
 
+from pipeline.batches import BatchRunner, BatchStore, lease_s
+from pipeline.batches.sweep import BatchSweeper
 from pipeline.bus.bridge import Bridge
 from pipeline.bus.celery_app import job_chain
 from pipeline.bus.connection import broker_scheme
@@ -19,6 +21,8 @@ from pipeline.bus.dispatch import Dispatched, Dispatcher
 from pipeline.bus.sources import Delivery
 from pipeline.services import Services
 from pipeline.settings import Settings
+from pipeline.sync_path import SyncPath
+from pipeline.worker.batch_tasks import enqueuer, register_batch_task
 from pipeline.worker.embedded import EmbeddedWorker, Pool
 from pipeline.worker.loop import LoopRunner
 from pipeline.worker.prefork import ChildFactory, PreforkChildren, check_prefork
@@ -49,6 +53,13 @@ class WorkerSide:
         )
         self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
+        self._batches = batch_runner(services)
+        # A lane runs on this process's stage loop (a prefork child's tasks run on the
+        # parent's services here too: batches need the threads pool).
+        register_batch_task(services.celery, self._batches, self._runner, lease_s(settings) + 30)
+        self._batch_sweeper = BatchSweeper(
+            self._batches, interval_s=settings.batch_sweep_interval_s
+        )
         self._children: PreforkChildren | None = None
         if pool == "prefork":
             check_prefork(settings)
@@ -82,12 +93,14 @@ class WorkerSide:
         await asyncio.to_thread(self._worker.start)
         await asyncio.to_thread(self._bridge.start)
         self._sweeper.start()
+        self._batch_sweeper.start()
 
     async def stop(self) -> None:
         """Stop taking events, let in-flight tasks finish, then stop sweeping."""
         await asyncio.to_thread(self._bridge.stop)
         await asyncio.to_thread(self._worker.stop)
         await self._sweeper.stop()
+        await self._batch_sweeper.stop()
         if self._children is not None:
             self._children.disconnect()
 
@@ -106,6 +119,24 @@ class WorkerSide:
     async def _start_chain(self, envelope: StageEnvelope) -> None:
         """Put a job's chain on the bus, bounded in time (BrokerUnavailable past the bound)."""
         await self._services.publisher.publish_chain(job_chain(self._services.celery, envelope))
+
+
+def batch_runner(services: Services) -> BatchRunner:
+    """What runs batch lanes against `services` (its own sync path over the stage context)."""
+    settings = services.settings
+    sync_path = SyncPath(
+        services.ctx,
+        coalesce_wait_s=settings.coalesce_wait_s,
+        across_processes=services.backends.across_processes,
+    )
+    return BatchRunner(
+        settings,
+        BatchStore(services.database, settings.batch_retention_s),
+        sync_path,
+        services.usage,
+        services.ctx.jobs,
+        enqueuer(services.celery, services.publisher),
+    )
 
 
 def visibility_warning(settings: Settings, step_timeout_s: float) -> str | None:
