@@ -103,9 +103,7 @@ async def test_an_inline_batch_on_generate_answers_in_promptbus_shape(
     ]
     created = await worker_gateway.post_raw(
         "/v1/batches",
-        json.dumps(
-            {"endpoint": "/v1/generate", "completion_window": "24h", "requests": requests}
-        ),
+        json.dumps({"endpoint": "/v1/generate", "completion_window": "24h", "requests": requests}),
     )
     assert created.status == 200, created.body
     done = await finished(client, created.body["id"])
