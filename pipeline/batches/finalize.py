@@ -7,7 +7,7 @@ by a finalizer that died is finished by the sweeper the same way.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -17,6 +17,7 @@ from pipeline.batches.store import CANCELLED, EXPIRED, OK, BatchStore
 from pipeline.db.batch_tables import BatchRecord
 from schemas.batches import BatchStatus
 
+Line = dict[str, Any]
 # Told of each batch that ended (its progress and webhooks).
 OnEnd = Callable[[BatchRecord], Awaitable[None]]
 
@@ -61,8 +62,10 @@ async def finalize(store: BatchStore, batch_id: str, on_end: OnEnd | None = None
     return True
 
 
-async def _lines(store: BatchStore, batch_id: str) -> tuple[list[dict], list[dict], bool]:  # type: ignore[type-arg]
-    output, errors, expired = [], [], False
+async def _lines(store: BatchStore, batch_id: str) -> tuple[list[Line], list[Line], bool]:
+    output: list[Line] = []
+    errors: list[Line] = []
+    expired = False
     for custom_id, status, result in await store.results(batch_id):
         if status in _NEVER_RAN:
             expired = expired or status == EXPIRED

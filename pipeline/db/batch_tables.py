@@ -24,7 +24,7 @@ class FileRecord(Base):
     tenant: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(32))
     filename: Mapped[str] = mapped_column(String(255))
-    bytes: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column("bytes", Integer)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     content: Mapped[bytes] = mapped_column(LargeBinary)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from pipeline.batches import BatchStore
+from pipeline.batches.setup import build_batches
 from pipeline.bus.queue_depths import QueueDepths
 from pipeline.ingress.admin import add_routes as add_admin_routes
 from pipeline.ingress.auth import authentication
@@ -14,7 +14,7 @@ from pipeline.ingress.batches import add_routes as add_batch_routes
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.dashboard import add_routes as add_dashboard_routes
-from pipeline.ingress.files import BATCH_STORE
+from pipeline.ingress.files import BATCH_NOTICES, BATCH_STORE
 from pipeline.ingress.files import add_routes as add_file_routes
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_readyz
@@ -91,7 +91,8 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
             await worker.start()
         app[SERVICES] = services
         app[SEND] = SendSide.build(services)
-        app[BATCH_STORE] = BatchStore(services.database, settings.batch_retention_s)
+        batches = build_batches(services)
+        app[BATCH_STORE], app[BATCH_NOTICES] = batches.store, batches.notices
         if services.metrics.enabled:
             app[QUEUE_DEPTHS] = QueueDepths(services.celery, services.topology, services.metrics)
         yield

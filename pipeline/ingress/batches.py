@@ -29,9 +29,10 @@ from pipeline.errors import (
     PromptbusError,
     ValidationFailed,
 )
+from pipeline.ingress.batch_events import get_batch_events
 from pipeline.ingress.body import read_json, validation_failed
 from pipeline.ingress.compat.openai.requests import read_request, to_generate_request
-from pipeline.ingress.files import BATCH_STORE, openai_errors
+from pipeline.ingress.files import BATCH_NOTICES, BATCH_STORE, openai_errors
 from pipeline.ingress.keys import SERVICES, SETTINGS
 from pipeline.ingress.permit import check_model
 from pipeline.ingress.principal import principal_of
@@ -148,6 +149,7 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
         batch.errors = {"object": "list", "data": checked.errors}
         batch.total = 0
         await store.add_batch(batch, [])
+        await request.app[BATCH_NOTICES].ended(batch)
         return _json(batch_object(batch))
     batch.status, batch.in_progress_at = BatchStatus.IN_PROGRESS.value, now
     await store.add_batch(batch, checked.items)
@@ -157,7 +159,10 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
         # Not started: the batch says so rather than waiting out its window.
         error = {"code": "broker_unavailable", "message": exc.message, "line": None, "param": None}
         errors = {"object": "list", "data": [error]}
-        await store.move(batch.id, BatchStatus.FAILED, [BatchStatus.IN_PROGRESS], errors=errors)
+        if await store.move(batch.id, BatchStatus.FAILED, [BatchStatus.IN_PROGRESS], errors=errors):
+            failed = await store.batch(batch.id)
+            if failed is not None:
+                await request.app[BATCH_NOTICES].ended(failed)
         raise
     return _json(batch_object(batch))
 
@@ -217,7 +222,7 @@ async def cancel_batch(request: web.Request) -> web.StreamResponse:
     running = [BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS]
     if await store.move(batch.id, BatchStatus.CANCELLING, running):
         await store.close_pending(batch.id, CANCELLED)
-        await finalize(store, batch.id)
+        await finalize(store, batch.id, request.app[BATCH_NOTICES].ended)
     elif batch.status not in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
         raise _cannot_cancel(batch)
     return _json(batch_object(await _own(request)))
@@ -233,3 +238,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/batches", list_batches)
     app.router.add_get("/v1/batches/{batch_id}", get_batch)
     app.router.add_post("/v1/batches/{batch_id}/cancel", cancel_batch)
+    app.router.add_get("/v1/batches/{batch_id}/events", get_batch_events)

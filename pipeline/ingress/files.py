@@ -7,6 +7,7 @@ from aiohttp import BodyPartReader, web
 
 from pipeline.batches import BatchStore
 from pipeline.batches.ids import new_id
+from pipeline.batches.progress import BatchNotices
 from pipeline.batches.shapes import file_object
 from pipeline.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from pipeline.ingress.compat.errors import speaking
@@ -16,6 +17,7 @@ from pipeline.ingress.principal import principal_of
 
 # Where the routes find the batch store.
 BATCH_STORE: Final = web.AppKey("batch_store", BatchStore)
+BATCH_NOTICES: Final = web.AppKey("batch_notices", BatchNotices)
 PURPOSES: Final = ("batch",)
 _MAX_FIELD_BYTES: Final = 1024
 _READ_CHUNK: Final = 256 * 1024

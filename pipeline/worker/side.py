@@ -12,7 +12,8 @@ from typing import Final
 
 import structlog
 
-from pipeline.batches import BatchRunner, BatchStore, lease_s
+from pipeline.batches import BatchRunner, lease_s
+from pipeline.batches.setup import build_batches
 from pipeline.batches.sweep import BatchSweeper
 from pipeline.bus.bridge import Bridge
 from pipeline.bus.celery_app import job_chain
@@ -124,6 +125,7 @@ class WorkerSide:
 def batch_runner(services: Services) -> BatchRunner:
     """What runs batch lanes against `services` (its own sync path over the stage context)."""
     settings = services.settings
+    parts = build_batches(services)
     sync_path = SyncPath(
         services.ctx,
         coalesce_wait_s=settings.coalesce_wait_s,
@@ -131,11 +133,13 @@ def batch_runner(services: Services) -> BatchRunner:
     )
     return BatchRunner(
         settings,
-        BatchStore(services.database, settings.batch_retention_s),
+        parts.store,
         sync_path,
         services.usage,
         services.ctx.jobs,
         enqueuer(services.celery, services.publisher),
+        on_progress=parts.notices.progress,
+        on_end=parts.notices.ended,
     )
 
 

@@ -86,7 +86,8 @@ async def test_failed_items_go_to_the_error_file_with_their_status(
         assert done.status == "completed"
         assert done.request_counts is not None
         assert (done.request_counts.completed, done.request_counts.failed) == (1, 1)
-        assert done.output_file_id and done.error_file_id
+        assert done.output_file_id
+        assert done.error_file_id
         output = lines_of((await client.files.content(done.output_file_id)).content)
         errors = lines_of((await client.files.content(done.error_file_id)).content)
         assert [line["custom_id"] for line in output] == ["good"]
@@ -118,12 +119,15 @@ async def test_cancel_keeps_finished_items_and_ends_the_rest_cancelled(
         # Then it ends cancelled: each item once, finished ones kept, the rest batch_cancelled
         assert cancelled.status in ("cancelling", "cancelled")
         done = await finished(client, batch.id)
-        assert done.status == "cancelled" and done.cancelled_at and done.cancelling_at
+        assert done.status == "cancelled"
+        assert done.cancelled_at
+        assert done.cancelling_at
         assert done.request_counts is not None
         kept = done.request_counts.completed
         assert 2 <= kept < 20
         assert kept + done.request_counts.failed == 20
-        assert done.output_file_id and done.error_file_id
+        assert done.output_file_id
+        assert done.error_file_id
         output = lines_of((await client.files.content(done.output_file_id)).content)
         errors = lines_of((await client.files.content(done.error_file_id)).content)
         ids = [line["custom_id"] for line in output + errors]
@@ -151,7 +155,8 @@ async def test_at_the_end_of_the_window_the_rest_expire(
     async with sdk(gateway) as client:
         lines = [chat_line(f"r{i}", f"slow {i} [[emulator:delay=400]]") for i in range(30)]
         done = await finished(client, (await run_file(client, jsonl(*lines))).id)
-        assert done.status == "expired" and done.expired_at
+        assert done.status == "expired"
+        assert done.expired_at
         assert done.request_counts is not None
         assert 0 < done.request_counts.completed < 30
         assert done.request_counts.completed + done.request_counts.failed == 30

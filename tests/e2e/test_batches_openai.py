@@ -57,7 +57,9 @@ async def test_a_file_batch_completes_with_one_output_line_per_custom_id(
         file=("in.jsonl", jsonl(*(chat_line(f"r{i}", f"question {i}") for i in range(3)))),
         purpose="batch",
     )
-    assert upload.object == "file" and upload.purpose == "batch" and upload.bytes > 0
+    assert upload.object == "file"
+    assert upload.purpose == "batch"
+    assert upload.bytes > 0
     assert (await client.files.retrieve(upload.id)).id == upload.id
 
     # When a batch runs it
@@ -76,8 +78,11 @@ async def test_a_file_batch_completes_with_one_output_line_per_custom_id(
     assert (done.request_counts.total, done.request_counts.completed) == (3, 3)
     assert done.request_counts.failed == 0
     assert done.metadata == {"run": "nightly"}
-    assert done.in_progress_at and done.finalizing_at and done.completed_at
-    assert done.output_file_id and done.error_file_id is None
+    assert done.in_progress_at
+    assert done.finalizing_at
+    assert done.completed_at
+    assert done.output_file_id
+    assert done.error_file_id is None
     output = lines_of((await client.files.content(done.output_file_id)).content)
     assert sorted(line["custom_id"] for line in output) == ["r0", "r1", "r2"]
     for line in output:
@@ -133,7 +138,8 @@ async def test_a_bad_input_fails_the_batch_naming_the_line_and_calls_nothing(
         input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
     assert batch.status == "failed"
-    assert batch.errors is not None and batch.errors.data
+    assert batch.errors is not None
+    assert batch.errors.data
     first = batch.errors.data[0]
     assert (first.code, first.line) == (code, line)
     assert (await client.batches.retrieve(batch.id)).status == "failed"
@@ -152,7 +158,8 @@ async def test_limits_and_bad_requests_are_clear_4xx(
             input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
         )
         assert batch.status == "failed"
-        assert batch.errors is not None and batch.errors.data[0].code == "too_many_requests"
+        assert batch.errors is not None
+        assert batch.errors.data[0].code == "too_many_requests"
         with pytest.raises(openai.BadRequestError):
             await sdk.files.create(file=("x.jsonl", three), purpose="fine-tune")
         with pytest.raises(openai.NotFoundError):
@@ -164,11 +171,13 @@ async def test_limits_and_bad_requests_are_clear_4xx(
     two = [{"custom_id": c, "body": {"model": "flash", "prompt": c}} for c in "ab"]
     inline = {"endpoint": "/v1/generate", "completion_window": "24h", "requests": two}
     reply = await gateway.post_raw("/v1/batches", json.dumps(inline))
-    assert reply.status == 200 and reply.body["status"] == "failed"
+    assert reply.status == 200
+    assert reply.body["status"] == "failed"
     assert reply.body["errors"]["data"][0]["code"] == "too_many_requests"
     provider = {**inline, "requests": two[:1], "mode": "provider"}
     reply = await gateway.post_raw("/v1/batches", json.dumps(provider))
-    assert reply.status == 400 and "provider" in reply.body["error"]["message"]
+    assert reply.status == 400
+    assert "provider" in reply.body["error"]["message"]
     assert await emulator.calls() == 0
 
 
