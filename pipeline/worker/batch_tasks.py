@@ -21,15 +21,24 @@ _TRANSIENT_RETRIES: Final = 40
 _TRANSIENT_MAX_S: Final = 10.0
 
 
-def register_batch_task(
-    app: Celery, runner: BatchRunner, loop: LoopRunner, timeout_s: float
-) -> None:
+class LaneBody:
+    """What a lane task runs on: a batch runner and its loop (a prefork child's own, adopted)."""
+
+    def __init__(self, runner: BatchRunner, loop: LoopRunner) -> None:
+        self.runner, self.loop = runner, loop
+
+    def adopt(self, runner: BatchRunner, loop: LoopRunner) -> None:
+        """Run lanes on another runner and loop (a prefork child's)."""
+        self.runner, self.loop = runner, loop
+
+
+def register_batch_task(app: Celery, body: LaneBody, timeout_s: float) -> None:
     """Give the app its batch lane task; a lane runs at most `timeout_s` (then again)."""
 
     def batch_task(self: Any, payload: dict[str, Any]) -> None:
         lane = Lane(str(payload["batch_id"]), int(payload["chunk"]))
         try:
-            wait_s = loop.run(runner.run(lane), timeout_s)
+            wait_s = body.loop.run(body.runner.run(lane), timeout_s)
         except TRANSIENT as exc:
             tries = self.request.retries
             if tries >= _TRANSIENT_RETRIES:

@@ -23,10 +23,10 @@ from pipeline.bus.sources import Delivery
 from pipeline.services import Services
 from pipeline.settings import Settings
 from pipeline.sync_path import SyncPath
-from pipeline.worker.batch_tasks import enqueuer, register_batch_task
+from pipeline.worker.batch_tasks import LaneBody, enqueuer, register_batch_task
 from pipeline.worker.embedded import EmbeddedWorker, Pool
 from pipeline.worker.loop import LoopRunner
-from pipeline.worker.prefork import ChildFactory, PreforkChildren, check_prefork
+from pipeline.worker.prefork import ChildFactory, ChildServices, PreforkChildren, check_prefork
 from pipeline.worker.sweeper import Sweeper
 from pipeline.worker.tasks import TaskRunner, step_timeout_s
 from schemas import StageEnvelope
@@ -55,9 +55,9 @@ class WorkerSide:
         self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
         self._batches = batch_runner(services)
-        # A lane runs on this process's stage loop (a prefork child's tasks run on the
-        # parent's services here too: batches need the threads pool).
-        register_batch_task(services.celery, self._batches, self._runner, lease_s(settings) + 30)
+        # A lane runs on this process's stage loop, or a prefork child's (see _child_lanes).
+        self._lanes = LaneBody(self._batches, self._runner)
+        register_batch_task(services.celery, self._lanes, lease_s(settings) + 30)
         self._batch_sweeper = BatchSweeper(
             self._batches, interval_s=settings.batch_sweep_interval_s
         )
@@ -71,10 +71,16 @@ class WorkerSide:
                 children,
                 gc_gen0_threshold=settings.gc_gen0_threshold,
                 metrics_dir=settings.metrics_multiprocess_dir,
+                on_child=self._child_lanes,
             )
         self._worker = EmbeddedWorker(
             services.celery, concurrency=settings.worker_concurrency, pool=pool
         )
+
+    def _child_lanes(self, child: ChildServices, runner: LoopRunner) -> None:
+        """A prefork child runs batch lanes on the services it built (promptbus's own)."""
+        if isinstance(child, Services):
+            self._lanes.adopt(batch_runner(child), runner)
 
     @property
     def dispatcher(self) -> Dispatcher:

@@ -72,3 +72,22 @@ async def test_every_item_gets_one_line_though_the_workers_are_killed_mid_batch(
             lines = [json.loads(line) for line in (await r.read()).splitlines() if line]
         assert sorted(line["custom_id"] for line in lines) == sorted(f"c{i}" for i in range(ITEMS))
         assert done["error_file_id"] is None
+
+
+async def test_a_prefork_worker_runs_batch_lanes_in_its_children() -> None:
+    env = {**ENV, "PROMPTBUS_WORKER_POOL": "prefork", "PROMPTBUS_WORKER_CONCURRENCY": "2"}
+    async with started("rabbitmq", env) as d:
+        await d.workers(1)
+        (ingress,) = await d.ingresses(1)
+        status, batch = await d.post(f"{ingress.url}/v1/batches", inline(new_id("prefork")))
+        assert status == 200, batch
+
+        async def read() -> dict[str, Any]:
+            _, now = await d.get(f"{ingress.url}/v1/batches/{batch['id']}")
+            found: dict[str, Any] = now
+            return found
+
+        done = await poll(read, lambda b: b["status"] in FINAL, timeout_s=60, what="the end")
+        assert done["status"] == "completed", done
+        assert done["request_counts"] == {"total": ITEMS, "completed": ITEMS, "failed": 0}
+        assert await d.calls() == ITEMS
