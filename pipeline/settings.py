@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     batch_item_concurrency: int = Field(default=8, ge=1, le=256)
     batch_slots: int = Field(default=2, ge=1, le=256)
     batch_tenant_slots: int = Field(default=4, ge=1, le=1024)
+    # Worker threads (or children) of each worker that batch lanes may hold at once: the rest
+    # stay free for jobs and webhooks, however many batches are queued.
+    batch_worker_slots: int = Field(default=4, ge=1, le=512)
     batch_window_s: float = Field(default=24 * 3600.0, gt=0, le=7 * 24 * 3600)
     # Batch progress events (bus, SSE, webhooks) go out at most this often per batch.
     batch_progress_interval_s: float = Field(default=1.0, gt=0, le=3600)

@@ -1,6 +1,7 @@
 """The batch lane task a worker registers: a chunk of a batch run on the stage loop."""
 
 import random
+import threading
 from typing import Any, Final
 
 import structlog
@@ -24,8 +25,10 @@ _TRANSIENT_MAX_S: Final = 10.0
 class LaneBody:
     """What a lane task runs on: a batch runner and its loop (a prefork child's own, adopted)."""
 
-    def __init__(self, runner: BatchRunner, loop: LoopRunner) -> None:
+    def __init__(self, runner: BatchRunner, loop: LoopRunner, *, slots: int) -> None:
         self.runner, self.loop = runner, loop
+        # Lanes this process runs at once (its pool's other threads stay for jobs).
+        self.slots = threading.BoundedSemaphore(slots)
 
     def adopt(self, runner: BatchRunner, loop: LoopRunner) -> None:
         """Run lanes on another runner and loop (a prefork child's)."""
@@ -37,6 +40,9 @@ def register_batch_task(app: Celery, body: LaneBody, timeout_s: float) -> None:
 
     def batch_task(self: Any, payload: dict[str, Any]) -> None:
         lane = Lane(str(payload["batch_id"]), int(payload["chunk"]))
+        if not body.slots.acquire(blocking=False):
+            # This worker's share for batches is taken: back to the broker, for any worker.
+            raise self.retry(countdown=random.uniform(0.5, 1.5), max_retries=None)
         try:
             wait_s = body.loop.run(body.runner.run(lane), timeout_s)
         except TRANSIENT as exc:
@@ -46,6 +52,8 @@ def register_batch_task(app: Celery, body: LaneBody, timeout_s: float) -> None:
             countdown = random.uniform(0, min(_TRANSIENT_MAX_S, 0.25 * 2**tries))
             log.warning("batch lane retried", error=f"{type(exc).__name__}: {exc}")
             raise self.retry(countdown=countdown, max_retries=None, **QUIET_REPR) from None
+        finally:
+            body.slots.release()
         if wait_s is not None:
             # The tenant's leases are taken: the lane waits on the broker, not in a worker.
             raise self.retry(countdown=wait_s * random.uniform(1, 2), max_retries=None)

@@ -56,7 +56,11 @@ class WorkerSide:
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
         self._batches = batch_runner(services)
         # A lane runs on this process's stage loop, or a prefork child's (see _child_lanes).
-        self._lanes = LaneBody(self._batches, self._runner)
+        self._lanes = LaneBody(
+            self._batches,
+            self._runner,
+            slots=min(settings.batch_worker_slots, settings.worker_concurrency),
+        )
         register_batch_task(services.celery, self._lanes, lease_s(settings) + 30)
         self._batch_sweeper = BatchSweeper(
             self._batches, interval_s=settings.batch_sweep_interval_s
