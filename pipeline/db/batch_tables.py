@@ -86,8 +86,9 @@ class BatchItem(Base):
     line: Mapped[int] = mapped_column(Integer)
     # The request, already read into promptbus's own GenerateRequest (JSON).
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # pending, then ok or error: written once, by whichever run of the item finishes first.
-    status: Mapped[str] = mapped_column(String(8))
+    # pending, then ok or error (written once, by whichever run of the item finishes first),
+    # or cancelled or expired when the batch ended before it ran.
+    status: Mapped[str] = mapped_column(String(16))
     # The item's output or error line (OpenAI's batch output line), once finished.
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     finished_at: Mapped[datetime | None]

@@ -198,3 +198,33 @@ async def test_batches_list_newest_first_in_pages_and_stay_with_their_tenant(
     assert page.has_more is True
     every = [b.id async for b in client.batches.list(limit=2)]
     assert every == made[::-1]
+
+
+async def test_a_batch_runs_and_cancels_alike_on_sqlite_and_postgresql(
+    start_gateway: GatewayFactory, database_url: str
+):
+    gateway = await start_gateway(embedded_worker=True, database_url=database_url)
+    sdk = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="any", max_retries=0)
+    async with sdk:
+        lines = jsonl(*(chat_line(f"r{i}", f"db {i}") for i in range(5)))
+        upload = await sdk.files.create(file=("in.jsonl", lines), purpose="batch")
+        batch = await sdk.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        done = await finished(sdk, batch.id)
+        assert done.status == "completed"
+        assert done.output_file_id is not None
+        output = lines_of((await sdk.files.content(done.output_file_id)).content)
+        assert sorted(line["custom_id"] for line in output) == [f"r{i}" for i in range(5)]
+        slow = jsonl(
+            *(chat_line(f"s{i}", f"db slow {i} [[emulator:delay=2000]]") for i in range(30))
+        )
+        upload = await sdk.files.create(file=("slow.jsonl", slow), purpose="batch")
+        batch = await sdk.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        await sdk.batches.cancel(batch.id)
+        cancelled = await finished(sdk, batch.id)
+        assert cancelled.status == "cancelled"
+        assert cancelled.request_counts is not None
+        assert cancelled.request_counts.completed + cancelled.request_counts.failed == 30

@@ -74,7 +74,7 @@ def upgrade() -> None:
         sa.Column("custom_id", sa.String(256), nullable=False),
         sa.Column("line", sa.Integer(), nullable=False),
         sa.Column("request", sa.JSON(), nullable=False),
-        sa.Column("status", sa.String(8), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
         sa.Column("result", sa.JSON(), nullable=True),
         sa.Column("finished_at", _WHEN, nullable=True),
         sa.ForeignKeyConstraint(
