@@ -203,13 +203,15 @@ class BatchStore:
             )
         return True
 
-    async def unfinished(self, batch_id: str) -> list[str]:
-        """The custom ids of the items not finished yet."""
-        query = select(BatchItem.custom_id).where(
-            BatchItem.batch_id == batch_id, BatchItem.status == PENDING
+    async def unfinished(self, batch_id: str) -> bool:
+        """Whether any item of the batch is not finished yet."""
+        query = (
+            select(BatchItem.line)
+            .where(BatchItem.batch_id == batch_id, BatchItem.status == PENDING)
+            .limit(1)
         )
         async with self._sessions() as session:
-            return list((await session.execute(query)).scalars())
+            return (await session.execute(query)).first() is not None
 
     async def close_pending(self, batch_id: str, status: str) -> int:
         """End every pending item as `status` (cancelled, expired), counted as failed."""

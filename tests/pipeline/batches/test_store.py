@@ -75,7 +75,7 @@ async def test_closing_ends_only_pending_items_and_counts_them_failed(store: Bat
     assert batch is not None
     assert (batch.completed, batch.failed) == (0, 3)
     assert [s for _, s, _ in await store.results("batch_b")] == ["error", "cancelled", "cancelled"]
-    assert await store.unfinished("batch_b") == []
+    assert await store.unfinished("batch_b") is False
 
 
 async def test_a_batch_moves_and_ends_once(store: BatchStore):
