@@ -28,6 +28,10 @@ from pipeline.sync_path import SyncPath
 from schemas.batches import BatchStatus
 
 TENANT_LEASE: Final = "batch-tenant"
+# Taken by whoever queues a chunk's lane task: a lane run twice (a redelivery, a re-drive)
+# queues its next chunk once, so duplicate lanes do not go on in parallel.
+CHUNK_CLAIM: Final = "batch-chunk"
+REDRIVE_CLAIM: Final = "batch-redrive"
 # A chunk that finds its tenant's leases taken waits this long on the broker.
 BUSY_WAIT_S: Final = 1.0
 # How often a running chunk re-reads its batch's status (a cancel stops it within this).
@@ -78,6 +82,8 @@ class BatchRunner:
         self._on_progress = on_progress
         self._on_end = on_end
         self._lease_s = lease_s(settings)
+        # A chunk's claim outlasts its batch's window.
+        self._claim_s = settings.batch_window_s + 3600
 
     @property
     def on_end(self) -> OnEnd | None:
@@ -113,9 +119,37 @@ class BatchRunner:
                 await self._jobs.release(TENANT_LEASE, lease)
             following = lane.chunk + settings.batch_slots
             if following * settings.batch_chunk_size < batch.total:
-                await self._enqueue(Lane(batch.id, following))
+                await self._follow(Lane(batch.id, following))
         await finalize(store, batch.id, self._on_end)
         return None
+
+    async def _follow(self, lane: Lane) -> None:
+        key = f"{lane.batch_id}:{lane.chunk}"
+        if not await self._jobs.claim(CHUNK_CLAIM, key, self._claim_s):
+            return  # another run of this lane queued it
+        try:
+            await self._enqueue(lane)
+        except BaseException:
+            await self._jobs.release(CHUNK_CLAIM, key)
+            raise
+
+    async def redrive(self, batch: BatchRecord, stall_s: float) -> bool:
+        """Queue lanes again for a running batch no item of which finished for `stall_s`.
+
+        Its lane tasks were lost (an ingress that died before it queued them, a message a
+        Redis broker dropped): the first pending chunks get lanes again. A lane that was
+        only slow meets the re-driven one at its next chunk's claim, and one goes on.
+        """
+        last = await self._store.last_finished(batch.id) or batch.in_progress_at
+        if last is None or time.time() - last.timestamp() < stall_s:
+            return False
+        if not await self._jobs.claim(REDRIVE_CLAIM, batch.id, stall_s):
+            return False
+        size = self._settings.batch_chunk_size
+        chunks = await self._store.pending_chunks(batch.id, size, self._settings.batch_slots)
+        for chunk in chunks:
+            await self._enqueue(Lane(batch.id, chunk))
+        return bool(chunks)
 
     async def expire(self, batch_id: str) -> None:
         """End a batch whose window closed: what did not run gets `batch_expired` lines."""

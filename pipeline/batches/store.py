@@ -213,6 +213,25 @@ class BatchStore:
         async with self._sessions() as session:
             return (await session.execute(query)).first() is not None
 
+    async def last_finished(self, batch_id: str) -> datetime | None:
+        """When an item of the batch last finished."""
+        query = select(func.max(BatchItem.finished_at)).where(BatchItem.batch_id == batch_id)
+        async with self._sessions() as session:
+            return (await session.execute(query)).scalar_one_or_none()
+
+    async def pending_chunks(self, batch_id: str, size: int, limit: int) -> list[int]:
+        """The first `limit` chunks (of `size` lines) with a pending item."""
+        chunk = (BatchItem.line // size).label("chunk")
+        query = (
+            select(chunk)
+            .where(BatchItem.batch_id == batch_id, BatchItem.status == PENDING)
+            .group_by(chunk)
+            .order_by(chunk)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [int(found) for found in (await session.execute(query)).scalars()]
+
     async def close_pending(self, batch_id: str, status: str) -> int:
         """End every pending item as `status` (cancelled, expired), counted as failed."""
         async with self._sessions.begin() as session:

@@ -1,9 +1,11 @@
-"""The batch sweeper: ends batches whose window closed, finishes stuck ends, purges old ones.
+"""The batch sweeper: expiry, re-drives of stalled batches, stuck ends, and the retention.
 
 Every worker runs one. A batch past its `expires_at` is expired (what did not run gets a
-`batch_expired` line); a batch left `finalizing` or `cancelling` with nothing pending (its
-finalizer died) is finished; files and batches past the retention are deleted. Sweepers of
-several workers may meet on one batch: every end is a compare-and-set, so one of them wins.
+`batch_expired` line); a running batch none of whose items finished for `stall_s` (the
+jobs' stall bound) gets lanes again (its lane tasks were lost); a batch left `finalizing`
+or `cancelling` with nothing pending (its finalizer died) is finished; files and batches
+past the retention are deleted. Sweepers of several workers may meet on one batch: every
+end is a compare-and-set, so one of them wins.
 """
 
 import asyncio
@@ -26,9 +28,10 @@ _OPEN_MAX: Final = 500
 class BatchSweeper:
     """A task on the stage loop sweeping batches every `interval_s`."""
 
-    def __init__(self, runner: BatchRunner, *, interval_s: float) -> None:
+    def __init__(self, runner: BatchRunner, *, interval_s: float, stall_s: float) -> None:
         self._runner = runner
         self._interval_s = interval_s
+        self._stall_s = stall_s
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -63,6 +66,8 @@ class BatchSweeper:
             if batch.status == BatchStatus.IN_PROGRESS and now >= batch.expires_at.timestamp():
                 await runner.expire(batch.id)
                 ended += 1
+            elif batch.status == BatchStatus.IN_PROGRESS:
+                await runner.redrive(batch, self._stall_s)
             elif batch.status in (BatchStatus.FINALIZING, BatchStatus.CANCELLING):
                 ended += int(await finalize(store, batch.id, runner.on_end))
         await store.purge()

@@ -63,7 +63,7 @@ class WorkerSide:
         )
         register_batch_task(services.celery, self._lanes, lease_s(settings) + 30)
         self._batch_sweeper = BatchSweeper(
-            self._batches, interval_s=settings.batch_sweep_interval_s
+            self._batches, interval_s=settings.batch_sweep_interval_s, stall_s=settings.job_stall_s
         )
         self._children: PreforkChildren | None = None
         if pool == "prefork":

@@ -16,6 +16,10 @@ ENV = {
     "PROMPTBUS_BATCH_ITEM_CONCURRENCY": "2",
     "PROMPTBUS_BATCH_SLOTS": "2",
     "PROMPTBUS_BATCH_TENANT_SLOTS": "8",
+    # A lane killed after claiming its next chunk but before queueing it leaves the batch to
+    # the sweeper's re-drive, after this long without progress.
+    "PROMPTBUS_JOB_STALL_S": "8",
+    "PROMPTBUS_BATCH_SWEEP_INTERVAL_S": "1",
 }
 ITEMS = 40
 FINAL = ("completed", "failed", "expired", "cancelled")

@@ -3,12 +3,17 @@ land in the error file, cancel and expiry end what did not run, tenants stay apa
 
 import json
 import random
+from datetime import timedelta
 from typing import Any
 
 import openai
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from pipeline.batches import BatchStore, NewItem
+from pipeline.batches.ids import new_id
+from pipeline.batches.store import utcnow
+from pipeline.db.batch_tables import BatchRecord
 from pipeline.db.tables import UsageRecord
 from tests.e2e.test_batches_openai import FINAL, chat_line, finished, jsonl, lines_of
 from tests.e2e.test_tenancy_isolation import two_tenants
@@ -191,3 +196,44 @@ async def test_a_tenant_never_sees_anothers_files_or_batches(start_gateway: Gate
         headers={**bearer(beta), "Content-Type": "application/json"},
     ) as resp:
         assert resp.status == 404
+
+
+async def test_a_batch_whose_lanes_were_lost_is_driven_again_by_the_sweeper(
+    start_gateway: GatewayFactory, emulator: Emulator
+):
+    # Given a running batch whose lane tasks never reached the broker (an ingress that died
+    # between storing it and queueing them)
+    gateway = await start_gateway(
+        embedded_worker=True, job_stall_s=0.5, batch_sweep_interval_s=0.2, batch_chunk_size=2
+    )
+    store = BatchStore(gateway.services.database, retention_s=3600)
+    now = utcnow()
+    record = BatchRecord(
+        id=new_id("batch_"),
+        tenant="default",
+        key_id=None,
+        mode="gateway",
+        endpoint="/v1/generate",
+        input_file_id=None,
+        completion_window="24h",
+        status="in_progress",
+        total=7,
+        completed=0,
+        failed=0,
+        created_at=now - timedelta(seconds=5),
+        expires_at=now + timedelta(hours=1),
+        in_progress_at=now - timedelta(seconds=5),
+    )
+    items = [NewItem(f"c{i}", i, {"model": "flash", "prompt": f"lost {i}"}) for i in range(7)]
+    await store.add_batch(record, items)
+
+    # Then the sweeper gives it lanes again, and it completes with every item once
+    async with sdk(gateway) as client:
+        done = await finished(client, record.id)
+        assert done.status == "completed"
+        assert done.request_counts is not None
+        assert (done.request_counts.completed, done.request_counts.failed) == (7, 0)
+        assert done.output_file_id is not None
+        output = lines_of((await client.files.content(done.output_file_id)).content)
+        assert sorted(line["custom_id"] for line in output) == [f"c{i}" for i in range(7)]
+    assert await emulator.calls() == 7
