@@ -103,6 +103,11 @@ def completion(response: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def render_completion(body: bytes, response: Mapping[str, Any]) -> bytes:
+    """A whole answer (its JSON `body`, parsed as `response`) as a `chat.completion`'s bytes."""
+    return orjson.dumps(completion(response))
+
+
 def openai_status(status: int) -> int:
     """The status of a promptbus error's status on OpenAI's surface: bad input and filtered
     prompts are 400s there."""

@@ -151,6 +151,29 @@ class Settings(BaseSettings):
     usage_timeout_s: float = Field(default=10.0, gt=0, le=120)
     # Budget rows are re-read this often: a budget set or changed applies within it.
     budget_rules_ttl_s: float = Field(default=5.0, gt=0, le=3600)
+    # Batches (/v1/files, /v1/batches): an input file is at most `batch_file_max_bytes` and
+    # `batch_max_lines` requests (OpenAI's are 200 MB and 50,000; the bytes are kept in the
+    # database, so the default is lower); an inline batch at most `batch_inline_max` requests.
+    # Files and batches are deleted `batch_retention_s` after they were made. A batch's items
+    # run `batch_chunk_size` to a Celery task, `batch_item_concurrency` at once in a task, at
+    # most `batch_slots` tasks of one batch and `batch_tenant_slots` of one tenant at once
+    # (every worker together). `batch_window_s` is what completion_window "24h" stands for.
+    batch_file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    batch_max_lines: int = Field(default=50_000, ge=1, le=50_000)
+    batch_inline_max: int = Field(default=1_000, ge=1, le=50_000)
+    batch_retention_s: int = Field(default=30 * 24 * 3600, ge=60)
+    batch_chunk_size: int = Field(default=50, ge=1, le=1000)
+    batch_item_concurrency: int = Field(default=8, ge=1, le=256)
+    batch_slots: int = Field(default=2, ge=1, le=256)
+    batch_tenant_slots: int = Field(default=4, ge=1, le=1024)
+    # Worker threads (or children) of each worker that batch lanes may hold at once: the rest
+    # stay free for jobs and webhooks, however many batches are queued.
+    batch_worker_slots: int = Field(default=4, ge=1, le=512)
+    batch_window_s: float = Field(default=24 * 3600.0, gt=0, le=7 * 24 * 3600)
+    # Batch progress events (bus, SSE, webhooks) go out at most this often per batch.
+    batch_progress_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    # Each worker sweeps batches this often: expiry, stuck ends, retention.
+    batch_sweep_interval_s: float = Field(default=10.0, gt=0, le=3600)
     webhook_secret: SecretStr | None = None
     webhook_allow_private: str | None = None
     webhook_retry_schedule: list[float] = Field(

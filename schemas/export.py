@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.batches import BatchFinished, BatchProgress
 from schemas.budgets import BudgetThreshold
 from schemas.errors import ErrorBody
 from schemas.events import CompletionDelta, CompletionEvent, RequestEvent
@@ -25,6 +26,8 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "job": Job,
     "template_list": TemplateList,
     "budget_threshold": BudgetThreshold,
+    "batch_progress": BatchProgress,
+    "batch_finished": BatchFinished,
 }
 
 

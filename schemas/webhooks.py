@@ -6,11 +6,26 @@ from typing import Literal
 from pydantic import Field, HttpUrl
 
 from schemas._base import Envelope
+from schemas.batches import BatchFinished
 from schemas.events import CompletionEvent
 from schemas.tracing import TraceContext
 
-EventType = Literal["completion.succeeded", "completion.failed"]
-ALL_EVENT_TYPES: tuple[EventType, ...] = ("completion.succeeded", "completion.failed")
+EventType = Literal[
+    "completion.succeeded",
+    "completion.failed",
+    "batch.completed",
+    "batch.failed",
+    "batch.expired",
+    "batch.cancelled",
+]
+ALL_EVENT_TYPES: tuple[EventType, ...] = (
+    "completion.succeeded",
+    "completion.failed",
+    "batch.completed",
+    "batch.failed",
+    "batch.expired",
+    "batch.cancelled",
+)
 
 
 class EndpointCreate(Envelope):
@@ -76,10 +91,10 @@ class DeliveryTask(Envelope):
     delivery_id: str = Field(description="Unique per scheduling; a replay gets a new one")
     message_id: str = Field(description="The webhook-id: the same on every retry and replay")
     tenant: str
-    job_id: str
+    job_id: str = Field(description="The job, or the batch, whose event it delivers")
     endpoint_id: str | None = Field(default=None, description="None for a job's own URL")
     url: str
-    event: CompletionEvent
+    event: CompletionEvent | BatchFinished
     attempt: int = Field(default=0, ge=0)
     not_before: float | None = Field(default=None, description="Unix time this attempt is due")
     # Left out of a dump when unset: a message sent with tracing off is as it was before,

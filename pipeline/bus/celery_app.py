@@ -8,7 +8,7 @@ sending on it, needs none of them.
 
 from typing import Any, Final
 
-from celery import Celery, chain
+from celery import Celery, chain, group
 from celery.canvas import Signature
 
 from pipeline.bus.connection import (
@@ -28,6 +28,9 @@ STEPS: Final = ("generate", "postprocess", "emit")
 FAMILIES: Final = {"generate": "generate", "postprocess": "finish", "emit": "finish"}
 WEBHOOK_TASK: Final = "promptbus.webhook"
 WEBHOOK_FAMILY: Final = "webhook"
+# Batch lanes (pipeline.batches.execution) on a queue of their own, apart from jobs' steps.
+BATCH_TASK: Final = "promptbus.batch"
+BATCH_FAMILY: Final = "batch"
 
 # Celery renders task arguments into every message for its logs; an envelope (and a
 # chain's nested signatures) makes that rendering cost more than the task itself.
@@ -58,7 +61,7 @@ def task_name(step: str) -> str:
 def create_celery(settings: Settings, topology: Topology) -> Celery:
     """The Celery app of `settings`, with its queues and routes but no task bodies yet."""
     app = Celery("promptbus", broker=broker_url(settings), set_as_current=False)
-    families = {*FAMILIES.values(), WEBHOOK_FAMILY}
+    families = {*FAMILIES.values(), WEBHOOK_FAMILY, BATCH_FAMILY}
     queues = {family: topology.stage_queue(family) for family in families}
     app.conf.update(
         task_serializer="json",
@@ -81,6 +84,7 @@ def create_celery(settings: Settings, topology: Topology) -> Celery:
         task_routes={
             **{task_name(step): {"queue": queues[f].name} for step, f in FAMILIES.items()},
             WEBHOOK_TASK: {"queue": queues[WEBHOOK_FAMILY].name},
+            BATCH_TASK: {"queue": queues[BATCH_FAMILY].name},
         },
         # The embedded worker serves no remote control: no shared `celery.pidbox` exchange, so
         # deployments told apart by their bus suffix stay apart on one broker.
@@ -118,6 +122,17 @@ def job_chain(app: Celery, envelope: StageEnvelope) -> Signature:
             )
         )
     return chain(*signatures)
+
+
+def batch_lanes(app: Celery, batch_id: str, chunks: range) -> Signature:
+    """The Celery group that starts a batch: one lane task per chunk in `chunks`."""
+    return group(lane_task(app, batch_id, chunk) for chunk in chunks)
+
+
+def lane_task(app: Celery, batch_id: str, chunk: int) -> Signature:
+    """The task of one chunk of a batch."""
+    payload = {"batch_id": batch_id, "chunk": chunk}
+    return app.signature(BATCH_TASK, args=(payload,), task_id=f"{batch_id}.{chunk}")
 
 
 class DeliveryQueue:

@@ -27,6 +27,7 @@ from pipeline.errors import BrokerUnavailable
 from pipeline.settings import Settings
 from pipeline.tracing import current_headers
 from schemas import CompletionDelta, CompletionEvent, JobState, RequestEvent
+from schemas.batches import BatchFinished, BatchProgress
 from schemas.budgets import BudgetThreshold
 
 log = structlog.get_logger("promptbus.bus")
@@ -127,6 +128,21 @@ class EventPublisher:
                 correlation_id=f"budget:{event.tenant}:{event.key_id or '*'}:{event.window}",
                 schema=event.schema_,
                 declare=[self._topology.completions_exchange],
+            ),
+            tries=1,
+        )
+
+    async def publish_batch_event(self, event: BatchProgress | BatchFinished) -> None:
+        """Publish a `batch.*` event (routed by its type), tried once: the record is the truth."""
+        await self._publish(
+            self._event(
+                event.model_dump_json(by_alias=True, exclude_none=True).encode(),
+                exchange=self._topology.completions_exchange,
+                routing_key=event.type,
+                correlation_id=event.batch_id,
+                schema=event.schema_,
+                declare=[self._topology.completions_exchange],
+                persistent=event.type != "batch.progress",
             ),
             tries=1,
         )

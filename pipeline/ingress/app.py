@@ -6,13 +6,17 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from pipeline.batches.setup import build_batches
 from pipeline.bus.queue_depths import QueueDepths
 from pipeline.ingress.admin import add_routes as add_admin_routes
 from pipeline.ingress.auth import authentication
+from pipeline.ingress.batches import add_routes as add_batch_routes
 from pipeline.ingress.chains import add_routes as add_chain_routes
 from pipeline.ingress.compat.gemini import add_routes as add_gemini_routes
 from pipeline.ingress.compat.openai import add_routes as add_openai_routes
 from pipeline.ingress.dashboard import add_routes as add_dashboard_routes
+from pipeline.ingress.files import BATCH_NOTICES, BATCH_STORE
+from pipeline.ingress.files import add_routes as add_file_routes
 from pipeline.ingress.generate import post_generate
 from pipeline.ingress.health import get_healthz, get_readyz
 from pipeline.ingress.job_events import get_job_events
@@ -69,6 +73,8 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
     add_session_routes(app)
     add_admin_routes(app)
     add_openai_routes(app)
+    add_file_routes(app)
+    add_batch_routes(app)
     add_gemini_routes(app)
     app.router.add_get("/v1/usage", get_usage)
     app.router.add_get("/healthz", get_healthz)
@@ -91,6 +97,8 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
             await worker.start()
         app[SERVICES] = services
         app[SEND] = SendSide.build(services)
+        batches = build_batches(services)
+        app[BATCH_STORE], app[BATCH_NOTICES] = batches.store, batches.notices
         if services.metrics.enabled:
             app[QUEUE_DEPTHS] = QueueDepths(services.celery, services.topology, services.metrics)
         yield

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pipeline.tracing import current_trace
 from pipeline.webhooks.registry import WebhookRegistry
 from schemas import CompletionEvent, JobState
+from schemas.batches import BatchFinished
 from schemas.jobs import Job
 from schemas.webhooks import DeliveryTask, Endpoint, EventType
 
@@ -37,6 +38,25 @@ class WebhookScheduler:
             tasks.append(self._task(event, job, endpoint.id, endpoint.url, replay=False))
         for task in tasks:
             # Publishing is blocking Kombu I/O: keep it off the event loop.
+            await asyncio.to_thread(self._enqueue, task)
+        return tasks
+
+    async def schedule_batch(self, event: BatchFinished) -> list[DeliveryTask]:
+        """Queue the deliveries of a batch's end to the tenant's subscribed endpoints."""
+        tasks = [
+            DeliveryTask(
+                delivery_id=message_id(event.batch_id, endpoint.id),
+                message_id=message_id(event.batch_id, endpoint.id),
+                tenant=event.tenant,
+                job_id=event.batch_id,
+                endpoint_id=endpoint.id,
+                url=endpoint.url,
+                event=event,
+                trace=current_trace(),
+            )
+            for endpoint in await self._registry.subscribers(event.tenant, event.type)
+        ]
+        for task in tasks:
             await asyncio.to_thread(self._enqueue, task)
         return tasks
 

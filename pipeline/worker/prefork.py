@@ -88,8 +88,11 @@ class PreforkChildren:
         *,
         gc_gen0_threshold: int,
         metrics_dir: Path | None = None,
+        on_child: Callable[[ChildServices, LoopRunner], None] | None = None,
     ) -> None:
         self._tasks = tasks
+        # Told of each child's services once built (the batch lanes adopt them too).
+        self._on_child = on_child
         self._build = build
         self._gc_gen0_threshold = gc_gen0_threshold
         self._metrics_dir = metrics_dir
@@ -112,6 +115,8 @@ class PreforkChildren:
         runner = LoopRunner()
         child = runner.run(self._build(), _BUILD_TIMEOUT_S)
         self._tasks.adopt(child.ctx, child.webhooks, runner)
+        if self._on_child is not None:
+            self._on_child(child, runner)
         self._child = (child, runner)
         # Forked before the parent settled its heap: the child settles its own, once built.
         heap.settle(self._gc_gen0_threshold)

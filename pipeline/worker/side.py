@@ -12,6 +12,9 @@ from typing import Final
 
 import structlog
 
+from pipeline.batches import BatchRunner, lease_s
+from pipeline.batches.setup import build_batches
+from pipeline.batches.sweep import BatchSweeper
 from pipeline.bus.bridge import Bridge
 from pipeline.bus.celery_app import job_chain
 from pipeline.bus.connection import broker_scheme
@@ -19,9 +22,11 @@ from pipeline.bus.dispatch import Dispatched, Dispatcher
 from pipeline.bus.sources import Delivery
 from pipeline.services import Services
 from pipeline.settings import Settings
+from pipeline.sync_path import SyncPath
+from pipeline.worker.batch_tasks import LaneBody, enqueuer, register_batch_task
 from pipeline.worker.embedded import EmbeddedWorker, Pool
 from pipeline.worker.loop import LoopRunner
-from pipeline.worker.prefork import ChildFactory, PreforkChildren, check_prefork
+from pipeline.worker.prefork import ChildFactory, ChildServices, PreforkChildren, check_prefork
 from pipeline.worker.sweeper import Sweeper
 from pipeline.worker.tasks import TaskRunner, step_timeout_s
 from schemas import StageEnvelope
@@ -49,6 +54,17 @@ class WorkerSide:
         )
         self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
+        self._batches = batch_runner(services)
+        # A lane runs on this process's stage loop, or a prefork child's (see _child_lanes).
+        self._lanes = LaneBody(
+            self._batches,
+            self._runner,
+            slots=min(settings.batch_worker_slots, settings.worker_concurrency),
+        )
+        register_batch_task(services.celery, self._lanes, lease_s(settings) + 30)
+        self._batch_sweeper = BatchSweeper(
+            self._batches, interval_s=settings.batch_sweep_interval_s, stall_s=settings.job_stall_s
+        )
         self._children: PreforkChildren | None = None
         if pool == "prefork":
             check_prefork(settings)
@@ -59,10 +75,16 @@ class WorkerSide:
                 children,
                 gc_gen0_threshold=settings.gc_gen0_threshold,
                 metrics_dir=settings.metrics_multiprocess_dir,
+                on_child=self._child_lanes,
             )
         self._worker = EmbeddedWorker(
             services.celery, concurrency=settings.worker_concurrency, pool=pool
         )
+
+    def _child_lanes(self, child: ChildServices, runner: LoopRunner) -> None:
+        """A prefork child runs batch lanes on the services it built (promptbus's own)."""
+        if isinstance(child, Services):
+            self._lanes.adopt(batch_runner(child), runner)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -82,12 +104,14 @@ class WorkerSide:
         await asyncio.to_thread(self._worker.start)
         await asyncio.to_thread(self._bridge.start)
         self._sweeper.start()
+        self._batch_sweeper.start()
 
     async def stop(self) -> None:
         """Stop taking events, let in-flight tasks finish, then stop sweeping."""
         await asyncio.to_thread(self._bridge.stop)
         await asyncio.to_thread(self._worker.stop)
         await self._sweeper.stop()
+        await self._batch_sweeper.stop()
         if self._children is not None:
             self._children.disconnect()
 
@@ -106,6 +130,27 @@ class WorkerSide:
     async def _start_chain(self, envelope: StageEnvelope) -> None:
         """Put a job's chain on the bus, bounded in time (BrokerUnavailable past the bound)."""
         await self._services.publisher.publish_chain(job_chain(self._services.celery, envelope))
+
+
+def batch_runner(services: Services) -> BatchRunner:
+    """What runs batch lanes against `services` (its own sync path over the stage context)."""
+    settings = services.settings
+    parts = build_batches(services)
+    sync_path = SyncPath(
+        services.ctx,
+        coalesce_wait_s=settings.coalesce_wait_s,
+        across_processes=services.backends.across_processes,
+    )
+    return BatchRunner(
+        settings,
+        parts.store,
+        sync_path,
+        services.usage,
+        services.ctx.jobs,
+        enqueuer(services.celery, services.publisher),
+        on_progress=parts.notices.progress,
+        on_end=parts.notices.ended,
+    )
 
 
 def visibility_warning(settings: Settings, step_timeout_s: float) -> str | None:

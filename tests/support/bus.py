@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from kombu import Connection
 
-from pipeline.bus.celery_app import FAMILIES, WEBHOOK_FAMILY
+from pipeline.bus.celery_app import BATCH_FAMILY, FAMILIES, WEBHOOK_FAMILY
 from pipeline.bus.topology import Topology
 from tests.support.services import RABBITMQ_URL, REDIS_URL
 
@@ -22,7 +22,7 @@ BROKER_URLS = {"memory": "memory://", "rabbitmq": RABBITMQ_URL, "redis": REDIS_U
 BROKERS = tuple(BROKER_URLS)
 # memory:// lives inside one process: only these brokers reach a separate OS process.
 CROSS_PROCESS_BROKERS = ("rabbitmq", "redis")
-STAGE_FAMILIES = tuple(sorted({*FAMILIES.values(), WEBHOOK_FAMILY}))
+STAGE_FAMILIES = tuple(sorted({*FAMILIES.values(), WEBHOOK_FAMILY, BATCH_FAMILY}))
 
 
 @dataclass

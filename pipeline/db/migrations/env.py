@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from pipeline.db import batch_tables  # noqa: F401 - its tables join the metadata
 from pipeline.db.tables import Base
 
 connection = context.config.attributes.get("connection")

@@ -13,6 +13,7 @@ from pipeline.ingress.compat.openai import shapes as openai
 from pipeline.ingress.compat.openai.requests import ChatCompletionRequest
 from pipeline.ingress.dashboard.overview import OVERVIEW
 from pipeline.ingress.openapi.admin_operations import ADMIN_OPERATIONS
+from pipeline.ingress.openapi.batch_operations import BATCH_OPERATIONS
 from pipeline.ingress.openapi.chain_operations import CHAIN_OPERATIONS
 from pipeline.ingress.openapi.document import Operation, Param, Reply, Stream
 from pipeline.ingress.usage import USAGE_REPORT
@@ -338,6 +339,7 @@ OPERATIONS: Final = (
     ),
     *ADMIN_OPERATIONS,
     *CHAIN_OPERATIONS,
+    *BATCH_OPERATIONS,
     Operation("GET", "/healthz", "Liveness", replies=(Reply(200, "Up", Health),)),
     Operation(
         "GET",

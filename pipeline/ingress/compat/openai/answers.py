@@ -6,17 +6,20 @@ from typing import Any, Final
 
 import orjson
 
-from pipeline.chat_completions import completion, extension, finish_reason, tool_calls, usage
+from pipeline.chat_completions import (
+    extension,
+    finish_reason,
+    render_completion,
+    tool_calls,
+    usage,
+)
 from pipeline.errors import PromptbusError
 from pipeline.ingress.compat.openai.errors import error_object
 from pipeline.ingress.sse import event
 
 DONE: Final = b"data: [DONE]\n\n"
 
-
-def render_completion(body: bytes, response: Mapping[str, Any]) -> bytes:
-    """A whole answer as a `chat.completion`."""
-    return orjson.dumps(completion(response))
+__all__ = ["DONE", "ChatStream", "finish_reason", "render_completion", "usage"]
 
 
 class ChatStream:

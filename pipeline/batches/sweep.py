@@ -1,0 +1,74 @@
+"""The batch sweeper: expiry, re-drives of stalled batches, stuck ends, and the retention.
+
+Every worker runs one. A batch past its `expires_at` is expired (what did not run gets a
+`batch_expired` line); a running batch none of whose items finished for `stall_s` (the
+jobs' stall bound) gets lanes again (its lane tasks were lost); a batch left `finalizing`
+or `cancelling` with nothing pending (its finalizer died) is finished; files and batches
+past the retention are deleted. Sweepers of several workers may meet on one batch: every
+end is a compare-and-set, so one of them wins.
+"""
+
+import asyncio
+import time
+from contextlib import suppress
+from typing import Final
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline.batches.execution import BatchRunner
+from pipeline.batches.finalize import finalize
+from schemas.batches import BatchStatus
+
+log = structlog.get_logger("promptbus.batches")
+
+_OPEN_MAX: Final = 500
+
+
+class BatchSweeper:
+    """A task on the stage loop sweeping batches every `interval_s`."""
+
+    def __init__(self, runner: BatchRunner, *, interval_s: float, stall_s: float) -> None:
+        self._runner = runner
+        self._interval_s = interval_s
+        self._stall_s = stall_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start sweeping (on the running loop)."""
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="promptbus-batch-sweeper")
+
+    async def stop(self) -> None:
+        """Stop sweeping."""
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.sweep()
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("batch sweep failed; next one later", error=f"{type(exc).__name__}")
+            except Exception:
+                log.exception("batch sweep raised")
+
+    async def sweep(self) -> int:
+        """One sweep; how many batches it ended."""
+        runner, ended = self._runner, 0
+        store = runner.store
+        now = time.time()
+        for batch in await store.open_batches(_OPEN_MAX):
+            if batch.status == BatchStatus.IN_PROGRESS and now >= batch.expires_at.timestamp():
+                await runner.expire(batch.id)
+                ended += 1
+            elif batch.status == BatchStatus.IN_PROGRESS:
+                await runner.redrive(batch, self._stall_s)
+            elif batch.status in (BatchStatus.FINALIZING, BatchStatus.CANCELLING):
+                ended += int(await finalize(store, batch.id, runner.on_end))
+        await store.purge()
+        return ended
