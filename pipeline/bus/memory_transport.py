@@ -5,7 +5,8 @@ are empty: a short interval spends CPU on every idle consumer thread (and their 
 hand-offs slow the event loop), a long one adds itself to every hop of a job. Here every
 change that can make a message deliverable (a put, an ack or reject that frees prefetch
 room, a new consumer or QoS) wakes the waiting consumers at once; the polling interval is
-left as the longest wait between checks, a safety net, not the latency.
+left as the longest wait between checks, a safety net, not the latency. `interrupt_waits`
+ends the waits early (as a timeout), so a stopping consumer loop sees its state at once.
 
 Queues and exchanges are kombu's own memory transport's: a plain `memory://` connection in
 the same process sees the same messages (its puts wake these consumers within the interval).
@@ -27,15 +28,28 @@ class Changes:
     def __init__(self) -> None:
         self._moved = threading.Condition()
         self._count = 0
+        self._interrupts = 0
 
     @property
     def count(self) -> int:
         """How many changes so far."""
         return self._count
 
+    @property
+    def interrupts(self) -> int:
+        """How many interruptions so far."""
+        return self._interrupts
+
     def bump(self) -> None:
         """Record one change and wake every waiter."""
         with self._moved:
+            self._count += 1
+            self._moved.notify_all()
+
+    def interrupt(self) -> None:
+        """Wake every waiter and have its wait end as a timeout."""
+        with self._moved:
+            self._interrupts += 1
             self._count += 1
             self._moved.notify_all()
 
@@ -85,8 +99,13 @@ class Transport(memory.Transport):
     Channel = Channel
 
     def drain_events(self, connection: Any, timeout: float | None = None, **_: Any) -> None:
-        """Deliver one message, waiting for one up to `timeout` (socket.timeout after)."""
+        """Deliver one message, waiting for one up to `timeout` (socket.timeout after).
+
+        An `interrupt_waits` ends the wait early as that timeout: Celery's synchronous loop
+        checks whether it is stopping only between drains, each of up to 2 s.
+        """
         started = monotonic()
+        interrupts = CHANGES.interrupts
         while True:
             seen = CHANGES.count
             try:
@@ -101,6 +120,13 @@ class Transport(memory.Transport):
                     raise TimeoutError()
                 wait_s = min(wait_s, left_s)
             CHANGES.wait_past(seen, wait_s)
+            if CHANGES.interrupts != interrupts:
+                raise TimeoutError()
+
+
+def interrupt_waits() -> None:
+    """End every consumer's wait for a message now, as a timeout (its loop goes round)."""
+    CHANGES.interrupt()
 
 
 def register() -> None:

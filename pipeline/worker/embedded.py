@@ -2,13 +2,19 @@
 
 import threading
 import warnings
-from typing import Literal
+from time import monotonic
+from typing import Final, Literal
 
 import structlog
 from celery import Celery
 from celery.exceptions import SecurityWarning, WorkerShutdown
 
+from pipeline.bus import memory_transport
+
 Pool = Literal["threads", "prefork"]
+
+# How often a stop interrupts the synchronous loop's wait again while joining it.
+_JOIN_SLICE_S: Final = 0.05
 
 log = structlog.get_logger("promptbus.worker")
 
@@ -54,11 +60,23 @@ class EmbeddedWorker:
             # from here would read that socket from two threads (on amqp, basic_cancel then waits
             # for ever). Ask the loop to shut down, as Celery's own signal handlers do.
             hub.call_soon(_request_shutdown)
+            self._thread.join(timeout_s)
         else:
             self._worker.stop(in_sighandler=False)
-        self._thread.join(timeout_s)
+            self._join_interrupting(timeout_s)
         if self._thread.is_alive():
             log.warning("celery worker did not stop in time", timeout_s=timeout_s)
+
+    def _join_interrupting(self, timeout_s: float) -> None:
+        """Join the synchronous loop (the memory transport's), cutting its waits short.
+
+        That loop sees it is stopping only between drains of up to 2 s each; interrupting
+        again each slice also catches a drain that began just after the previous one.
+        """
+        deadline = monotonic() + timeout_s
+        while self._thread.is_alive() and (left := deadline - monotonic()) > 0:
+            memory_transport.interrupt_waits()
+            self._thread.join(min(_JOIN_SLICE_S, left))
 
 
 def _request_shutdown() -> None:
