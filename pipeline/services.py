@@ -117,7 +117,8 @@ class Services:
         )
         ledger = _ledger(settings, database, metrics)
         sink: UsageSink = DISCARD if ledger is None else ledger
-        budgets = build_budgets(settings, database, backends.redis, publisher)
+        scheduler = WebhookScheduler(backends.webhooks, DeliveryQueue(celery))
+        budgets = build_budgets(settings, database, backends.redis, publisher, scheduler)
         await budgets.reconcile(database)
         jobs = backends.jobs if not metrics.enabled else MeteredJobStore(backends.jobs, metrics)
         ctx = StageContext(
@@ -129,7 +130,7 @@ class Services:
             ),
             jobs=jobs,
             events=publisher,
-            webhooks=WebhookScheduler(backends.webhooks, DeliveryQueue(celery)),
+            webhooks=scheduler,
             deltas=backends.deltas,
             job_deadline_s=settings.job_deadline_s,
             claim_ttl_s=settings.job_retention_s,

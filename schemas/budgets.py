@@ -10,9 +10,11 @@ BUDGET_SCHEMA: Final = "promptbus.budget/v1"
 
 
 class BudgetThreshold(Envelope):
-    """Published as `budget.threshold` (completions exchange), once per budget and period."""
+    """Published as `budget.threshold` (completions exchange) and sent to the tenant's
+    webhook endpoints that subscribe to it, once per budget and period."""
 
     schema_: Literal["promptbus.budget/v1"] = Field(default=BUDGET_SCHEMA, alias="schema")
+    type: Literal["budget.threshold"] = "budget.threshold"
     tenant: str
     key_id: str | None = Field(default=None, description="None: the tenant's own budget")
     period: Literal["day", "month"]

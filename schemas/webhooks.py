@@ -7,6 +7,7 @@ from pydantic import Field, HttpUrl
 
 from schemas._base import Envelope
 from schemas.batches import BatchFinished
+from schemas.budgets import BudgetThreshold
 from schemas.events import CompletionEvent
 from schemas.tracing import TraceContext
 
@@ -17,6 +18,7 @@ EventType = Literal[
     "batch.failed",
     "batch.expired",
     "batch.cancelled",
+    "budget.threshold",
 ]
 ALL_EVENT_TYPES: tuple[EventType, ...] = (
     "completion.succeeded",
@@ -25,6 +27,7 @@ ALL_EVENT_TYPES: tuple[EventType, ...] = (
     "batch.failed",
     "batch.expired",
     "batch.cancelled",
+    "budget.threshold",
 )
 
 
@@ -91,10 +94,10 @@ class DeliveryTask(Envelope):
     delivery_id: str = Field(description="Unique per scheduling; a replay gets a new one")
     message_id: str = Field(description="The webhook-id: the same on every retry and replay")
     tenant: str
-    job_id: str = Field(description="The job, or the batch, whose event it delivers")
+    job_id: str = Field(description="The job, batch or budget whose event it delivers")
     endpoint_id: str | None = Field(default=None, description="None for a job's own URL")
     url: str
-    event: CompletionEvent | BatchFinished
+    event: CompletionEvent | BatchFinished | BudgetThreshold
     attempt: int = Field(default=0, ge=0)
     not_before: float | None = Field(default=None, description="Unix time this attempt is due")
     # Left out of a dump when unset: a message sent with tracing off is as it was before,

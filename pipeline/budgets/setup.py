@@ -29,11 +29,21 @@ class ThresholdSink(Protocol):
         ...
 
 
-class ThresholdNotices:
-    """Publishes `budget.threshold` events off the request path, a bounded number at once."""
+class ThresholdWebhooks(Protocol):
+    """Where threshold notices go to the tenant's endpoints (pipeline.webhooks.scheduler)."""
 
-    def __init__(self, publisher: ThresholdSink) -> None:
+    async def schedule_budget(self, event: BudgetThreshold) -> object:
+        """Queue the event's deliveries to the endpoints subscribed to `budget.threshold`."""
+        ...
+
+
+class ThresholdNotices:
+    """Publishes `budget.threshold` events off the request path, a bounded number at once,
+    on the bus and to the tenant's webhook endpoints that subscribe to them."""
+
+    def __init__(self, publisher: ThresholdSink, webhooks: ThresholdWebhooks | None) -> None:
         self._publisher = publisher
+        self._webhooks = webhooks
         self._pending: set[asyncio.Task[None]] = set()
 
     async def __call__(self, crossed: ThresholdCrossed) -> None:
@@ -62,14 +72,24 @@ class ThresholdNotices:
             await self._publisher.publish_budget_threshold(event)
         except PromptbusError as exc:
             log.warning("budget threshold event not published", error=exc.message)
+        if self._webhooks is None:
+            return
+        try:
+            await self._webhooks.schedule_budget(event)
+        except PromptbusError as exc:
+            log.warning("budget threshold webhooks not queued", error=exc.message)
 
 
 def build_budgets(
-    settings: Settings, database: AsyncEngine, redis: Redis | None, publisher: ThresholdSink
+    settings: Settings,
+    database: AsyncEngine,
+    redis: Redis | None,
+    publisher: ThresholdSink,
+    webhooks: ThresholdWebhooks | None = None,
 ) -> BudgetGuard:
     """The guard: budget rows re-read every `budget_rules_ttl_s`, spend shared when Redis is."""
     spend: Spend = (
         MemorySpend() if redis is None else RedisSpend(redis, RedisKeys(settings.redis_prefix))
     )
     rules = BudgetRules(database, ttl_s=settings.budget_rules_ttl_s)
-    return BudgetGuard(rules, spend, ThresholdNotices(publisher))
+    return BudgetGuard(rules, spend, ThresholdNotices(publisher, webhooks))

@@ -8,6 +8,7 @@ from pipeline.tracing import current_trace
 from pipeline.webhooks.registry import WebhookRegistry
 from schemas import CompletionEvent, JobState
 from schemas.batches import BatchFinished
+from schemas.budgets import BudgetThreshold
 from schemas.jobs import Job
 from schemas.webhooks import DeliveryTask, Endpoint, EventType
 
@@ -43,18 +44,34 @@ class WebhookScheduler:
 
     async def schedule_batch(self, event: BatchFinished) -> list[DeliveryTask]:
         """Queue the deliveries of a batch's end to the tenant's subscribed endpoints."""
+        return await self._to_subscribers(event.tenant, event.type, event.batch_id, event)
+
+    async def schedule_budget(self, event: BudgetThreshold) -> list[DeliveryTask]:
+        """Queue a budget's threshold notice to the tenant's subscribed endpoints."""
+        scope = event.key_id or "tenant"
+        subject = f"budget_{event.tenant}.{scope}.{event.period}.{event.window}"
+        return await self._to_subscribers(event.tenant, event.type, subject, event)
+
+    async def _to_subscribers(
+        self,
+        tenant: str,
+        kind: EventType,
+        subject: str,
+        event: BatchFinished | BudgetThreshold,
+    ) -> list[DeliveryTask]:
+        """One delivery of `event` (about `subject`) per endpoint of `tenant` subscribed to it."""
         tasks = [
             DeliveryTask(
-                delivery_id=message_id(event.batch_id, endpoint.id),
-                message_id=message_id(event.batch_id, endpoint.id),
-                tenant=event.tenant,
-                job_id=event.batch_id,
+                delivery_id=message_id(subject, endpoint.id),
+                message_id=message_id(subject, endpoint.id),
+                tenant=tenant,
+                job_id=subject,
                 endpoint_id=endpoint.id,
                 url=endpoint.url,
                 event=event,
                 trace=current_trace(),
             )
-            for endpoint in await self._registry.subscribers(event.tenant, event.type)
+            for endpoint in await self._registry.subscribers(tenant, kind)
         ]
         for task in tasks:
             await asyncio.to_thread(self._enqueue, task)

@@ -18,6 +18,8 @@ from tests.support.job_env import JobEnv, job_env
 from tests.support.redis_servers import redis_run
 from tests.support.services import REDIS_URL
 from tests.support.unique import new_id
+from tests.support.webhook_flows import register
+from tests.support.webhook_receivers import receiving
 
 RULES_TTL_S = 0.2
 
@@ -67,7 +69,12 @@ async def test_a_spent_budget_refuses_misses_on_every_gateway_but_serves_hits(
     assert priced.status == 200, priced.body
     cost = priced.body["cost"]["total_usd"]
     assert cost > 0
-    async with BusTap.completions(env.bus, BUDGET_THRESHOLD_KEY) as tap:
+    async with (
+        BusTap.completions(env.bus, BUDGET_THRESHOLD_KEY) as tap,
+        receiving() as receiver,
+    ):
+        # The tenant's endpoint subscribed to threshold notices (and only to them)
+        _, secret = await register(env, receiver.url, ["budget.threshold"])
         # Room for one and a half answers: half of it is the soft threshold.
         await _set_budget(first, cost * 1.5)
         kept = await first.generate({"model": "flash", "prompt": f"{tag} one"})
@@ -101,6 +108,13 @@ async def test_a_spent_budget_refuses_misses_on_every_gateway_but_serves_hits(
         await sdk.close()
 
         notices = await _threshold_notices(tap)
+        # The endpoint got the same notice, signed with its secret, and nothing else
+        (delivered,) = await receiver.wait_for(1, timeout_s=20)
+        await asyncio.sleep(0.5)
+        assert len(receiver.received) == 1
+        hooked = delivered.verify(secret)
+        assert hooked["type"] == "budget.threshold"
+        assert hooked["spent_usd"] == pytest.approx(cost)
     assert len(notices) == 1, notices
     event = notices[0].body
     assert event["schema"] == "promptbus.budget/v1"
