@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from pipeline.batches.finalize import OnEnd, finalize
-from pipeline.batches.items import run_item
+from pipeline.batches.items import ItemDeferred, run_item
 from pipeline.batches.store import EXPIRED, BatchStore, NewItem
 from pipeline.db.batch_tables import BatchRecord
 from pipeline.jobs.store import JobStore
@@ -114,9 +114,11 @@ class BatchRunner:
                 return BUSY_WAIT_S
             try:
                 items = await store.pending(batch.id, first, first + settings.batch_chunk_size)
-                await self._run_items(batch, items)
+                deferred_s = await self._run_items(batch, items)
             finally:
                 await self._jobs.release(TENANT_LEASE, lease)
+            if deferred_s is not None:
+                return deferred_s  # this chunk again, for its items that found no room
             following = lane.chunk + settings.batch_slots
             if following * settings.batch_chunk_size < batch.total:
                 await self._follow(Lane(batch.id, following))
@@ -163,8 +165,10 @@ class BatchRunner:
                 return key
         return None
 
-    async def _run_items(self, batch: BatchRecord, items: list[NewItem]) -> None:
+    async def _run_items(self, batch: BatchRecord, items: list[NewItem]) -> float | None:
+        """Run the items; None, or how long to wait before running those deferred."""
         gate = asyncio.Semaphore(self._settings.batch_item_concurrency)
+        waits: list[float] = []
         checked = {"at": time.monotonic(), "running": True}
 
         async def running() -> bool:
@@ -182,18 +186,23 @@ class BatchRunner:
             async with gate:
                 if not await running():
                     return
-                ok, result = await run_item(
-                    self._sync_path,
-                    self._usage,
-                    batch_id=batch.id,
-                    endpoint=batch.endpoint,
-                    tenant=batch.tenant,
-                    key_id=batch.key_id,
-                    custom_id=item.custom_id,
-                    request=item.request,
-                )
+                try:
+                    ok, result = await run_item(
+                        self._sync_path,
+                        self._usage,
+                        batch_id=batch.id,
+                        endpoint=batch.endpoint,
+                        tenant=batch.tenant,
+                        key_id=batch.key_id,
+                        custom_id=item.custom_id,
+                        request=item.request,
+                    )
+                except ItemDeferred as deferred:
+                    waits.append(deferred.wait_s)
+                    return
                 kept = await self._store.finish_item(batch.id, item.custom_id, ok=ok, result=result)
                 if kept and self._on_progress is not None:
                     await self._on_progress(batch)
 
         await asyncio.gather(*(one(item) for item in items))
+        return max(waits) if waits else None

@@ -9,7 +9,7 @@ import structlog
 
 from pipeline.batches.ids import new_id
 from pipeline.chat_completions import render_completion
-from pipeline.errors import PromptbusError
+from pipeline.errors import PromptbusError, RateLimited, UpstreamRateLimited
 from pipeline.ledger import UsageSink, answered, caller, failed
 from pipeline.sync_path import SyncPath
 from pipeline.transient import TRANSIENT
@@ -18,6 +18,17 @@ from schemas import GenerateRequest
 log = structlog.get_logger("promptbus.batches")
 
 CHAT: str = "/v1/chat/completions"
+# A deferred item waits at least this long, and at most this long per try.
+_DEFER_MIN_S = 0.5
+_DEFER_MAX_S = 60.0
+
+
+class ItemDeferred(Exception):
+    """Raised when an item must wait for room (a rate limit): it stays pending, for later."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"wait {wait_s:g}s")
+        self.wait_s = wait_s
 
 
 def line(
@@ -63,6 +74,11 @@ async def run_item(
             max_age_s=body.cache.max_age,
             key_id=key_id,
         )
+    except (RateLimited, UpstreamRateLimited) as exc:
+        # No room now: the item waits (its lane on the broker), as a job would, within the
+        # batch's window, rather than failing for being in a batch.
+        wait_s = min(max(exc.retry_after_s or 1.0, _DEFER_MIN_S), _DEFER_MAX_S)
+        raise ItemDeferred(wait_s) from exc
     except PromptbusError as exc:
         usage.record(failed(who, exc.type, _ms_since(started)))
         error = {"message": exc.message, "type": exc.type, "param": exc.field, "code": exc.type}

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from pipeline.db.batch_tables import BatchItem, BatchRecord, FileRecord
-from schemas.batches import BatchStatus
+from schemas.batches import FINAL_STATUSES, BatchStatus
 
 PENDING: Final = "pending"
 OK: Final = "ok"
@@ -304,12 +304,17 @@ class BatchStore:
             return list((await session.execute(query)).scalars())
 
     async def purge(self) -> int:
-        """Delete the files and batches past their retention; how many went."""
+        """Delete the files and ended batches past their retention; how many went."""
         now = utcnow()
         async with self._sessions.begin() as session:
             files = await session.execute(delete(FileRecord).where(FileRecord.expires_at < now))
             old = now - self._retention
-            batches = await session.execute(delete(BatchRecord).where(BatchRecord.created_at < old))
+            ended = [status.value for status in FINAL_STATUSES]
+            batches = await session.execute(
+                delete(BatchRecord).where(
+                    BatchRecord.created_at < old, BatchRecord.status.in_(ended)
+                )
+            )
         return int(files.rowcount) + int(batches.rowcount)  # type: ignore[attr-defined]
 
     async def count(self, batch_id: str) -> int:

@@ -124,7 +124,8 @@ def _create(raw: object) -> BatchCreate:
 async def post_batch(request: web.Request) -> web.StreamResponse:
     """`POST /v1/batches`: check the input, store the batch, start its lanes."""
     settings = request.app[SETTINGS]
-    create = _create(await read_json(request, settings.batch_file_max_bytes))
+    # An inline batch is a JSON body like any: PROMPTBUS_MAX_BODY_BYTES bounds it.
+    create = _create(await read_json(request, settings.max_body_bytes))
     store = request.app[BATCH_STORE]
     checked = await _checked(request, create, store)
     principal = principal_of(request)

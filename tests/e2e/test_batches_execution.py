@@ -4,6 +4,7 @@ land in the error file, cancel and expiry end what did not run, tenants stay apa
 import json
 import random
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -20,6 +21,7 @@ from tests.e2e.test_tenancy_isolation import two_tenants
 from tests.support.emulator import Emulator
 from tests.support.gateway import Gateway, GatewayFactory
 from tests.support.polling import poll
+from tests.support.resilience import FAST, calls_by_model
 from tests.support.tenants import bearer, call
 
 
@@ -237,3 +239,26 @@ async def test_a_batch_whose_lanes_were_lost_is_driven_again_by_the_sweeper(
         output = lines_of((await client.files.content(done.output_file_id)).content)
         assert sorted(line["custom_id"] for line in output) == [f"c{i}" for i in range(7)]
     assert await emulator.calls() == 7
+
+
+async def test_items_over_a_rate_limit_wait_for_room_instead_of_failing(
+    start_gateway: GatewayFactory, emulator: Emulator, config_dir: Path
+):
+    # test-limited allows 3 requests per 2 s window
+    gateway = await start_gateway(embedded_worker=True, config_dir=config_dir, **FAST)
+    requests = [
+        {"custom_id": f"c{i}", "body": {"model": "limited", "prompt": new_id(f"rpm{i}")}}
+        for i in range(6)
+    ]
+    body = {"endpoint": "/v1/generate", "completion_window": "24h", "requests": requests}
+    created = await gateway.post_raw("/v1/batches", json.dumps(body))
+    assert created.status == 200, created.body
+    async with sdk(gateway) as client:
+        done = await finished(client, created.body["id"])
+    assert done.status == "completed"
+    assert done.request_counts is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (6, 0)
+    assert (await calls_by_model(emulator))["test-limited"] == 6
+    assert done.completed_at is not None
+    assert done.in_progress_at is not None
+    assert done.completed_at - done.in_progress_at >= 1, "the last items did not wait for room"
