@@ -1,32 +1,14 @@
 """Gateways that share Redis share answers, upstream calls and jobs."""
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from tests.support.emulator import Emulator
 from tests.support.gateway import GatewayFactory
 from tests.support.redis_servers import PrivateRedis
 from tests.support.services import REDIS_URL
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own in the test database, deleted afterwards."""
-    prefix = f"pbtest-{os.urandom(5).hex()}:"
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    yield prefix
-    async for key in client.scan_iter(match=f"{prefix}*"):
-        await client.delete(key)
-    await client.aclose()
 
 
 async def test_an_answer_cached_by_one_gateway_is_an_l2_hit_on_another(

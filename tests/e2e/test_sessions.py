@@ -1,34 +1,16 @@
 """Conversation memory: turns kept server-side, sent before the next, per tenant, in order."""
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
-import redis.asyncio as aioredis
 
 from tests.support.emulator import Emulator
 from tests.support.gateway import Gateway, GatewayFactory, Reply
 from tests.support.polling import poll
 from tests.support.services import REDIS_URL
 from tests.support.tenants import ADMIN_KEY, bearer, tenant_with_key
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own in the test database, deleted afterwards."""
-    prefix = f"pbtest-{os.urandom(5).hex()}:"
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    yield prefix
-    async for key in client.scan_iter(match=f"{prefix}*"):
-        await client.delete(key)
-    await client.aclose()
 
 
 async def turn(gateway: Gateway, session: str, prompt: str, **extra: Any) -> Reply:
