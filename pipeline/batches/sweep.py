@@ -8,9 +8,7 @@ past the retention are deleted. Sweepers of several workers may meet on one batc
 end is a compare-and-set, so one of them wins.
 """
 
-import asyncio
 import time
-from contextlib import suppress
 from typing import Final
 
 import structlog
@@ -18,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.batches.execution import BatchRunner
 from pipeline.batches.finalize import finalize
+from pipeline.periodic import Periodic
 from schemas.batches import BatchStatus
 
 log = structlog.get_logger("promptbus.batches")
@@ -30,32 +29,23 @@ class BatchSweeper:
 
     def __init__(self, runner: BatchRunner, *, interval_s: float, stall_s: float) -> None:
         self._runner = runner
-        self._interval_s = interval_s
         self._stall_s = stall_s
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic(
+            "promptbus-batch-sweeper",
+            interval_s,
+            self.sweep,
+            expected=(SQLAlchemyError, OSError),
+            what="batch sweep",
+            logger="promptbus.batches",
+        )
 
     def start(self) -> None:
         """Start sweeping (on the running loop)."""
-        loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._run(), name="promptbus-batch-sweeper")
+        self._rounds.start()
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.sweep()
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("batch sweep failed; next one later", error=f"{type(exc).__name__}")
-            except Exception:
-                log.exception("batch sweep raised")
+        await self._rounds.stop()
 
     async def sweep(self) -> int:
         """One sweep; how many batches it ended."""

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.language_models.chat_models import BaseChatModel, agenerate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -85,17 +85,16 @@ class PromptbusChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        """Answer through the invocation's gateway.
+        """Answer through the invocation's gateway (streamed when the invocation is).
 
         Bound keyword arguments: `step` (the chain step calling), `params` (generation
         parameters), `response_schema` (the answer is JSON, parsed, in `response_metadata`).
         """
         request = self._request(messages, stop, kwargs)
-        gateway, step = _gateway(), kwargs.get("step")
+        gateway = _gateway()
         if gateway.streaming and request.response_schema is None:
-            response = await _streamed(gateway, request, step, run_manager)
-        else:
-            response = await gateway.generate(request, step=step)
+            return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+        response = await gateway.generate(request, step=kwargs.get("step"))
         message = AIMessage(
             content=response.text,
             response_metadata=_metadata(response),
@@ -115,30 +114,17 @@ class PromptbusChatModel(BaseChatModel):
         gateway, step = _gateway(), kwargs.get("step")
         request = self._request(messages, stop, kwargs)
         if request.response_schema is not None:
-            result = await self._agenerate(messages, stop, run_manager, **kwargs)
-            message = result.generations[0].message
-            yield ChatGenerationChunk(
-                message=AIMessageChunk(
-                    content=message.text,
-                    response_metadata=message.response_metadata,
-                    usage_metadata=getattr(message, "usage_metadata", None),
-                )
-            )
+            whole = await gateway.generate(request, step=step)
+            yield _closing(whole, whole.text)
             return
         async for piece in gateway.stream(request.model_copy(update={"stream": True}), step=step):
-            if isinstance(piece, str):
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-                if run_manager is not None:
-                    await run_manager.on_llm_new_token(piece, chunk=chunk)
-                yield chunk
-            else:
-                yield ChatGenerationChunk(
-                    message=AIMessageChunk(
-                        content="",
-                        response_metadata=_metadata(piece),
-                        usage_metadata=_usage(piece),
-                    )
-                )
+            if isinstance(piece, GenerateResponse):
+                yield _closing(piece, "")
+                continue
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
@@ -154,20 +140,13 @@ class PromptbusChatModel(BaseChatModel):
         )
 
 
-async def _streamed(
-    gateway: ChainGateway,
-    request: GenerateRequest,
-    step: str | None,
-    run_manager: AsyncCallbackManagerForLLMRun | None,
-) -> GenerateResponse:
-    """The answer streamed through `gateway`, each delta told to the callbacks."""
-    async for piece in gateway.stream(request.model_copy(update={"stream": True}), step=step):
-        if isinstance(piece, GenerateResponse):
-            return piece
-        if run_manager is not None:
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-            await run_manager.on_llm_new_token(piece, chunk=chunk)
-    raise RuntimeError("the gateway's stream ended without its answer")
+def _closing(response: GenerateResponse, content: str) -> ChatGenerationChunk:
+    """The chunk that ends a stream: the answer's metadata and usage (and `content`)."""
+    return ChatGenerationChunk(
+        message=AIMessageChunk(
+            content=content, response_metadata=_metadata(response), usage_metadata=_usage(response)
+        )
+    )
 
 
 def _gateway() -> ChainGateway:

@@ -44,8 +44,17 @@ _STEP_KEYS: Final = {
     "branch": frozenset({"name", "kind", "on", "cases", "default"}),
     "reduce": frozenset({"name", "kind", "over", "item_format", "separator"}),
     "transform": frozenset(
-        {"name", "kind", "op", "input", "chunk_chars", "overlap_chars", "separator", "value"}
-        | {"fields"}
+        {
+            "name",
+            "kind",
+            "op",
+            "input",
+            "chunk_chars",
+            "overlap_chars",
+            "separator",
+            "value",
+            "fields",
+        }
     ),
 }
 _OPS: Final = ("split", "lines", "join", "pick", "equals", "object")

@@ -5,20 +5,18 @@ key must allow the model and has it counted under its limits, the cache and coal
 answer identical calls, and the usage ledger gets one row a call (surface `chain`).
 """
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
 
 from pipeline.errors import PromptbusError, StreamInterrupted
-from pipeline.ingress.keys import SEND, SERVICES
+from pipeline.ingress.keys import SEND
 from pipeline.ingress.middleware import REQUEST_ID_KEY
 from pipeline.ingress.permit import permit, settle
 from pipeline.ingress.principal import principal_of
-from pipeline.ingress.serve import count_spent
+from pipeline.ingress.recorded import recorded
 from pipeline.ingress.sse import replay_pieces
-from pipeline.ledger import answered_model, caller, failed
 from pipeline.sync_path import Answer
 from schemas import CacheControl, GenerateRequest, GenerateResponse
 from schemas.chains import ChainCall, ChainUsage
@@ -84,30 +82,19 @@ class ChainCalls:
         """One call as the caller's request: admitted under the key, one ledger row however
         it ends; the block answers it and hands the answer to `done`."""
         http = self._http
-        principal = principal_of(http)
         body = request.model_copy(update={"cache": self._cache})
-        who = caller(
-            body,
-            tenant=principal.tenant,
-            key_id=principal.key_id,
-            request_id=http[REQUEST_ID_KEY],
-            surface="chain",
-        )
-        usage = http.app[SERVICES].usage
-        started = time.perf_counter()
         admitted = None
-
-        async def done(step: str | None, response: GenerateResponse) -> None:
-            usage.record(answered_model(who, response, _ms_since(started)))
-            count_spent(http, response)
-            await settle(http, admitted, response)
-            self._note(step, response)
-
         try:
-            admitted = await permit(http, body)
-            yield body, done
-        except PromptbusError as exc:
-            usage.record(failed(who, exc.type, _ms_since(started)))
+            async with recorded(http, body, surface="chain") as answered:
+                admitted = await permit(http, body)
+
+                async def done(step: str | None, response: GenerateResponse) -> None:
+                    answered(response)
+                    await settle(http, admitted, response)
+                    self._note(step, response)
+
+                yield body, done
+        except PromptbusError:
             await settle(http, admitted, None)
             raise
 
@@ -138,7 +125,3 @@ class ChainCalls:
             cost_usd=round(sum(call.cost_usd for call in self.made), 9),
             saved_usd=round(self._saved_usd, 9),
         )
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0

@@ -4,10 +4,10 @@
 value (`finished`, with the value; a map's step once per item), `delta` events carry each
 model step's text as it comes, named by its step, and `done` closes with the whole result,
 or `error` with what failed. The chain runs as it does unstreamed (`ainvoke`: each layer
-after the one before); a callback handler hands what happens to the sender.
+after the one before); a callback handler writes each event as it happens, so a slow reader
+slows the chain rather than piling events up, and a reader gone stops it.
 """
 
-import asyncio
 from collections.abc import Callable, Collection
 from typing import Any
 from uuid import UUID
@@ -30,26 +30,29 @@ log = structlog.get_logger("promptbus.chains")
 
 
 class _Progress(AsyncCallbackHandler):
-    """Turns the run's callbacks into the stream's events, queued for the sender."""
+    """Writes the run's callbacks to the stream as its events."""
 
-    def __init__(self, steps: Collection[str]) -> None:
+    # A write that fails (the reader went away) ends the run instead of being logged.
+    raise_error = True
+
+    def __init__(self, stream: web.StreamResponse, steps: Collection[str]) -> None:
+        self._stream = stream
         self._steps = steps
         self._names: dict[UUID, str] = {}
-        self.events: asyncio.Queue[bytes] = asyncio.Queue()
 
     async def on_chat_model_start(
         self, serialized: dict[str, Any], messages: Any, *, run_id: UUID, **kwargs: Any
     ) -> None:
         step = _step_of(kwargs.get("tags"))
         if step is not None:
-            self.events.put_nowait(_event("step", {"step": step, "state": "started"}))
+            await self._stream.write(_event("step", {"step": step, "state": "started"}))
 
     async def on_llm_new_token(
         self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any
     ) -> None:
         step = _step_of(kwargs.get("tags"))
         if isinstance(token, str) and token and step is not None:
-            self.events.put_nowait(_event("delta", {"step": step, "text": token}))
+            await self._stream.write(_event("delta", {"step": step, "text": token}))
 
     async def on_chain_start(
         self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID, **kwargs: Any
@@ -62,7 +65,7 @@ class _Progress(AsyncCallbackHandler):
         name = self._names.pop(run_id, None)
         if name is not None:
             done = {"step": name, "state": "finished", "output": outputs}
-            self.events.put_nowait(_event("step", done))
+            await self._stream.write(_event("step", done))
 
     async def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._names.pop(run_id, None)
@@ -75,14 +78,12 @@ async def stream_chain(
     result: Callable[[State], ChainResult],
 ) -> web.StreamResponse:
     """Run `chain` on `variables`, sending its progress; `result` makes the closing body."""
-    progress = _Progress(chain.spec.steps)
-    config = RunnableConfig(callbacks=[progress])
-    run = asyncio.create_task(chain.runnable.ainvoke(variables, config))
     stream = await open_stream(request)
+    config = RunnableConfig(callbacks=[_Progress(stream, chain.spec.steps)])
     try:
         try:
-            await _send_until_done(stream, progress, run)
-            await stream.write(event("done", result(run.result()).model_dump_json().encode()))
+            state = await chain.runnable.ainvoke(variables, config)
+            await stream.write(event("done", result(state).model_dump_json().encode()))
         except INPUT_ERRORS as exc:
             if not chain.spec.custom:
                 raise
@@ -93,27 +94,7 @@ async def stream_chain(
         await stream.write_eof()
     except ConnectionError:
         log.info("chain stream caller went away", chain=chain.spec.id)
-    finally:
-        run.cancel()  # a caller gone stops the chain; a finished one is not touched
     return stream
-
-
-async def _send_until_done(
-    stream: web.StreamResponse, progress: _Progress, run: "asyncio.Task[State]"
-) -> None:
-    """Send the queued events as they come until the run ends (raising what it raised)."""
-    while True:
-        waiter = asyncio.ensure_future(progress.events.get())
-        await asyncio.wait({waiter, run}, return_when=asyncio.FIRST_COMPLETED)
-        if not waiter.done():
-            waiter.cancel()
-        else:
-            await stream.write(waiter.result())
-            continue
-        while not progress.events.empty():
-            await stream.write(progress.events.get_nowait())
-        run.result()
-        return
 
 
 def _step_of(tags: list[str] | None) -> str | None:

@@ -20,6 +20,7 @@ from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import REQUEST_ID_KEY
 from pipeline.ingress.permit import Admitted, permit, settle
 from pipeline.ingress.principal import principal_of
+from pipeline.ingress.recorded import count_spent
 from pipeline.ingress.session_summary import start_fold
 from pipeline.ingress.sse import StreamFormat, answer_headers, send_stream
 from pipeline.ledger import (
@@ -169,7 +170,8 @@ async def _answer(
         raise
     if answer.response is not None:
         count_spent(request, answer.response)
-    await settle(request, admitted, answer.response)
+    if admitted is not None:  # a key with a tpm: the hit path pays nothing otherwise
+        await settle(request, admitted, answer.response)
     parsed = orjson.loads(answer.body)
     usage.record(answered(who, parsed, _ms_since(started)))
     if keep is not None:
@@ -217,16 +219,6 @@ def _stream_entry(who: Caller, streamed: LiveStream, started: float) -> UsageEnt
     if error is not None:
         return failed(who, error.type, _ms_since(started))
     return failed(who, None, _ms_since(started), status=CANCELLED)
-
-
-def count_spent(request: web.Request, response: GenerateResponse | None) -> None:
-    """Count what a generated answer spent, for the tenant asking (a shared one spent nothing)."""
-    if response is None or response.cache.hit or response.cache.coalesced:
-        return
-    metrics = request.app[SERVICES].metrics
-    metrics.spent(
-        response.provider_model, principal_of(request).tenant, response.usage, response.cost
-    )
 
 
 def _ms_since(started: float) -> float:

@@ -8,7 +8,6 @@ turns stay as they are, to be folded after a later turn.
 """
 
 import asyncio
-import time
 from typing import Final
 
 import structlog
@@ -18,7 +17,7 @@ from pipeline.errors import PromptbusError
 from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.middleware import REQUEST_ID_KEY
 from pipeline.ingress.principal import principal_of
-from pipeline.ledger import answered_model, caller, failed
+from pipeline.ingress.recorded import recorded
 from pipeline.sessions import summary_request
 from schemas import GenerateResponse
 
@@ -56,25 +55,20 @@ async def fold_older(request: web.Request, tenant: str, session_id: str) -> None
     call = summary_request(
         settings.session_summary_model, await sessions.summary(tenant, session_id), older
     )
-    key_id = principal_of(request).key_id
-    who = caller(
-        call, tenant=tenant, key_id=key_id, request_id=request[REQUEST_ID_KEY], surface="session"
-    )
-    usage = request.app[SERVICES].usage
-    started = time.perf_counter()
+    principal = principal_of(request)
     try:
-        answer = await request.app[SEND].sync_path.answer(
-            call,
-            request_id=request[REQUEST_ID_KEY],
-            tenant=tenant,
-            max_age_s=None,
-            key_id=key_id,
-        )
+        async with recorded(request, call, surface="session") as answered:
+            answer = await request.app[SEND].sync_path.answer(
+                call,
+                request_id=request[REQUEST_ID_KEY],
+                tenant=tenant,
+                max_age_s=None,
+                key_id=principal.key_id,
+            )
+            response = answer.response or GenerateResponse.model_validate_json(answer.body)
+            answered(response)
     except PromptbusError as exc:
-        usage.record(failed(who, exc.type, (time.perf_counter() - started) * 1000))
         log.warning("session summary failed", session_id=session_id, error=exc.type)
         return
-    response = answer.response or GenerateResponse.model_validate_json(answer.body)
-    usage.record(answered_model(who, response, (time.perf_counter() - started) * 1000))
     if response.text:
         await sessions.fold(tenant, session_id, len(older), response.text)

@@ -16,10 +16,8 @@ Sweepers of several workers share the work through claims: each stall and each d
 taken by one of them.
 """
 
-import asyncio
 import time
 from collections.abc import Awaitable
-from contextlib import suppress
 from typing import Final
 
 import structlog
@@ -27,6 +25,7 @@ import structlog
 from handlers import StageContext, deliver, finish
 from pipeline.bus.dispatch import Dispatcher, Fate
 from pipeline.errors import JobStalled
+from pipeline.periodic import Periodic
 from pipeline.transient import TRANSIENT
 from schemas import JobState
 from schemas.jobs import Job
@@ -53,30 +52,22 @@ class Sweeper:
         self._ctx = ctx
         self._dispatcher = dispatcher
         self._stall_s = stall_s
-        self._interval_s = sweep_interval_s(stall_s)
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic(
+            "promptbus-sweeper",
+            sweep_interval_s(stall_s),
+            self.sweep,
+            expected=TRANSIENT,
+            what="sweep",
+            logger="promptbus.sweeper",
+        )
 
     def start(self) -> None:
         """Start sweeping (on the running loop)."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="promptbus-sweeper")
+        self._rounds.start()
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.sweep()
-            except TRANSIENT as exc:
-                log.warning("sweep failed; next one later", error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("sweep raised")
+        await self._rounds.stop()
 
     async def sweep(self) -> tuple[int, int]:
         """One sweep; how many jobs it re-drove (or gave up) and completions it delivered.
