@@ -1,10 +1,18 @@
-"""A task on the running loop that does its work every `interval_s`, however a round ends."""
+"""A task on the running loop that does its work every `interval_s`, however a round ends.
+
+Stopping lets a round in progress end (within `STOP_GRACE_S`) rather than cancelling it
+mid-way: a round cut off inside a database call would leave the driver's thread finishing
+it after its loop has gone.
+"""
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from typing import Final
 
 import structlog
+
+STOP_GRACE_S: Final = 5.0
 
 
 class Periodic:
@@ -32,22 +40,32 @@ class Periodic:
         self._what = what
         self._log = structlog.get_logger(logger)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         """Start the rounds (on the running loop)."""
+        self._stopping.clear()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
 
     async def stop(self) -> None:
-        """Stop the rounds (a round in progress is cancelled)."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop the rounds: a round in progress may end first, within `STOP_GRACE_S`."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_S)
+        except TimeoutError:
+            task.cancel()
             with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
+        while not self._stopping.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+            if self._stopping.is_set():
+                return
             try:
                 await self._work()
             except self._expected as exc:
