@@ -39,6 +39,17 @@ class FileInfo:
     expires_at: datetime
 
 
+_FILE_COLUMNS: Final = (
+    FileRecord.id,
+    FileRecord.tenant,
+    FileRecord.purpose,
+    FileRecord.filename,
+    FileRecord.size,
+    FileRecord.created_at,
+    FileRecord.expires_at,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class NewItem:
     """One validated request of a batch."""
@@ -85,19 +96,32 @@ class BatchStore:
 
     async def file(self, tenant: str, file_id: str) -> FileInfo | None:
         """A file of `tenant`'s, without its bytes."""
-        columns = (
-            FileRecord.id,
-            FileRecord.tenant,
-            FileRecord.purpose,
-            FileRecord.filename,
-            FileRecord.size,
-            FileRecord.created_at,
-            FileRecord.expires_at,
-        )
-        query = select(*columns).where(FileRecord.id == file_id, FileRecord.tenant == tenant)
+        query = select(*_FILE_COLUMNS).where(FileRecord.id == file_id, FileRecord.tenant == tenant)
         async with self._sessions() as session:
             row = (await session.execute(query)).first()
         return None if row is None else FileInfo(*row)
+
+    async def files(
+        self,
+        tenant: str,
+        *,
+        purpose: str | None,
+        after: str | None,
+        limit: int,
+        newest_first: bool,
+    ) -> tuple[list[FileInfo], bool]:
+        """A page of `tenant`'s files (of `purpose`, when given) after the one named, by
+        creation; and whether there are more."""
+        query = select(*_FILE_COLUMNS).where(FileRecord.tenant == tenant)
+        if purpose is not None:
+            query = query.where(FileRecord.purpose == purpose)
+        if after is not None:
+            query = query.where(FileRecord.id < after if newest_first else FileRecord.id > after)
+        order = FileRecord.id.desc() if newest_first else FileRecord.id.asc()
+        query = query.order_by(order).limit(limit + 1)
+        async with self._sessions() as session:
+            found = [FileInfo(*row) for row in await session.execute(query)]
+        return found[:limit], len(found) > limit
 
     async def content(self, tenant: str, file_id: str) -> bytes | None:
         """A file's bytes."""

@@ -43,6 +43,15 @@ FILE: Final = _object(
 FILE_DELETED: Final = _object(
     {"id": _STRING, "object": {"const": "file"}, "deleted": {"type": "boolean"}}
 )
+FILE_PAGE: Final = _object(
+    {
+        "object": {"const": "list"},
+        "data": {"type": "array", "items": FILE},
+        "first_id": _NULLABLE_STRING,
+        "last_id": _NULLABLE_STRING,
+        "has_more": {"type": "boolean"},
+    }
+)
 BATCH_ERROR: Final = _object(
     {
         "code": _STRING,
@@ -121,6 +130,20 @@ BATCH_OPERATIONS: Final = (
         "Upload a batch input file (multipart/form-data: `file`, `purpose=batch`)",
         replies=(Reply(200, "The file", FILE),),
         errors=(400, 401, 413, 415, 422),
+        error_body=openai.ERROR,
+    ),
+    Operation(
+        "GET",
+        "/v1/files",
+        "The caller's files (inputs and batch outputs), a cursor page",
+        params=(
+            Param("purpose", "query", {"enum": ["batch", "batch_output"]}, "Only this purpose"),
+            Param("limit", "query", _INTEGER, "1 to 10000, default 10000"),
+            Param("after", "query", _STRING, "The id of the last file of the page before"),
+            Param("order", "query", {"enum": ["asc", "desc"]}, "By creation; default desc"),
+        ),
+        replies=(Reply(200, "A page", FILE_PAGE),),
+        errors=(400, 401),
         error_body=openai.ERROR,
     ),
     Operation(
