@@ -190,6 +190,18 @@ class BatchStore:
             result = await session.execute(query)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def update(self, batch_id: str, when: Iterable[BatchStatus], **fields: Any) -> bool:
+        """Set fields of a batch if it is in one of `when` (its status unchanged); whether
+        it was."""
+        query = (
+            update(BatchRecord)
+            .where(BatchRecord.id == batch_id, BatchRecord.status.in_([s.value for s in when]))
+            .values(**fields)
+        )
+        async with self._sessions.begin() as session:
+            result = await session.execute(query)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def pending(self, batch_id: str, first: int, last: int) -> list[NewItem]:
         """The items on lines [first, last) not finished yet."""
         query = (
@@ -226,6 +238,34 @@ class BatchStore:
                 update(BatchRecord).where(BatchRecord.id == batch_id).values({counter: counter + 1})
             )
         return True
+
+    async def finish_items(
+        self, batch_id: str, results: Sequence[tuple[str, bool, dict[str, Any]]]
+    ) -> int:
+        """Write many items' results (custom id, ok, line) and count them, in one
+        transaction; how many were still pending (the others are left as they were)."""
+        ok = bad = 0
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            for custom_id, good, result in results:
+                done = await session.execute(
+                    update(BatchItem)
+                    .where(
+                        BatchItem.batch_id == batch_id,
+                        BatchItem.custom_id == custom_id,
+                        BatchItem.status == PENDING,
+                    )
+                    .values(status=OK if good else ERROR, result=result, finished_at=now)
+                )
+                if done.rowcount:  # type: ignore[attr-defined]
+                    ok, bad = (ok + 1, bad) if good else (ok, bad + 1)
+            if ok or bad:
+                await session.execute(
+                    update(BatchRecord)
+                    .where(BatchRecord.id == batch_id)
+                    .values(completed=BatchRecord.completed + ok, failed=BatchRecord.failed + bad)
+                )
+        return ok + bad
 
     async def unfinished(self, batch_id: str) -> bool:
         """Whether any item of the batch is not finished yet."""
