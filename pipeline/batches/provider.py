@@ -84,22 +84,26 @@ class ProviderRunner:
         status = BatchStatus(batch.status)
         if poll < state.polls or status not in (*_OPEN, BatchStatus.FINALIZING):
             return None  # a later poll ran already, or the batch ended
-        items = await self._items(batch)
-        if status is BatchStatus.FINALIZING or not items:
+        if status is BatchStatus.FINALIZING or not await self._store.unfinished(batch.id):
             await self._finalize(batch, state)
             return None
-        expired = time.time() >= batch.expires_at.timestamp()
+        expired = time.time() >= self._ends_at(batch)
         if status is BatchStatus.CANCELLING or expired:
-            return await self._stop(batch, state, items, expired=expired)
+            return await self._stop(batch, state, await self._items(batch), expired=expired)
         if state.job is None:
-            return await self._submit(batch, state, items)
+            return await self._submit(batch, state, await self._items(batch))
         try:
+            # The items (all of a large batch's rows) are read once the job is done.
+            if not (await self._client.state(state.job)).done:
+                return await self._next(batch, state)
+            items = await self._items(batch)
             result = await self._client.look(self._client.resume(state.job, items))
         except PromptbusError as exc:
             if exc.retryable:
                 log.warning("provider batch poll failed", batch_id=batch.id, error=exc.message)
                 return await self._next(batch, state)
-            await self._fail(batch, state, items, f"the provider's batch job: {exc.message}")
+            reason = f"the provider's batch job: {exc.message}"
+            await self._fail(batch, state, await self._items(batch), reason)
             return None
         if result is None:
             return await self._next(batch, state)
@@ -153,13 +157,18 @@ class ProviderRunner:
         policy = self._client.poll_policy
         delay = min(policy.max_s, policy.initial_s * policy.multiplier**state.polls)
         # The window's end is looked at on time (the job is cancelled then).
-        delay = max(0.0, min(delay, batch.expires_at.timestamp() - time.time()))
+        delay = max(0.0, min(delay, self._ends_at(batch) - time.time()))
         following = ProviderState(job=state.job, polls=state.polls + 1, next_at=time.time() + delay)
         if not await self._save(batch, following):
             return None
         if not await self._jobs.claim(POLL_CLAIM, f"{batch.id}:{following.polls}", self._claim_s):
             return None
         return delay
+
+    def _ends_at(self, batch: BatchRecord) -> float:
+        """When the batch's job is given up: its window's end, or the poll deadline."""
+        started = (batch.in_progress_at or batch.created_at).timestamp()
+        return min(batch.expires_at.timestamp(), started + self._client.poll_policy.deadline_s)
 
     async def _save(self, batch: BatchRecord, state: ProviderState) -> bool:
         current = await self._store.batch(batch.id)

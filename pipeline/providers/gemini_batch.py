@@ -146,6 +146,10 @@ class GeminiBatchClient:
         """A job submitted before (by this or another process), to look at again."""
         return SubmittedBatch(name, self._spec(items), tuple(items))
 
+    async def state(self, name: str) -> BridgeState:
+        """Where the named job is, looked at once."""
+        return _state(await self._job(name))
+
     async def look(self, batch: SubmittedBatch) -> BridgeResult | None:
         """Look at the job once: None while it runs, else every item's outcome."""
         job = await self._job(batch.name)

@@ -320,3 +320,32 @@ async def test_a_provider_batch_survives_its_worker_going_away(
             assert sorted(line["custom_id"] for line in output) == [f"k{i}" for i in range(4)]
             assert len(await gemini_jobs(jobs)) == 1
             assert (await read_stats(jobs))["calls"] == 4
+
+
+async def test_at_the_window_s_end_the_gemini_job_is_cancelled_and_the_batch_expires(
+    start_gateway: GatewayFactory,
+):
+    # Given a provider batch with a one-second window, on a Gemini job taking a minute
+    async with running(EmulatorConfig(batch_step_ms=60_000)) as slow:
+        gateway = await start_gateway(
+            embedded_worker=True, gemini_base_url=slow.base_url, batch_window_s=1.0, **FAST_POLL
+        )
+        requests = [{"custom_id": "late", "body": {"model": "flash", "prompt": "slow"}}]
+        body = {"endpoint": "/v1/generate", "completion_window": "24h", **PROVIDER}
+        created = await gateway.post_raw("/v1/batches", json.dumps({**body, "requests": requests}))
+        assert created.status == 200, created.body
+
+        # When the window closes, Then the batch expired, its item with batch_expired
+        async with sdk(gateway) as client:
+            done = await finished(client, created.body["id"])
+            assert done.status == "expired"
+            assert done.expired_at is not None
+            assert done.error_file_id is not None
+            errors = lines_of((await client.files.content(done.error_file_id)).content)
+        assert [(line["custom_id"], line["error"]["code"]) for line in errors] == [
+            ("late", "batch_expired")
+        ]
+        # And Gemini's job was cancelled, not left running
+        async with aiohttp.ClientSession(base_url=slow.base_url) as jobs:
+            (job,) = await gemini_jobs(jobs)
+        assert job["metadata"]["state"] == "BATCH_STATE_CANCELLED"

@@ -173,7 +173,8 @@ BATCH_OPERATIONS: Final = (
     Operation(
         "POST",
         "/v1/batches",
-        "Create a batch from an input file or inline `requests`; a bad input fails it at once",
+        "Create a batch from an input file or inline `requests` (`mode: provider`: run as one "
+        "Gemini Batch API job); a bad input fails it at once",
         body=BatchCreate,
         replies=(Reply(200, "The batch (in_progress, or failed with its errors)", BATCH),),
         errors=(400, 401, 403, 404, 413, 415, 422, 503),
