@@ -14,19 +14,19 @@ and the batch ends as a gateway batch does (pipeline.batches.finalize).
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, cast
+from dataclasses import replace
+from typing import Final
 
 import structlog
 
-from handlers.provider_batch import Endpoint, generate_response, is_error_line, output_line
 from pipeline.batches.finalize import OnEnd, finalize
-from pipeline.batches.ids import new_id
+from pipeline.batches.provider_lines import rows_and_entries
 from pipeline.batches.provider_state import ProviderState, provider_state, with_state
 from pipeline.batches.store import CANCELLED, EXPIRED, BatchStore
 from pipeline.db.batch_tables import BatchRecord
 from pipeline.errors import PromptbusError
 from pipeline.jobs.store import JobStore
-from pipeline.ledger import UsageSink, answered, caller, failed
+from pipeline.ledger import UsageSink
 from pipeline.providers.batch_outcomes import BatchItem, BridgeResult, BridgeState, ItemOutcome
 from pipeline.providers.gemini_batch import GeminiBatchClient
 from schemas import ErrorDetail, GenerateRequest
@@ -136,6 +136,14 @@ class ProviderRunner:
         if not await self._jobs.claim(SUBMIT_CLAIM, batch.id, self._submit_s):
             return self._submit_s  # another run is submitting it: look again after
         try:
+            if state.submitting_at is not None:
+                # A run before died submitting: its job, if Gemini made one, is adopted.
+                found = await self._client.find(batch.id)
+                if found is not None:
+                    return await self._submitted(batch, state, found)
+            state = replace(state, submitting_at=time.time())
+            if not await self._save(batch, state):
+                return None
             submitted = await self._client.submit(items, display_name=batch.id)
         except PromptbusError as exc:
             await self._jobs.release(SUBMIT_CLAIM, batch.id)
@@ -144,12 +152,15 @@ class ProviderRunner:
                 return await self._next(batch, state)
             await self._fail(batch, state, items, f"the provider refused the batch: {exc.message}")
             return None
-        state = ProviderState(job=submitted.name, polls=state.polls)
+        return await self._submitted(batch, state, submitted.name)
+
+    async def _submitted(self, batch: BatchRecord, state: ProviderState, job: str) -> float | None:
+        state = replace(state, job=job)
         if not await self._save(batch, state):
             # Cancelled while it was being submitted, and ended already: stop the job too.
-            await self._client.cancel(submitted.name)
+            await self._client.cancel(job)
             return None
-        log.info("provider batch submitted", batch_id=batch.id, job=submitted.name)
+        log.info("provider batch submitted", batch_id=batch.id, job=job)
         return await self._next(batch, state)
 
     async def _next(self, batch: BatchRecord, state: ProviderState) -> float | None:
@@ -204,11 +215,7 @@ class ProviderRunner:
     async def _settle(self, batch: BatchRecord, state: ProviderState, result: BridgeResult) -> None:
         """The job finished: its outcomes become lines, and the batch ends as the job did."""
         if result.state is BridgeState.FAILED:
-            state = ProviderState(
-                job=state.job,
-                polls=state.polls,
-                failure=result.error or "the provider's batch job failed",
-            )
+            state = replace(state, failure=result.error or "the provider's batch job failed")
             await self._save(batch, state)
             await self._write(batch, result.outcomes)
         elif result.state is BridgeState.SUCCEEDED:
@@ -227,7 +234,7 @@ class ProviderRunner:
     ) -> None:
         """The provider refused or lost the job: every item fails (`batch_failed`), the
         batch too."""
-        state = ProviderState(job=state.job, polls=state.polls, failure=reason)
+        state = replace(state, failure=reason)
         await self._save(batch, state)
         error = ErrorDetail(type="batch_failed", message=reason, retryable=False)
         await self._write(
@@ -247,32 +254,7 @@ class ProviderRunner:
         """Write each outcome's line once, and its usage entry under the batch's id."""
         if not outcomes:
             return
-        endpoint = cast(Endpoint, batch.endpoint)
-        started = (batch.in_progress_at or batch.created_at).timestamp()
-        latency_ms = max(0.0, (time.time() - started) * 1000.0)
-        rows: list[tuple[str, bool, dict[str, Any]]] = []
-        entries = []
-        for outcome in outcomes:
-            request_id = new_id("req_")
-            line = output_line(
-                outcome, endpoint, line_id=new_id("batch_req_"), request_id=request_id
-            )
-            ok = not is_error_line(line)
-            who = caller(
-                outcome.request,
-                tenant=batch.tenant,
-                key_id=batch.key_id,
-                request_id=request_id,
-                surface="batch",
-                job_id=batch.id,
-            )
-            if ok and outcome.answer is not None:
-                response = generate_response(outcome, outcome.answer, request_id=request_id)
-                entries.append(answered(who, response.model_dump(mode="json"), latency_ms))
-            else:
-                kind = outcome.error.type if outcome.error is not None else "invalid_model_output"
-                entries.append(failed(who, kind, latency_ms))
-            rows.append((outcome.custom_id, ok, line))
+        rows, entries = rows_and_entries(batch, outcomes)
         if not await self._store.finish_items(batch.id, rows):
             return  # another run of this step wrote them (and their entries)
         for entry in entries:

@@ -24,6 +24,8 @@ class ProviderState:
     polls: int = 0
     # When the next poll is due (Unix time).
     next_at: float | None = None
+    # When a submit was last begun (a run that finds it set and no job looks for one).
+    submitting_at: float | None = None
     # Why the provider's job failed, once it did (the batch then ends `failed`).
     failure: str | None = None
 

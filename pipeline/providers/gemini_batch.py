@@ -40,6 +40,8 @@ MAX_ITEMS: Final = 10_000
 # Gemini takes inline requests up to about 20 MB in all; past this, the items go in a file.
 INLINE_MAX_BYTES: Final = 16 * 1024 * 1024
 Source = Literal["inline", "file"]
+# Jobs looked through for one submitted before (whose submitter died before noting it).
+FIND_MAX: Final = 1_000
 
 _STATES: Final = {
     types.JobState.JOB_STATE_PENDING: BridgeState.PENDING,
@@ -149,6 +151,21 @@ class GeminiBatchClient:
     async def state(self, name: str) -> BridgeState:
         """Where the named job is, looked at once."""
         return _state(await self._job(name))
+
+    async def find(self, display_name: str, *, at_most: int = FIND_MAX) -> str | None:
+        """The name of a job of that display name among the newest `at_most` listed."""
+        try:
+            pager = await self._client.aio.batches.list(config={"page_size": 100})
+            seen = 0
+            async for job in pager:
+                if job.display_name == display_name:
+                    return job.name
+                seen += 1
+                if seen >= at_most:
+                    break
+        except Exception as exc:
+            raise translate(exc) from exc
+        return None
 
     async def look(self, batch: SubmittedBatch) -> BridgeResult | None:
         """Look at the job once: None while it runs, else every item's outcome."""

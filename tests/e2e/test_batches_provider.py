@@ -3,6 +3,7 @@ API, driven by the official `openai` SDK, against the emulator's batch endpoints
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from pipeline.batches import BatchStore, NewItem
+from pipeline.batches.ids import new_id
+from pipeline.batches.provider_state import ProviderState, with_state
+from pipeline.batches.store import utcnow
 from pipeline.catalog import ModelCatalog
+from pipeline.db.batch_tables import BatchRecord
 from pipeline.db.tables import UsageRecord
 from pipeline.emulator import EmulatorConfig, RunningEmulator
-from schemas import Usage
+from pipeline.providers.batch_outcomes import BatchItem
+from pipeline.providers.setup import gemini_batch_client
+from schemas import GenerateRequest, Usage
 from tests.e2e.test_batches_openai import chat_line, finished, jsonl, lines_of
 from tests.support.emulator import read_stats, running
 from tests.support.gateway import Gateway, GatewayFactory, serving
@@ -349,3 +357,63 @@ async def test_at_the_window_s_end_the_gemini_job_is_cancelled_and_the_batch_exp
         async with aiohttp.ClientSession(base_url=slow.base_url) as jobs:
             (job,) = await gemini_jobs(jobs)
         assert job["metadata"]["state"] == "BATCH_STATE_CANCELLED"
+
+
+async def test_a_job_submitted_by_a_worker_that_died_before_noting_it_is_adopted(
+    start_gateway: GatewayFactory, gemini: RunningEmulator, jobs: aiohttp.ClientSession
+):
+    # Given a provider batch whose worker began its submit, and Gemini made the job, but
+    # the worker died before it noted the job's name
+    gateway = await start_gateway(
+        embedded_worker=True,
+        gemini_base_url=gemini.base_url,
+        job_stall_s=0.5,
+        batch_sweep_interval_s=0.2,
+        **FAST_POLL,
+    )
+    now = utcnow()
+    state = ProviderState(submitting_at=now.timestamp() - 5)
+    record = BatchRecord(
+        id=new_id("batch_"),
+        tenant="default",
+        key_id=None,
+        mode="provider",
+        endpoint="/v1/generate",
+        input_file_id=None,
+        completion_window="24h",
+        status="in_progress",
+        metadata_=with_state(None, state),
+        total=3,
+        completed=0,
+        failed=0,
+        created_at=now - timedelta(seconds=5),
+        expires_at=now + timedelta(hours=1),
+        in_progress_at=now - timedelta(seconds=5),
+    )
+    prompts = {f"o{i}": f"orphan {i}" for i in range(3)}
+    items = [
+        NewItem(custom_id, n, {"model": "flash", "prompt": prompt})
+        for n, (custom_id, prompt) in enumerate(prompts.items())
+    ]
+    await BatchStore(gateway.services.database, retention_s=3600).add_batch(record, items)
+    catalog = ModelCatalog.from_file(settings_for_test().models_file)
+    bridge = gemini_batch_client(settings_for_test(), catalog, gemini.base_url)
+    try:
+        bridge_items = [
+            BatchItem(c, GenerateRequest(model="flash", prompt=p)) for c, p in prompts.items()
+        ]
+        await bridge.submit(bridge_items, display_name=record.id)
+    finally:
+        await bridge.aclose()
+
+    # When the sweeper finds its poll overdue, Then the job is found and adopted, not
+    # submitted again, and the batch completes from it
+    async with sdk(gateway) as client:
+        done = await finished(client, record.id)
+        assert done.status == "completed", done.errors
+        assert done.metadata is None
+        assert done.output_file_id is not None
+        output = lines_of((await client.files.content(done.output_file_id)).content)
+    assert sorted(line["custom_id"] for line in output) == sorted(prompts)
+    assert len(await gemini_jobs(jobs)) == 1
+    assert (await read_stats(jobs))["calls"] == 3
