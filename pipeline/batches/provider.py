@@ -82,12 +82,14 @@ class ProviderRunner:
             return None
         state = provider_state(batch)
         status = BatchStatus(batch.status)
-        if poll < state.polls or status not in (*_OPEN, BatchStatus.FINALIZING):
-            return None  # a later poll ran already, or the batch ended
+        if status not in (*_OPEN, BatchStatus.FINALIZING):
+            return None  # it ended
+        if poll < state.polls and status is BatchStatus.IN_PROGRESS:
+            return None  # a later poll ran already (a cancel's step runs whenever it comes)
         if status is BatchStatus.FINALIZING or not await self._store.unfinished(batch.id):
             await self._finalize(batch, state)
             return None
-        expired = time.time() >= self._ends_at(batch)
+        expired = status is BatchStatus.IN_PROGRESS and time.time() >= self._ends_at(batch)
         if status is BatchStatus.CANCELLING or expired:
             return await self._stop(batch, state, await self._items(batch), expired=expired)
         if state.job is None:

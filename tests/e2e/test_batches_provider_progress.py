@@ -3,6 +3,9 @@ gateway batch."""
 
 import json
 
+import pytest
+
+from tests.support.bus import BROKERS
 from tests.support.bus_tap import BusTap
 from tests.support.polling import poll
 from tests.support.sse import events
@@ -12,10 +15,14 @@ from tests.support.webhook_receivers import receiving
 FAST_POLL = {"gemini_batch_poll_initial_s": 0.05, "gemini_batch_poll_max_s": 0.2}
 
 
-async def test_a_provider_batch_tells_its_end_on_sse_the_bus_and_a_signed_webhook() -> None:
+@pytest.mark.parametrize("broker", BROKERS)
+async def test_a_provider_batch_tells_its_end_on_sse_the_bus_and_a_signed_webhook(
+    broker: str,
+) -> None:
+    # (On each broker: a step's next poll waits there, as a countdown.)
     settings = {**FAST, **FAST_POLL, "batch_progress_interval_s": 0.2}
     async with (
-        webhook_env("memory", **settings) as env,
+        webhook_env(broker, **settings) as env,
         receiving() as receiver,
         BusTap.completions(env.bus, "batch.progress", "batch.completed") as tap,
     ):
