@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     gemini_batch_poll_initial_s: float = Field(default=2.0, gt=0, le=3600)
     gemini_batch_poll_max_s: float = Field(default=60.0, gt=0, le=3600)
     gemini_batch_deadline_s: float = Field(default=24 * 3600.0, gt=0, le=7 * 24 * 3600)
+    # A provider batch's requests go inline up to this many bytes (Gemini takes about 20 MB
+    # inline), in an uploaded JSON Lines file past it.
+    gemini_batch_inline_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0, le=20 * 1024**2)
     # An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama...); unset: the built-in emulator's.
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = Field(

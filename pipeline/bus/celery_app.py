@@ -31,6 +31,8 @@ WEBHOOK_FAMILY: Final = "webhook"
 # Batch lanes (pipeline.batches.execution) on a queue of their own, apart from jobs' steps.
 BATCH_TASK: Final = "promptbus.batch"
 BATCH_FAMILY: Final = "batch"
+# A provider batch's steps (pipeline.batches.provider), on the batch queue too.
+PROVIDER_BATCH_TASK: Final = "promptbus.provider_batch"
 
 # Celery renders task arguments into every message for its logs; an envelope (and a
 # chain's nested signatures) makes that rendering cost more than the task itself.
@@ -85,6 +87,7 @@ def create_celery(settings: Settings, topology: Topology) -> Celery:
             **{task_name(step): {"queue": queues[f].name} for step, f in FAMILIES.items()},
             WEBHOOK_TASK: {"queue": queues[WEBHOOK_FAMILY].name},
             BATCH_TASK: {"queue": queues[BATCH_FAMILY].name},
+            PROVIDER_BATCH_TASK: {"queue": queues[BATCH_FAMILY].name},
         },
         # The embedded worker serves no remote control: no shared `celery.pidbox` exchange, so
         # deployments told apart by their bus suffix stay apart on one broker.
@@ -133,6 +136,11 @@ def lane_task(app: Celery, batch_id: str, chunk: int) -> Signature:
     """The task of one chunk of a batch."""
     payload = {"batch_id": batch_id, "chunk": chunk}
     return app.signature(BATCH_TASK, args=(payload,), task_id=f"{batch_id}.{chunk}")
+
+
+def provider_step(app: Celery, batch_id: str, poll: int) -> Signature:
+    """The task of one step (poll `poll`) of a provider batch."""
+    return app.signature(PROVIDER_BATCH_TASK, args=({"batch_id": batch_id, "poll": poll},))
 
 
 class DeliveryQueue:

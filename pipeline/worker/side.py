@@ -13,6 +13,7 @@ from typing import Final
 import structlog
 
 from pipeline.batches import BatchRunner, lease_s
+from pipeline.batches.provider import ProviderRunner
 from pipeline.batches.setup import build_batches
 from pipeline.batches.sweep import BatchSweeper
 from pipeline.bus.bridge import Bridge
@@ -20,10 +21,18 @@ from pipeline.bus.celery_app import job_chain
 from pipeline.bus.connection import broker_scheme
 from pipeline.bus.dispatch import Dispatched, Dispatcher
 from pipeline.bus.sources import Delivery
+from pipeline.providers.setup import gemini_batch_client
 from pipeline.services import Services
 from pipeline.settings import Settings
 from pipeline.sync_path import SyncPath
-from pipeline.worker.batch_tasks import LaneBody, enqueuer, register_batch_task
+from pipeline.worker.batch_tasks import (
+    LaneBody,
+    StepBody,
+    enqueuer,
+    poll_enqueuer,
+    register_batch_task,
+    register_provider_task,
+)
 from pipeline.worker.embedded import EmbeddedWorker, Pool
 from pipeline.worker.loop import LoopRunner
 from pipeline.worker.prefork import ChildFactory, ChildServices, PreforkChildren, check_prefork
@@ -62,8 +71,14 @@ class WorkerSide:
             slots=min(settings.batch_worker_slots, settings.worker_concurrency),
         )
         register_batch_task(services.celery, self._lanes, lease_s(settings) + 30)
+        self._provider = provider_runner(services)
+        self._steps = StepBody(self._provider, self._runner)
+        register_provider_task(services.celery, self._steps, _step_timeout_s(settings))
         self._batch_sweeper = BatchSweeper(
-            self._batches, interval_s=settings.batch_sweep_interval_s, stall_s=settings.job_stall_s
+            self._batches,
+            interval_s=settings.batch_sweep_interval_s,
+            stall_s=settings.job_stall_s,
+            provider=self._provider,
         )
         self._children: PreforkChildren | None = None
         if pool == "prefork":
@@ -85,6 +100,7 @@ class WorkerSide:
         """A prefork child runs batch lanes on the services it built (promptbus's own)."""
         if isinstance(child, Services):
             self._lanes.adopt(batch_runner(child), runner)
+            self._steps.adopt(provider_runner(child), runner)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -112,6 +128,7 @@ class WorkerSide:
         await asyncio.to_thread(self._worker.stop)
         await self._sweeper.stop()
         await self._batch_sweeper.stop()
+        await self._provider.aclose()
         if self._children is not None:
             self._children.disconnect()
 
@@ -151,6 +168,31 @@ def batch_runner(services: Services) -> BatchRunner:
         on_progress=parts.notices.progress,
         on_end=parts.notices.ended,
     )
+
+
+def provider_runner(services: Services) -> ProviderRunner:
+    """What runs provider batches' steps against `services` (Gemini where its provider is)."""
+    settings = services.settings
+    parts = build_batches(services)
+    emulator_url = services.emulator.base_url if services.emulator is not None else None
+    client = gemini_batch_client(settings, services.ctx.catalog, emulator_url)
+    return ProviderRunner(
+        parts.store,
+        client,
+        services.usage,
+        services.ctx.jobs,
+        poll_enqueuer(services.celery, services.publisher),
+        claim_s=settings.batch_window_s + 3600,
+        submit_s=_step_timeout_s(settings),
+        on_progress=parts.notices.progress,
+        on_end=parts.notices.ended,
+    )
+
+
+def _step_timeout_s(settings: Settings) -> float:
+    """How long a provider batch step may run: an upload, a submit, a download and the
+    writes, each one bounded SDK call."""
+    return settings.provider_timeout_s * 4 + 30
 
 
 def visibility_warning(settings: Settings, step_timeout_s: float) -> str | None:
