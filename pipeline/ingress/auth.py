@@ -128,11 +128,15 @@ def authentication(settings: Settings) -> Middleware:
     async def tenant_principal(request: web.Request, digest: str | None) -> Principal | None:
         """The principal of the request's key; None while keys are not required."""
         tenancy = request.app[SERVICES].tenancy
-        if tenancy.mode is Mode.OPEN or not await tenancy.keys_required():
+        if tenancy.mode is Mode.OPEN:
+            return None
+        # A cache hit's path: what is known already is not awaited for.
+        if not tenancy.keys_known_required() and not await tenancy.keys_required():
             return None
         if digest is None:
             raise Unauthenticated(_MISSING)
-        grant = await tenancy.directory.grant(digest)
+        known = tenancy.directory.known_grant(digest)
+        grant = known[1] if known is not None else await tenancy.directory.grant(digest)
         if grant is None or grant.revoked:
             raise Unauthenticated("the API key is not valid")
         if grant.tenant_disabled:
