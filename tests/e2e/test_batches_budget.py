@@ -38,7 +38,8 @@ async def test_items_over_the_tenants_budget_fail_and_a_cached_one_is_answered(
         assert done.status == "completed", done.errors
         assert done.request_counts is not None
         assert (done.request_counts.completed, done.request_counts.failed) == (1, 3)
-        assert done.error_file_id is not None and done.output_file_id is not None
+        assert done.error_file_id is not None
+        assert done.output_file_id is not None
         errors = lines_of((await client.files.content(done.error_file_id)).content)
         assert sorted(line["custom_id"] for line in errors) == ["new-0", "new-1", "new-2"]
         for line in errors:

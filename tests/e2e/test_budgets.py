@@ -7,6 +7,7 @@ from pathlib import Path
 
 import openai
 import pytest
+
 from pipeline.bus.topology import BUDGET_THRESHOLD_KEY
 from schemas import DEFAULT_TENANT
 from tests.support.bus_tap import BusTap, Delivery

@@ -10,7 +10,6 @@ from sqlalchemy import insert
 
 from pipeline.db.tables import Budget, Tenant
 from schemas import DEFAULT_TENANT
-
 from tests.support.gateway import Gateway, Reply
 
 # The admin key test gateways are given (never a real one).
