@@ -58,6 +58,7 @@ class ChainCall(Envelope):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    saved_usd: float = Field(default=0.0, description="What a shared (cached) answer saved")
 
 
 class ChainUsage(Envelope):

@@ -51,7 +51,9 @@ async def invoke_chain(request: web.Request) -> web.StreamResponse:
     for step in spec.steps.values():
         if isinstance(step, LlmStep):
             check_model(request, step.model)  # a 403 before any step runs
-    calls = ChainCalls(request, invocation.cache, streaming=invocation.stream)
+    calls = ChainCalls(
+        request, invocation.cache, streaming=invocation.stream, chain=(spec.id, spec.version)
+    )
     variables = dict(invocation.variables)
     with using_gateway(calls):
         if invocation.stream:

@@ -31,6 +31,17 @@ class Caller(NamedTuple):
     job_id: str | None = None
     template_id: str | None = None
     template_version: str | None = None
+    chain_id: str | None = None
+    chain_version: int | None = None
+    chain_step: str | None = None
+
+
+class ChainTag(NamedTuple):
+    """The chain a model call was made for: its id, version and step (None: a custom chain's)."""
+
+    id: str
+    version: int
+    step: str | None = None
 
 
 def caller(
@@ -41,8 +52,10 @@ def caller(
     request_id: str,
     surface: str,
     job_id: str | None = None,
+    chain: ChainTag | None = None,
 ) -> Caller:
-    """The caller of `request` (its template, when it had one, pinned by then)."""
+    """The caller of `request` (its template, when it had one, pinned by then), made for
+    `chain`'s step if given."""
     template = request.template
     return Caller(
         tenant=tenant,
@@ -54,6 +67,9 @@ def caller(
         job_id=job_id,
         template_id=template.id if template else None,
         template_version=str(template.version) if template and template.version else None,
+        chain_id=chain.id if chain else None,
+        chain_version=chain.version if chain else None,
+        chain_step=chain.step if chain else None,
     )
 
 
