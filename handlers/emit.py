@@ -90,19 +90,23 @@ async def finish(
 ) -> Job | None:
     """End the job and deliver its completion; None if it was unknown or had ended already.
 
-    Only the first finisher gets the job back: it alone records the job's usage.
+    Only the first finisher gets the job back: it alone records the job's usage (a chain
+    job's calls were recorded each as they were made: it has no record of its own).
     """
     job = await ctx.jobs.transition(
         job_id, state, stage=stage, result=result, error=error, finished_at=time.time()
     )
     if job is not None:
-        ctx.ledger.record(usage_entry(job))
+        if job.request is not None:
+            ctx.ledger.record(usage_entry(job))
         await deliver(ctx, job)
     return job
 
 
 def usage_entry(job: Job) -> UsageEntry:
     """The usage record of a finished job: from its answer, or the error it ended with."""
+    if job.request is None:
+        raise ValueError(f"job {job.id} runs a chain: its calls are its usage records")
     who = caller(
         job.request,
         tenant=job.tenant,

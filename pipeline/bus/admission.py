@@ -104,7 +104,9 @@ def new_job(event: RequestEvent, *, now: float, key_id: str | None = None) -> Jo
 
 
 def envelope_for(job: Job, *, deadline: float) -> StageEnvelope:
-    """The stage envelope a job's stages start from, read off its record."""
+    """The stage envelope a job's stages start from, read off its record (a request's job)."""
+    if job.request is None:
+        raise ValueError(f"job {job.id} runs a chain: it has no stage envelope")
     return StageEnvelope.model_construct(
         request_id=job.id,
         job_id=job.id,

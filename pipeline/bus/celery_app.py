@@ -31,6 +31,8 @@ WEBHOOK_FAMILY: Final = "webhook"
 # Batch lanes (pipeline.batches.execution) on a queue of their own, apart from jobs' steps.
 BATCH_TASK: Final = "promptbus.batch"
 BATCH_FAMILY: Final = "batch"
+# A chain job's steps (pipeline.worker.chain_driver), on the generate queue: they call models.
+CHAIN_TASK: Final = "promptbus.chain"
 
 # Celery renders task arguments into every message for its logs; an envelope (and a
 # chain's nested signatures) makes that rendering cost more than the task itself.
@@ -85,6 +87,7 @@ def create_celery(settings: Settings, topology: Topology) -> Celery:
             **{task_name(step): {"queue": queues[f].name} for step, f in FAMILIES.items()},
             WEBHOOK_TASK: {"queue": queues[WEBHOOK_FAMILY].name},
             BATCH_TASK: {"queue": queues[BATCH_FAMILY].name},
+            CHAIN_TASK: {"queue": queues["generate"].name},
         },
         # The embedded worker serves no remote control: no shared `celery.pidbox` exchange, so
         # deployments told apart by their bus suffix stay apart on one broker.
@@ -122,6 +125,26 @@ def job_chain(app: Celery, envelope: StageEnvelope) -> Signature:
             )
         )
     return chain(*signatures)
+
+
+def chain_step_task(
+    app: Celery, job_id: str, step: str, *, chunk: int | None = None, redrive: bool = False
+) -> Signature:
+    """The task of one step of a chain job (of one chunk of a map step's items, if `chunk`)."""
+    payload: dict[str, Any] = {"job_id": job_id, "step": step}
+    if chunk is not None:
+        payload["chunk"] = chunk
+    if redrive:
+        payload["redrive"] = True
+    part = "" if chunk is None else f".{chunk}"
+    return app.signature(
+        CHAIN_TASK, args=(payload,), task_id=f"{job_id}.chain.{step}{part}", **QUIET_REPR
+    )
+
+
+def map_chunks(app: Celery, job_id: str, step: str, chunks: range) -> Signature:
+    """The Celery group that runs a map step: one task per chunk of its items."""
+    return group(chain_step_task(app, job_id, step, chunk=chunk) for chunk in chunks)
 
 
 def batch_lanes(app: Celery, batch_id: str, chunks: range) -> Signature:

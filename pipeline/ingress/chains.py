@@ -47,7 +47,7 @@ async def invoke_chain(request: web.Request) -> web.StreamResponse:
     chain = request.app[SERVICES].chains.get(request.match_info["chain_id"], invocation.version)
     spec = chain.spec
     if not spec.custom:  # a custom chain's Runnable checks its own input
-        _check_variables(spec, invocation.variables)
+        check_variables(spec, invocation.variables)
     for step in spec.steps.values():
         if isinstance(step, LlmStep):
             check_model(request, step.model)  # a 403 before any step runs
@@ -84,7 +84,7 @@ def result_of(chain: Chain, calls: ChainCalls, state: State) -> ChainResult:
     )
 
 
-def _check_variables(chain: ChainVersion, variables: dict[str, Any]) -> None:
+def check_variables(chain: ChainVersion, variables: dict[str, Any]) -> None:
     """A 422 naming the first variable missing, or given and not taken."""
     name = f"chain {chain.id!r} version {chain.version}"
     missing = sorted(set(chain.inputs) - set(variables))

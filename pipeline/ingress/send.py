@@ -22,7 +22,10 @@ class SendSide:
         settings, ctx = services.settings, services.ctx
         return cls(
             submitter=JobSubmitter(
-                ctx, services.publisher, idempotency_ttl_s=settings.idempotency_ttl_s
+                ctx,
+                services.publisher,
+                services.celery,
+                idempotency_ttl_s=settings.idempotency_ttl_s,
             ),
             sync_path=SyncPath(
                 ctx,
