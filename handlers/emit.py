@@ -14,7 +14,7 @@ from typing import Final, Protocol
 import structlog
 
 from handlers.context import StageContext
-from pipeline.errors import JobCancelled
+from pipeline.errors import JobCancelled, PromptbusError
 from pipeline.ledger import CANCELLED as CANCELLED_STATUS
 from pipeline.ledger import ERROR, UsageEntry, answered_model, caller, failed
 from pipeline.transient import TRANSIENT
@@ -24,6 +24,8 @@ from schemas import (
     ErrorDetail,
     GenerateResponse,
     JobState,
+    Message,
+    Role,
     StageEnvelope,
 )
 from schemas.jobs import Job
@@ -99,8 +101,25 @@ async def finish(
     if job is not None:
         if job.request is not None:
             ctx.ledger.record(usage_entry(job))
+        if job.session is not None and job.result is not None and state is JobState.SUCCEEDED:
+            await keep_turn(ctx, job, job.result)
         await deliver(ctx, job)
     return job
+
+
+async def keep_turn(ctx: StageContext, job: Job, result: GenerateResponse) -> None:
+    """Keep a session's turn made by a job: its own turn, then the answer (once: the job's
+    one finisher keeps it). A store that fails loses the turn, not the job's answer."""
+    if job.session is None or ctx.sessions is None:
+        return
+    said = [*job.session.turn]
+    if result.text:
+        said.append(Message(role=Role.ASSISTANT, content=result.text))
+    try:
+        async with ctx.sessions.turn(job.tenant, job.session.id):
+            await ctx.sessions.append(job.tenant, job.session.id, said)
+    except (PromptbusError, *TRANSIENT) as exc:
+        log.warning("session turn not kept", job_id=job.id, error=type(exc).__name__)
 
 
 def usage_entry(job: Job) -> UsageEntry:

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from schemas._base import Envelope
 from schemas.errors import ErrorDetail
-from schemas.generate import CacheControl, SessionId
+from schemas.generate import CacheControl, Message, SessionId
 
 CHAIN_STEP_SCHEMA: Final = "promptbus.chain.step/v1"
 ChainId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
@@ -135,7 +135,10 @@ class ChainRun(Envelope):
     version: int
     variables: dict[str, Any]
     cache: CacheControl = CacheControl()
-    session_id: SessionId | None = None
+    history: tuple[Message, ...] = Field(
+        default=(), description="Its session's kept turns, sent before its first llm step's"
+    )
+    summary: str | None = Field(default=None, description="Its session's running summary")
     steps: tuple[ChainStepStatus, ...]
     values: dict[str, Any] = Field(default_factory=dict, description="Step values, by name")
     items: dict[str, dict[str, Any]] = Field(

@@ -8,7 +8,7 @@ from schemas._base import Envelope
 from schemas.chains import ChainRef, ChainRun
 from schemas.errors import ErrorDetail
 from schemas.events import JobId, JobState, WebhookTarget
-from schemas.generate import CacheControl, GenerateRequest, GenerateResponse, SessionId
+from schemas.generate import CacheControl, GenerateRequest, GenerateResponse, Message, SessionId
 from schemas.webhooks import Attempt
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
@@ -43,6 +43,14 @@ class ChainJobSubmission(Envelope):
     correlation_id: str | None = Field(default=None, max_length=256)
 
 
+class SessionTurn(Envelope):
+    """The session a job is a turn of, and what it keeps there once it succeeds (then the
+    answer): the request's own turn, or a chain's input."""
+
+    id: SessionId
+    turn: tuple[Message, ...]
+
+
 class Job(Envelope):
     """One job: its state, current stage, and its result or error once finished.
 
@@ -60,6 +68,7 @@ class Job(Envelope):
     finished_at: float | None = None
     request: GenerateRequest | None = None
     chain: ChainRun | None = None
+    session: SessionTurn | None = None
     webhook: WebhookTarget | None = None
     metadata: dict[str, str] | None = None
     result: GenerateResponse | None = None

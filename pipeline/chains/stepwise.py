@@ -22,8 +22,8 @@ from pipeline.chains.spec import (
     ReduceStep,
     Step,
 )
-from pipeline.chains.values import as_list, label_of, reduce, resolve, transform
-from schemas import CacheControl
+from pipeline.chains.values import as_list, as_text, label_of, reduce, resolve, transform
+from schemas import CacheControl, Message
 from schemas.chains import ChainRun, ChainStepStatus
 
 
@@ -32,17 +32,33 @@ def new_run(
     variables: dict[str, Any],
     *,
     cache: CacheControl,
-    session_id: str | None = None,
+    history: tuple[Message, ...] = (),
+    summary: str | None = None,
 ) -> ChainRun:
-    """A chain job's run before its first step: every step pending."""
+    """A chain job's run before its first step: every step pending (`history` and `summary`:
+    its session's, for its first llm step)."""
     return ChainRun(
         id=chain.id,
         version=chain.version,
         variables=variables,
         cache=cache,
-        session_id=session_id,
+        history=history,
+        summary=summary,
         steps=tuple(ChainStepStatus(name=s.name, kind=s.kind) for s in chain.steps.values()),
     )
+
+
+def first_llm_step(chain: ChainVersion) -> str | None:
+    """The first llm step in the chain's order: the one its session's history goes to."""
+    return next((s.name for s in chain.steps.values() if isinstance(s, LlmStep)), None)
+
+
+def input_text(variables: Mapping[str, Any]) -> str:
+    """A chain's input as the user turn its session keeps: one variable's value as text,
+    several as `name: value` lines."""
+    if len(variables) == 1:
+        return as_text(next(iter(variables.values())))
+    return "\n".join(f"{name}: {as_text(value)}" for name, value in variables.items())
 
 
 def known(run: ChainRun) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pipeline.ingress.principal import principal_of
 from pipeline.ingress.recorded import recorded
 from pipeline.ingress.sse import replay_pieces
 from pipeline.ledger import ChainTag
+from pipeline.sessions import ChainMemory
 from pipeline.sync_path import Answer
 from schemas import CacheControl, GenerateRequest, GenerateResponse
 from schemas.chains import ChainCall, ChainUsage
@@ -36,12 +37,14 @@ class ChainCalls:
         *,
         streaming: bool,
         chain: tuple[str, int],
+        memory: ChainMemory | None = None,
     ) -> None:
         self.streaming = streaming
         self._http = request
         self.request_id = request[REQUEST_ID_KEY]
         self._cache = cache
         self._chain = chain
+        self._memory = memory
         self.made: list[ChainCall] = []
 
     async def generate(self, request: GenerateRequest, *, step: str | None) -> GenerateResponse:
@@ -94,6 +97,8 @@ class ChainCalls:
         it ends; the block answers it and hands the answer to `done`."""
         http = self._http
         body = request.model_copy(update={"cache": self._cache})
+        if self._memory is not None:
+            body = self._memory.applied(body, step)
         admitted = None
         try:
             tag = ChainTag(*self._chain, step)

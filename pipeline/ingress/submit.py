@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import orjson
 from celery import Celery
@@ -22,10 +23,21 @@ from pipeline.bus.celery_app import chain_step_task
 from pipeline.bus.dispatch import SPENT
 from pipeline.bus.publisher import EventPublisher
 from pipeline.chains import ChainVersion
-from pipeline.chains.stepwise import known, new_run, next_step
+from pipeline.chains.stepwise import input_text, known, new_run, next_step
 from pipeline.errors import Conflict, JobNotFound
-from schemas import GenerateRequest, JobState, RequestEvent
-from schemas.jobs import ChainJobSubmission, Job, JobSubmission
+from pipeline.sessions import SessionWindow, own_turn, recall, with_history
+from schemas import GenerateRequest, JobState, Message, RequestEvent, Role
+from schemas.jobs import ChainJobSubmission, Job, JobSubmission, SessionTurn
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSession:
+    """A chain job's session: its kept turns and summary (for the chain's first llm step),
+    and the turn the job keeps there once it succeeds."""
+
+    turn: SessionTurn
+    history: tuple[Message, ...] = ()
+    summary: str | None = None
 
 
 def new_job_id() -> str:
@@ -51,11 +63,13 @@ class JobSubmitter:
         celery: Celery,
         *,
         idempotency_ttl_s: float,
+        window: SessionWindow,
     ) -> None:
         self._ctx = ctx
         self._publisher = publisher
         self._celery = celery
         self._idempotency_ttl_s = idempotency_ttl_s
+        self._window = window
 
     async def submit(
         self,
@@ -66,16 +80,30 @@ class JobSubmitter:
         idempotency_key: str | None,
         key_id: str | None = None,
     ) -> Job:
-        """The accepted job (or the earlier job under the same idempotency key)."""
+        """The accepted job (or the earlier job under the same idempotency key).
+
+        With a `session_id` it is a turn of that session: its kept turns are sent before its
+        own (read as it is accepted), and its turn is kept once it succeeds.
+        """
         # Admitted first: the fingerprint, the event and the record carry the rendered
         # messages and the pinned version, and a bad request changes nothing.
         submission = admit(submission, self._ctx.catalog, self._ctx.templates)
-        return await self._once(
-            fingerprint(submission),
-            tenant,
-            idempotency_key,
-            lambda job_id: self._accept(submission, job_id, tenant, correlation_id, key_id),
-        )
+
+        async def accept(job_id: str) -> Job:
+            sent, session = submission, None
+            if submission.session_id is not None:
+                session = SessionTurn(id=submission.session_id, turn=tuple(own_turn(submission)))
+                history, summary = await self._recall(tenant, submission.session_id)
+                sent = with_history(
+                    submission,
+                    history,
+                    max_turns=self._window.max_turns,
+                    max_tokens=self._window.max_tokens,
+                    summary=summary,
+                )
+            return await self._accept(sent, job_id, tenant, correlation_id, key_id, session)
+
+        return await self._once(fingerprint(submission), tenant, idempotency_key, accept)
 
     async def submit_chain(
         self,
@@ -88,14 +116,30 @@ class JobSubmitter:
         key_id: str | None = None,
     ) -> Job:
         """The accepted chain job (its variables checked already), or the earlier job under
-        the same idempotency key."""
+        the same idempotency key.
+
+        With a `session_id` it is a turn of that session: its kept turns go before the
+        chain's first llm step, and its input and output are kept once it succeeds.
+        """
         ref = submission.chain.model_copy(update={"version": chain.version})
         pinned = submission.model_copy(update={"chain": ref})
 
-        def accept(job_id: str) -> Awaitable[Job]:
-            return self._accept_chain(pinned, chain, job_id, tenant, correlation_id, key_id)
+        async def accept(job_id: str) -> Job:
+            session = None
+            if pinned.session_id is not None:
+                said = Message(role=Role.USER, content=input_text(ref.variables) or "(no input)")
+                history, summary = await self._recall(tenant, pinned.session_id)
+                session = ChainSession(
+                    SessionTurn(id=pinned.session_id, turn=(said,)), tuple(history), summary
+                )
+            return await self._accept_chain(
+                pinned, chain, job_id, tenant, correlation_id, key_id, session
+            )
 
         return await self._once(fingerprint(pinned), tenant, idempotency_key, accept)
+
+    async def _recall(self, tenant: str, session_id: str) -> tuple[list[Message], str | None]:
+        return await recall(self._ctx.sessions, tenant, session_id, self._window)
 
     async def _once(
         self,
@@ -146,6 +190,7 @@ class JobSubmitter:
         tenant: str,
         correlation_id: str | None,
         key_id: str | None,
+        session: SessionTurn | None,
     ) -> Job:
         # Every part was validated already: built without a second pass.
         event = RequestEvent.model_construct(
@@ -157,6 +202,8 @@ class JobSubmitter:
             metadata=submission.metadata,
         )
         job = new_job(event, now=time.time(), key_id=key_id)
+        if session is not None:
+            job = job.model_copy(update={"session": session})
         return await self._recorded(job, lambda: self._publisher.publish_request(event))
 
     async def _accept_chain(
@@ -167,12 +214,14 @@ class JobSubmitter:
         tenant: str,
         correlation_id: str | None,
         key_id: str | None,
+        session: ChainSession | None,
     ) -> Job:
         run = new_run(
             chain,
             dict(submission.chain.variables),
             cache=submission.cache,
-            session_id=submission.session_id,
+            history=session.history if session else (),
+            summary=session.summary if session else None,
         )
         first = next_step(chain, known(run))
         if first is None:
@@ -187,6 +236,7 @@ class JobSubmitter:
             created_at=now,
             updated_at=now,
             chain=run,
+            session=session.turn if session else None,
             webhook=submission.webhook,
             metadata=submission.metadata,
         )

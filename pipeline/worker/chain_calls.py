@@ -13,6 +13,7 @@ from pipeline.chains.usage import call_of
 from pipeline.errors import PromptbusError
 from pipeline.ledger import ChainTag, UsageSink, answered_model, caller, failed
 from pipeline.metrics import Metrics
+from pipeline.sessions import ChainMemory
 from pipeline.sync_path import SyncPath
 from schemas import GenerateRequest, GenerateResponse
 from schemas.chains import ChainCall
@@ -24,7 +25,14 @@ class JobChainCalls:
 
     streaming = False
 
-    def __init__(self, job: Job, sync_path: SyncPath, usage: UsageSink, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        job: Job,
+        sync_path: SyncPath,
+        usage: UsageSink,
+        metrics: Metrics,
+        memory: ChainMemory | None = None,
+    ) -> None:
         if job.chain is None:
             raise ValueError(f"job {job.id} runs no chain")
         self._job = job
@@ -32,12 +40,15 @@ class JobChainCalls:
         self._sync_path = sync_path
         self._usage = usage
         self._metrics = metrics
+        self._memory = memory
         self.made: list[ChainCall] = []
 
     async def generate(self, request: GenerateRequest, *, step: str | None) -> GenerateResponse:
         """The answer to one model call of the step."""
         job, run = self._job, self._run
         body = request.model_copy(update={"cache": run.cache})
+        if self._memory is not None:
+            body = self._memory.applied(body, step)
         who = caller(
             body,
             tenant=job.tenant,

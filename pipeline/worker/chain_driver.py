@@ -25,9 +25,10 @@ from pipeline.bus.publisher import EventPublisher
 from pipeline.chains import ChainCatalog, ChainVersion, using_gateway
 from pipeline.chains import record as rec
 from pipeline.chains.spec import MapStep
-from pipeline.chains.stepwise import map_items, next_step, run_item, run_step
+from pipeline.chains.stepwise import first_llm_step, map_items, next_step, run_item, run_step
 from pipeline.errors import PromptbusError
 from pipeline.jobs.store import JobChange
+from pipeline.sessions import ChainMemory, SessionWindow
 from pipeline.sync_path import SyncPath
 from pipeline.transient import TRANSIENT
 from pipeline.worker.chain_calls import JobChainCalls
@@ -47,8 +48,6 @@ ITEMS_PER_TASK: Final = 4
 # A step's task: the job, the step, which chunk of a map's items, and whether it is a
 # re-drive (which queues what follows without a claim: the one queued before was lost).
 Publish = Callable[[Any], Awaitable[None]]
-# Called with a chain job that succeeded, before it ends (its session keeps the turn).
-OnSuccess = Callable[[Job, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +81,14 @@ class ChainDriver:
         sync_path: SyncPath,
         publisher: EventPublisher,
         celery: Celery,
-        *,
-        on_success: OnSuccess | None = None,
+        window: SessionWindow,
     ) -> None:
         self._ctx = ctx
+        self._window = window
         self._chains = chains
         self._sync_path = sync_path
         self._publisher = publisher
         self._celery = celery
-        self._on_success = on_success
 
     async def run(self, task: ChainTask) -> None:
         """Run one task of a chain job (nothing if the job is unknown or has ended)."""
@@ -201,7 +199,11 @@ class ChainDriver:
         item: int | None = None,
     ) -> tuple[Any, list[ChainCall]] | None:
         """The value `work` gives and the calls it made; None once it failed the job."""
-        calls = JobChainCalls(job, self._sync_path, self._ctx.ledger, self._ctx.metrics)
+        run = rec.run_of(job)
+        memory = None
+        if run.history or run.summary is not None:
+            memory = ChainMemory(run.history, run.summary, first_llm_step(chain), self._window)
+        calls = JobChainCalls(job, self._sync_path, self._ctx.ledger, self._ctx.metrics, memory)
         try:
             with using_gateway(calls):
                 return await work, calls.made
@@ -230,8 +232,6 @@ class ChainDriver:
         ):
             return
         output = rec.values_of(job)[chain.output]
-        if self._on_success is not None:
-            await self._on_success(job, output)
         concluded = await self._ctx.jobs.amend(job.id, rec.concluded(output))
         if concluded is None:
             return

@@ -21,6 +21,7 @@ from pipeline.bus.connection import broker_scheme
 from pipeline.bus.dispatch import Dispatched, Dispatcher
 from pipeline.bus.sources import Delivery
 from pipeline.services import Services
+from pipeline.sessions import SessionWindow
 from pipeline.settings import Settings
 from pipeline.sync_path import SyncPath
 from pipeline.worker.batch_tasks import LaneBody, enqueuer, register_batch_task
@@ -154,7 +155,12 @@ def chain_driver(services: Services) -> ChainDriver:
         across_processes=services.backends.across_processes,
     )
     return ChainDriver(
-        services.ctx, services.chains, sync_path, services.publisher, services.celery
+        services.ctx,
+        services.chains,
+        sync_path,
+        services.publisher,
+        services.celery,
+        SessionWindow.of(settings),
     )
 
 
