@@ -12,7 +12,7 @@ again; the sweeper re-drives a job that stopped moving). A rerun skips what is r
 queued once (a claim), and the job ends once (`finish`): one completion, one result.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -45,14 +45,11 @@ QUEUED: Final = "chain-queued"
 # task stays within a bound of a few model calls (and the broker's redelivery timeouts).
 ITEMS_PER_TASK: Final = 4
 
-# A step's task: the job, the step, which chunk of a map's items, and whether it is a
-# re-drive (which queues what follows without a claim: the one queued before was lost).
-Publish = Callable[[Any], Awaitable[None]]
-
 
 @dataclass(frozen=True, slots=True)
 class ChainTask:
-    """What one chain task runs."""
+    """What one chain task runs: a job's step, or one chunk of a map step's items. A re-drive
+    queues what follows without a claim (what was queued before was lost)."""
 
     job_id: str
     step: str

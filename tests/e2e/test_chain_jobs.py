@@ -13,7 +13,10 @@ from schemas.chains import ChainStepEvent
 from tests.support.bus import BROKERS
 from tests.support.bus_tap import BusTap, Delivery
 from tests.support.job_env import JobEnv, job_env
+from tests.support.settings import TEST_WEBHOOK_SECRET
 from tests.support.unique import new_id
+from tests.support.webhook_flows import FAST, finished, settled, webhook_env
+from tests.support.webhook_receivers import receiving
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -164,3 +167,24 @@ async def test_a_bad_chain_job_is_refused_at_submit_and_nothing_is_queued(
     assert after.body["data"] == before.body["data"]
     await asyncio.sleep(0.2)
     assert await env.emulator.calls() == calls
+
+
+async def test_a_chain_jobs_webhook_gets_its_signed_completion_once() -> None:
+    async with webhook_env("memory", **FAST) as env, receiving() as receiver:
+        # Given a chain job with a webhook of its own
+        message = f"{new_id('hook')} [[emulator:say=technical]]"
+        body = chain_job("classify_route", {"message": message}, webhook={"url": receiver.url})
+        accepted = await env.submit(body)
+        assert accepted.status == 202, accepted.body
+        job_id = accepted.body["id"]
+
+        # Then one attempt delivered its completion, signed, with the chain's output
+        found = await settled(env, job_id)
+        assert [(a["attempt"], a["outcome"]) for a in found] == [(0, "delivered")]
+        (request,) = receiver.received
+        event = request.verify(TEST_WEBHOOK_SECRET)
+        job = await finished(env, job_id)
+        assert (event["job_id"], event["state"]) == (job_id, "succeeded")
+        assert event["result"] == job["result"]
+        assert event["result"]["json"] == job["chain"]["output"]
+        assert job["chain"]["output"]["label"] == "technical"
