@@ -14,6 +14,7 @@ from tests.support.bus import BROKERS
 from tests.support.bus_tap import BusTap, Delivery
 from tests.support.job_env import JobEnv, job_env
 from tests.support.settings import TEST_WEBHOOK_SECRET
+from tests.support.tenants import ADMIN_KEY, bearer, tenant_with_key
 from tests.support.unique import new_id
 from tests.support.webhook_flows import FAST, finished, settled, webhook_env
 from tests.support.webhook_receivers import receiving
@@ -188,3 +189,54 @@ async def test_a_chain_jobs_webhook_gets_its_signed_completion_once() -> None:
         assert event["result"] == job["result"]
         assert event["result"]["json"] == job["chain"]["output"]
         assert job["chain"]["output"]["label"] == "technical"
+
+
+async def test_a_chain_job_is_held_to_its_keys_models_and_rate_and_its_tenant() -> None:
+    async with job_env("memory", admin_key=ADMIN_KEY) as env:
+        # Given a key that may call only "pro", one allowed one request a minute, and another
+        # tenant's key
+        narrow, _ = await tenant_with_key(env.gateway, "acme", allowed_models=["pro"])
+        slow, _ = await tenant_with_key(env.gateway, "acme", rpm=1)
+        other, _ = await tenant_with_key(env.gateway, "beta")
+        body = json.dumps(chain_job("classify_route", {"message": "hi [[emulator:say=x]]"}))
+
+        # Then a chain calling "flash" is a 403 for the first, before anything is queued
+        refused = await env.gateway.post_raw("/v1/jobs", body, bearer(narrow))
+        assert refused.status == 403, refused.body
+        # And the second gets one chain job a minute
+        first = await env.gateway.post_raw("/v1/jobs", body, bearer(slow))
+        again = await env.gateway.post_raw("/v1/jobs", body, bearer(slow))
+        assert (first.status, again.status) == (202, 429), again.body
+        # And the other tenant never sees the job, nor lists it
+        job_id = first.body["id"]
+        async with env.session.get(
+            f"{env.gateway.url}/v1/jobs/{job_id}?wait=20", headers=bearer(slow)
+        ) as resp:
+            assert (await resp.json())["state"] == "succeeded"
+        async with env.session.get(
+            f"{env.gateway.url}/v1/jobs/{job_id}", headers=bearer(other)
+        ) as resp:
+            assert resp.status == 404
+        async with env.session.get(f"{env.gateway.url}/v1/jobs", headers=bearer(other)) as resp:
+            assert (await resp.json())["data"] == []
+
+
+async def test_a_cancelled_chain_job_runs_no_further_step(env: JobEnv) -> None:
+    # Given a chain job whose classifier takes a while upstream
+    message = f"{new_id('cancel')} [[emulator:say=billing]] [[emulator:delay=400]]"
+    accepted = await env.submit(chain_job("classify_route", {"message": message}))
+    job_id = accepted.body["id"]
+    calls = await env.emulator.calls()
+
+    # When it is cancelled as it runs
+    cancelled = await env.delete(f"/v1/jobs/{job_id}")
+
+    # Then it ends cancelled, and its route's step never calls the model
+    assert cancelled.status == 200, cancelled.body
+    assert cancelled.body["state"] == "cancelled"
+    await asyncio.sleep(1.0)
+    assert await env.emulator.calls() <= calls + 1  # the classifier's call, at most
+    done = await env.get(f"/v1/jobs/{job_id}")
+    assert done.body["state"] == "cancelled"
+    states = {s["name"]: s["state"] for s in done.body["chain"]["steps"]}
+    assert states["billing_answer"] == "pending"

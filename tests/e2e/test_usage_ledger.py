@@ -267,3 +267,29 @@ async def test_a_chain_invocation_records_each_call_with_its_chain_version_and_s
         ("chain", "classify_route", 1, "billing_answer"),
     ]
     assert all(r["request_id"] == reply.body["id"] for r in rows)
+
+
+async def test_a_chain_job_records_each_call_with_its_job_chain_and_step(jobs: Any):
+    # Given a chain job (classify, then the technical route)
+    chain = {
+        "id": "classify_route",
+        "variables": {"message": f"{new_id('c')} [[emulator:say=technical]]"},
+    }
+    accepted = await jobs.submit({"chain": chain})
+    job_id = accepted.body["id"]
+    done = await jobs.wait_job(job_id)
+    assert done.body["state"] == "succeeded", done.body
+
+    # Then one record a call, each naming the job, the chain and its step; none for the job
+    rows = await poll(
+        lambda: records(jobs.gateway), lambda r: len(r) == 2, timeout_s=FLUSH_S, what="records"
+    )
+    assert [
+        (r["surface"], r["job_id"], r["chain_id"], r["chain_version"], r["chain_step"])
+        for r in rows
+    ] == [
+        ("chain", job_id, "classify_route", 1, "label"),
+        ("chain", job_id, "classify_route", 1, "technical_answer"),
+    ]
+    paid = sum(r["cost_usd"] for r in rows)
+    assert round(paid, 9) == done.body["result"]["cost"]["total_usd"]
