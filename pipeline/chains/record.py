@@ -131,7 +131,8 @@ def missing_items(run: ChainRun, step: str, indexes: range) -> list[int]:
 
 def response_of(job: Job, output: Any) -> GenerateResponse:
     """A chain job's result as any job's: the output as text (and as JSON when it is not
-    text), what its calls spent, and the chain in the metadata."""
+    text), what its calls spent, and the chain in the metadata (its steps' values stay in
+    the job's record: a completion event does not carry a long document's chunks)."""
     run = run_of(job)
     spent = usage_of(run.calls)
     name = f"chain:{run.id}"
@@ -154,7 +155,6 @@ def response_of(job: Job, output: Any) -> GenerateResponse:
         metadata={
             "chain": run.id,
             "version": run.version,
-            "steps": {k: v for k, v in run.values.items() if k not in run.variables},
             "usage": spent.model_dump(mode="json"),
         },
     )

@@ -180,10 +180,10 @@ class ChainDriver:
         job = await self._ctx.jobs.get(job_id)
         if job is None or job.finished:
             return
-        await self._change(
-            job, chain, step.name, rec.map_finished(step.name, count), StepState.SUCCEEDED
-        )
-        if step.name in rec.run_of(await self._ctx.jobs.get(job_id) or job).values:
+        finished = rec.map_finished(step.name, count)
+        changed = await self._change(job, chain, step.name, finished, StepState.SUCCEEDED)
+        # A chunk run again after the map was done goes on too (what follows is queued once).
+        if changed is not None or step.name in rec.run_of(job).values:
             await self.advance(job_id)
 
     async def _attempt(
