@@ -6,6 +6,7 @@ and a bridge starts chains with it. Only a worker gives it task bodies
 sending on it, needs none of them.
 """
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from celery import Celery, chain, group
@@ -125,6 +126,28 @@ def job_chain(app: Celery, envelope: StageEnvelope) -> Signature:
             )
         )
     return chain(*signatures)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainTask:
+    """What one chain task runs: a job's step, or one chunk of a map step's items. A re-drive
+    queues what follows without a claim (what was queued before was lost)."""
+
+    job_id: str
+    step: str
+    chunk: int | None = None
+    redrive: bool = False
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> "ChainTask":
+        """The task a message's payload names."""
+        chunk = payload.get("chunk")
+        return cls(
+            job_id=str(payload["job_id"]),
+            step=str(payload["step"]),
+            chunk=None if chunk is None else int(chunk),
+            redrive=bool(payload.get("redrive", False)),
+        )
 
 
 def chain_step_task(

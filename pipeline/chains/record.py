@@ -9,12 +9,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.chains.spec import Step
 from pipeline.chains.stepwise import known
 from pipeline.chains.usage import usage_of
 from pipeline.chains.values import as_text
 from pipeline.jobs.store import JobChange
 from schemas import CacheInfo, Cost, ErrorDetail, GenerateResponse, JobState, Usage
-from schemas.chains import ChainCall, ChainRun, StepState
+from schemas.chains import ChainCall, ChainRun, ChainStepEvent, StepState
 from schemas.jobs import Job
 
 
@@ -157,6 +158,25 @@ def response_of(job: Job, output: Any) -> GenerateResponse:
             "version": run.version,
             "usage": spent.model_dump(mode="json"),
         },
+    )
+
+
+def step_event(
+    job: Job, step: Step, state: StepState, error: ErrorDetail | None = None
+) -> ChainStepEvent:
+    """The `chain.step` event of `step` of the job (as just changed) entering `state`."""
+    run = run_of(job)
+    return ChainStepEvent(
+        job_id=job.id,
+        correlation_id=job.correlation_id,
+        tenant=job.tenant,
+        chain=run.id,
+        version=run.version,
+        step=step.name,
+        kind=step.kind,
+        state=state,
+        error=error,
+        at=job.updated_at,
     )
 
 

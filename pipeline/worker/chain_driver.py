@@ -13,14 +13,13 @@ queued once (a claim), and the job ends once (`finish`): one completion, one res
 """
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any, Final
 
 import structlog
 from celery import Celery
 
 from handlers import StageContext, finish
-from pipeline.bus.celery_app import chain_step_task, map_chunks
+from pipeline.bus.celery_app import ChainTask, chain_step_task, map_chunks
 from pipeline.bus.publisher import EventPublisher
 from pipeline.chains import ChainCatalog, ChainVersion, using_gateway
 from pipeline.chains import record as rec
@@ -33,7 +32,7 @@ from pipeline.sync_path import SyncPath
 from pipeline.transient import TRANSIENT
 from pipeline.worker.chain_calls import JobChainCalls
 from schemas import ErrorDetail, JobState
-from schemas.chains import ChainCall, ChainStepEvent, StepState
+from schemas.chains import ChainCall, StepState
 from schemas.jobs import Job
 
 log = structlog.get_logger("promptbus.chains")
@@ -44,28 +43,6 @@ QUEUED: Final = "chain-queued"
 # A chunk task runs at most this many of its items, then queues itself for the rest: each
 # task stays within a bound of a few model calls (and the broker's redelivery timeouts).
 ITEMS_PER_TASK: Final = 4
-
-
-@dataclass(frozen=True, slots=True)
-class ChainTask:
-    """What one chain task runs: a job's step, or one chunk of a map step's items. A re-drive
-    queues what follows without a claim (what was queued before was lost)."""
-
-    job_id: str
-    step: str
-    chunk: int | None = None
-    redrive: bool = False
-
-    @classmethod
-    def of(cls, payload: dict[str, Any]) -> "ChainTask":
-        """The task a message's payload names."""
-        chunk = payload.get("chunk")
-        return cls(
-            job_id=str(payload["job_id"]),
-            step=str(payload["step"]),
-            chunk=None if chunk is None else int(chunk),
-            redrive=bool(payload.get("redrive", False)),
-        )
 
 
 class ChainDriver:
@@ -258,18 +235,7 @@ class ChainDriver:
         """Record `change`; if it changed the job, tell the bus the step is now `state`."""
         changed = await self._ctx.jobs.amend(job.id, change)
         if changed is not None:
-            event = ChainStepEvent(
-                job_id=job.id,
-                correlation_id=job.correlation_id,
-                tenant=job.tenant,
-                chain=chain.id,
-                version=chain.version,
-                step=name,
-                kind=chain.steps[name].kind,
-                state=state,
-                error=error,
-                at=changed.updated_at,
-            )
+            event = rec.step_event(changed, chain.steps[name], state, error)
             try:
                 await self._publisher.publish_chain_step(event)
             except TRANSIENT as exc:  # a notice: the job's record is the truth

@@ -5,10 +5,10 @@ from typing import Any
 import structlog
 from celery import Celery
 
-from pipeline.bus.celery_app import CHAIN_TASK, QUIET_REPR
+from pipeline.bus.celery_app import CHAIN_TASK, QUIET_REPR, ChainTask
 from pipeline.transient import TRANSIENT
 from pipeline.worker.celery_tasks import TRANSIENT_RETRIES, transient_pause
-from pipeline.worker.chain_driver import ITEMS_PER_TASK, ChainDriver, ChainTask
+from pipeline.worker.chain_driver import ITEMS_PER_TASK, ChainDriver
 from pipeline.worker.loop import LoopRunner
 
 log = structlog.get_logger("promptbus.worker")
