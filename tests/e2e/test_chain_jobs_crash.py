@@ -61,3 +61,48 @@ async def test_a_chain_job_survives_sigkill_of_the_worker_mid_chain(broker: str)
             # the classifier ran once (its value was kept); the route's call twice (killed, redone)
             assert [c["step"] for c in job["chain"]["calls"]] == ["label", "billing_answer"]
             assert await d.calls() == 3
+
+
+async def test_a_map_survives_sigkill_of_the_worker_mid_items() -> None:
+    # On RabbitMQ (the Redis path of a killed task is the test above's)
+    async with deployment("rabbitmq", ENV) as d:
+        (worker,), (ingress,) = await asyncio.gather(d.workers(1), d.ingresses(1))
+
+        async with BusTap.completions(d.bus) as tap:
+            # Given a summary of three sections: one answered at once, two taking 1 s each
+            tag = new_id("killed-map")
+            slow = "[[emulator:delay=1000]]"
+            sections = [
+                f"{tag} part {n} {slow if n else ''} " + " ".join(f"w{i}" for i in range(600))
+                for n in range(3)
+            ]
+            chain = {"id": "summarize_long", "variables": {"document": "\n\n".join(sections)}}
+            status, accepted = await d.post(f"{ingress.url}/v1/jobs", {"chain": chain})
+            assert status == 202, accepted
+            job_id = accepted["id"]
+            url = f"{ingress.url}/v1/jobs/{job_id}"
+            # its map under way: the fast item done, the slow two in flight
+            deadline = time.monotonic() + 10
+            while True:
+                _, job = await d.get(url)
+                (partials,) = [s for s in job["chain"]["steps"] if s["name"] == "partials"]
+                if partials.get("items_done") == 1 and await d.calls() == 3:
+                    break
+                assert time.monotonic() < deadline, job
+                await asyncio.sleep(0.02)
+
+            # When the worker is SIGKILLed, and a fresh one starts
+            worker.kill(signal.SIGKILL)
+            await d.workers(1)
+
+            # Then the job completes once, its map's items each counted once
+            done = await tap.wait_for(job_id=job_id, timeout_s=30)
+            assert done.state == "succeeded", done.body
+            await asyncio.sleep(1.5)
+            assert len(tap.for_job(job_id)) == 1, tap.for_job(job_id)
+            _, job = await d.get(url)
+            assert len(job["chain"]["values"]["partials"]) == 3
+            steps = [c["step"] for c in job["chain"]["calls"]]
+            assert steps.count("chunk_summary") == 3
+            # the fast item's call, the slow two twice (killed, redone), then the summary
+            assert await d.calls() == 6
