@@ -18,7 +18,8 @@ _EMPTY: Final[Mapping[str, Any]] = {}
 class Caller(NamedTuple):
     """Who asked for what, and how: the part of a usage entry known before the answer.
 
-    Its fields are UsageEntry's of the same names (`UsageEntry(**caller._asdict(), ...)`).
+    Its fields are UsageEntry's of the same names (`UsageEntry(**caller._asdict(), ...)`;
+    `answered` passes them one by one: tests/pipeline/ledger/test_entries.py checks it).
 
     A named tuple: it is built on every cache hit, and a frozen dataclass costs ~10x more.
     """
@@ -32,6 +33,17 @@ class Caller(NamedTuple):
     job_id: str | None = None
     template_id: str | None = None
     template_version: str | None = None
+    chain_id: str | None = None
+    chain_version: int | None = None
+    chain_step: str | None = None
+
+
+class ChainTag(NamedTuple):
+    """The chain a model call was made for: its id, version and step (None: a custom chain's)."""
+
+    id: str
+    version: int
+    step: str | None = None
 
 
 def caller(
@@ -42,8 +54,10 @@ def caller(
     request_id: str,
     surface: str,
     job_id: str | None = None,
+    chain: ChainTag | None = None,
 ) -> Caller:
-    """The caller of `request` (its template, when it had one, pinned by then)."""
+    """The caller of `request` (its template, when it had one, pinned by then), made for
+    `chain`'s step if given."""
     template = request.template
     return Caller(
         tenant=tenant,
@@ -55,6 +69,9 @@ def caller(
         job_id=job_id,
         template_id=template.id if template else None,
         template_version=str(template.version) if template and template.version else None,
+        chain_id=chain.id if chain else None,
+        chain_version=chain.version if chain else None,
+        chain_step=chain.step if chain else None,
     )
 
 
@@ -85,6 +102,9 @@ def answered(who: Caller, response: Mapping[str, Any], latency_ms: float) -> Usa
         streamed=who.streamed,
         template_id=who.template_id,
         template_version=who.template_version,
+        chain_id=who.chain_id,
+        chain_version=who.chain_version,
+        chain_step=who.chain_step,
         deployment=(get("routing") or _EMPTY).get("deployment"),
         provider=get("provider"),
         provider_model=get("provider_model"),

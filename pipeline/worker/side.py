@@ -23,6 +23,7 @@ from pipeline.bus.dispatch import Dispatched, Dispatcher
 from pipeline.bus.sources import Delivery
 from pipeline.providers.setup import gemini_batch_client
 from pipeline.services import Services
+from pipeline.sessions import SessionWindow
 from pipeline.settings import Settings
 from pipeline.sync_path import SyncPath
 from pipeline.worker.batch_tasks import (
@@ -33,12 +34,15 @@ from pipeline.worker.batch_tasks import (
     register_batch_task,
     register_provider_task,
 )
+from pipeline.worker.chain_driver import ChainDriver
+from pipeline.worker.chain_tasks import ChainBody, register_chain_task
 from pipeline.worker.embedded import EmbeddedWorker, Pool
 from pipeline.worker.loop import LoopRunner
 from pipeline.worker.prefork import ChildFactory, ChildServices, PreforkChildren, check_prefork
 from pipeline.worker.sweeper import Sweeper
 from pipeline.worker.tasks import TaskRunner, step_timeout_s
 from schemas import StageEnvelope
+from schemas.jobs import Job
 
 log = structlog.get_logger("promptbus.worker")
 
@@ -58,8 +62,13 @@ class WorkerSide:
         self._tasks = TaskRunner(
             settings, services.celery, services.ctx, services.webhooks, self._runner
         )
+        self._chain_jobs = ChainBody(chain_driver(services), self._runner)
+        register_chain_task(services.celery, self._chain_jobs, step_timeout_s(settings))
         self._dispatcher = Dispatcher(
-            services.ctx, self._start_chain, services.tenancy.tenant_admitted
+            services.ctx,
+            self._start_chain,
+            services.tenancy.tenant_admitted,
+            redrive_chain_job=self._redrive_chain_job,
         )
         self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
@@ -101,6 +110,7 @@ class WorkerSide:
         if isinstance(child, Services):
             self._lanes.adopt(batch_runner(child), runner)
             self._steps.adopt(provider_runner(child), runner)
+            self._chain_jobs.adopt(chain_driver(child), runner)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -144,9 +154,31 @@ class WorkerSide:
             *(self._dispatcher.event(d.body, d.headers) for d in batch), return_exceptions=True
         )
 
+    async def _redrive_chain_job(self, job: Job) -> None:
+        """Start a stalled chain job's next step again (the sweeper's re-drive)."""
+        await self._chain_jobs.driver.advance(job.id, redrive=True)
+
     async def _start_chain(self, envelope: StageEnvelope) -> None:
         """Put a job's chain on the bus, bounded in time (BrokerUnavailable past the bound)."""
         await self._services.publisher.publish_chain(job_chain(self._services.celery, envelope))
+
+
+def chain_driver(services: Services) -> ChainDriver:
+    """What runs chain jobs' tasks against `services` (its own sync path)."""
+    settings = services.settings
+    sync_path = SyncPath(
+        services.ctx,
+        coalesce_wait_s=settings.coalesce_wait_s,
+        across_processes=services.backends.across_processes,
+    )
+    return ChainDriver(
+        services.ctx,
+        services.chains,
+        sync_path,
+        services.publisher,
+        services.celery,
+        SessionWindow.of(settings),
+    )
 
 
 def batch_runner(services: Services) -> BatchRunner:

@@ -12,7 +12,15 @@ WHO = Caller(
     job_id="job_1",
     template_id="greet",
     template_version="3",
+    chain_id="summarize_long",
+    chain_version=2,
+    chain_step="reduce",
 )
+
+
+def test_the_caller_under_test_sets_every_field_away_from_its_default():
+    # Else a field `answered` forgot would still compare equal (both at the default).
+    assert all(getattr(WHO, name) != Caller._field_defaults.get(name) for name in Caller._fields)
 
 
 def _callers_fields(entry: object) -> dict[str, object]:
