@@ -26,7 +26,7 @@ from schemas import (
 )
 from schemas.jobs import Job
 
-_JOB_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_JOB_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 R = TypeVar("R", bound=GenerateRequest)
 
@@ -54,7 +54,8 @@ def parse_event(body: bytes) -> RequestEvent:
     except orjson.JSONDecodeError as exc:
         raise Refused(f"invalid JSON: {exc}", None) from None
     job_id = data.get("job_id") if isinstance(data, dict) else None
-    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+    # fullmatch: `$` alone would let a trailing newline through, which JobId refuses.
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
         job_id = None
     if not isinstance(data, dict) or data.get("schema") != REQUEST_SCHEMA:
         schema = data.get("schema") if isinstance(data, dict) else None

@@ -14,7 +14,8 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from pipeline.errors import PermissionDenied, PromptbusError, Unauthenticated
+from pipeline.errors import AuthThrottled, PermissionDenied, PromptbusError, Unauthenticated
+from pipeline.ingress.auth_throttle import AuthThrottle
 from pipeline.ingress.compat.gemini import is_gemini_request
 from pipeline.ingress.compat.gemini.errors import render_error as gemini_error
 from pipeline.ingress.compat.openai.errors import render_error as openai_error
@@ -91,6 +92,7 @@ def authentication(settings: Settings) -> Middleware:
     # The principal of each grant the directory holds, made once (a frozen dataclass costs
     # a microsecond to build, which a cache hit notices); bounded like the directory.
     principals: dict[int, tuple[Grant, Principal]] = {}
+    throttle = AuthThrottle(settings)
 
     def principal_for(grant: Grant) -> Principal:
         held = principals.get(id(grant))
@@ -110,16 +112,25 @@ def authentication(settings: Settings) -> Middleware:
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIX):
             return await handler(request)
         surface = surface_of(request)
+        # The TCP peer's address: behind a proxy, the proxy's (X-Forwarded-For is not read).
+        address = request.remote or ""
+        if throttle.enabled and (wait_s := throttle.wait_s(address)) is not None:
+            return _refuse(request, surface, _throttled(wait_s))
         key = presented_key(request, surface)
         digest = None if key is None else digest_of(key)
         if digest is not None and admin_digest is not None and same_digest(admin_digest, digest):
             request[PRINCIPAL_KEY] = ADMIN
             return await handler(request)
-        if path.startswith(ADMIN_PREFIX):
-            return await _refuse_admin(request, digest, admin_digest is not None)
         try:
+            if path.startswith(ADMIN_PREFIX):
+                return await _refuse_admin(request, digest, admin_digest is not None)
             principal = await tenant_principal(request, digest)
         except PromptbusError as exc:  # a bad key, or the key database away: the API's shape
+            # A key was sent and is no key: a guess (a missing key is not one).
+            if isinstance(exc, Unauthenticated) and digest is not None:
+                throttle.failed(address)
+            if path.startswith(ADMIN_PREFIX):
+                raise
             return _refuse(request, surface, exc)
         if principal is not None:
             request[PRINCIPAL_KEY] = principal
@@ -145,6 +156,13 @@ def authentication(settings: Settings) -> Middleware:
         return principal_for(grant)
 
     return authenticate
+
+
+def _throttled(wait_s: float) -> AuthThrottled:
+    return AuthThrottled(
+        "too many requests with a bad API key came from this address; wait before trying again",
+        retry_after_s=wait_s,
+    )
 
 
 async def _refuse_admin(request: web.Request, digest: str | None, configured: bool) -> web.Response:
