@@ -113,8 +113,8 @@ def authentication(settings: Settings) -> Middleware:
             return await handler(request)
         surface = surface_of(request)
         # The TCP peer's address: behind a proxy, the proxy's (X-Forwarded-For is not read).
-        address = request.remote or ""
-        if throttle.enabled and (wait_s := throttle.wait_s(address)) is not None:
+        # Looked up only while some address has failed (a cache hit's path pays one check).
+        if throttle.watching and (wait_s := throttle.wait_s(request.remote or "")) is not None:
             return _refuse(request, surface, _throttled(wait_s))
         key = presented_key(request, surface)
         digest = None if key is None else digest_of(key)
@@ -128,7 +128,7 @@ def authentication(settings: Settings) -> Middleware:
         except PromptbusError as exc:  # a bad key, or the key database away: the API's shape
             # A key was sent and is no key: a guess (a missing key is not one).
             if isinstance(exc, Unauthenticated) and digest is not None:
-                throttle.failed(address)
+                throttle.failed(request.remote or "")
             if path.startswith(ADMIN_PREFIX):
                 raise
             return _refuse(request, surface, exc)

@@ -41,6 +41,11 @@ class AuthThrottle:
     def __len__(self) -> int:
         return len(self._by_address)
 
+    @property
+    def watching(self) -> bool:
+        """Whether any address has failed lately (else no request needs a look-up)."""
+        return bool(self._by_address)
+
     def wait_s(self, address: str) -> float | None:
         """Seconds `address` must still wait before it may try again; None if it need not."""
         held = self._by_address.get(address)
