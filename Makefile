@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/promptbus serve
 
+# Two processes (pytest-xdist), a test file to a process: most of the suite waits on sockets,
+# subprocesses and timers, so two keep both cores busy without crowding them (the suite has
+# timing bounds). A file stays whole: module-scoped fixtures, and test_cli.py's `make run`
+# and `serve` share the checkout's default data directory.
+TEST_PROCESSES ?= 2
+
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
