@@ -12,13 +12,7 @@ from tests.support.unique import new_id
 # On Redis an unacknowledged task comes back only after the visibility timeout: short here,
 # still well above a step of this test (2 s of emulator latency).
 VISIBILITY_S = 5
-# A worker killed mid-call leaves its single-flight lock to expire before the job's re-run
-# may call (30 s by default): short here, still well above a call of this test.
-LOCK_TTL_S = 8
-CRASH_ENV = {
-    "PROMPTBUS_REDIS_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S),
-    "PROMPTBUS_LOCK_TTL_S": str(LOCK_TTL_S),
-}
+CRASH_ENV = {"PROMPTBUS_REDIS_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S)}
 STOP_BOUND_S = 15.0
 
 

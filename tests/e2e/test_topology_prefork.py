@@ -20,9 +20,6 @@ CHILDREN = 2
 PREFORK_ENV = {"PROMPTBUS_WORKER_POOL": "prefork", "PROMPTBUS_WORKER_CONCURRENCY": str(CHILDREN)}
 JOBS = 20
 STOP_BOUND_S = 15.0
-# A child killed mid-call leaves its single-flight lock to expire before the job's re-run
-# may call (30 s by default): short here, still well above a call of this test (2 s).
-LOCK_ENV = {"PROMPTBUS_LOCK_TTL_S": "8"}
 
 
 async def pool_of(worker: Proc, timeout_s: float = 10.0) -> list[int]:
@@ -49,7 +46,7 @@ async def slow_jobs_in_every_child(d: Deployment, ingress: Proc) -> list[str]:
 async def test_a_prefork_worker_runs_jobs_once_and_a_killed_childs_job_is_redelivered(
     broker: str,
 ) -> None:
-    async with deployment(broker, LOCK_ENV) as d:
+    async with deployment(broker) as d:
         # Given a worker on a prefork pool of two children
         (worker,) = await d.workers(1, PREFORK_ENV)
         (ingress,) = await d.ingresses(1)
