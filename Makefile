@@ -21,7 +21,7 @@ test: $(STAMP)
 # The suite on two processes (pytest-xdist), in collection order, a test file to a process
 # (module-scoped fixtures; test_cli.py's `make run` and `serve` share the default data
 # directory): the slow multi-process e2e files start first, small unit files fill in behind.
-# About 40% faster on 2 cores, but not the default: under its extra load a few
+# About 40% less time on 2 cores, but not the default: under its extra load a few
 # timing-sensitive tests still fail now and then, and a slow run beats a flaky one.
 test-parallel: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
