@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format schemas bench clean
+.PHONY: run test test-parallel lint format schemas bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The suite on two processes (pytest-xdist), in collection order, a test file to a process
+# (module-scoped fixtures; test_cli.py's `make run` and `serve` share the default data
+# directory): the slow multi-process e2e files start first, small unit files fill in behind.
+# About 40% less time on 2 cores, but not the default: under its extra load a few
+# timing-sensitive tests still fail now and then, and a slow run beats a flaky one.
+test-parallel: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -85,6 +85,9 @@ class Services:
         chains = ChainCatalog.from_directory(
             settings.chains_dir, catalog, templates, settings.custom_chains
         )
+        # Before the database: a factory that fails must leave no engine (and no aiosqlite
+        # thread) behind to outlive the loop.
+        custom = custom_providers(settings, catalog)
         database = create_engine(settings)
         try:
             await upgrade(database)
@@ -92,7 +95,6 @@ class Services:
             await database.dispose()
             raise
         tenancy = Tenancy.build(settings, database)
-        custom = custom_providers(settings, catalog)
         emulator = None
         if settings.uses_emulator:
             config = EmulatorConfig(

@@ -20,6 +20,9 @@ ENV = {
     # the sweeper's re-drive, after this long without progress.
     "PROMPTBUS_JOB_STALL_S": "8",
     "PROMPTBUS_BATCH_SWEEP_INTERVAL_S": "1",
+    # A killed worker's calls in flight leave their single-flight locks to expire before the
+    # items run again (30 s by default): short here, still far above an item (250 ms).
+    "PROMPTBUS_LOCK_TTL_S": "5",
 }
 ITEMS = 40
 FINAL = ("completed", "failed", "expired", "cancelled")

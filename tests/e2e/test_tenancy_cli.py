@@ -1,13 +1,24 @@
-"""`promptbus tenants` / `keys` from a shell, and `serve` refusing to serve beyond loopback open."""
+"""`promptbus tenants` / `keys` from a shell, and `serve` refusing to serve beyond loopback open.
 
+The first test creates a tenant and a key with the console script, in processes of their own;
+the other commands run in this process (the same parser and command code, less a process's
+start-up), where what a test checks is what the command says and does.
+"""
+
+import asyncio
+import io
 import json
 import subprocess
 import urllib.error
 import urllib.request
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from pipeline.cli import _parser
+from pipeline.tenancy import cli as tenancy_cli
 from tests.e2e.test_cli import PROMPTBUS, clean_env, free_port, read_until, spawn, stop
 from tests.support.gateway import GatewayFactory
+from tests.support.settings import settings_for_test
 from tests.support.tenants import generate
 
 
@@ -21,9 +32,22 @@ def promptbus(data_dir: Path, *argv: str, **env: str) -> subprocess.CompletedPro
     )
 
 
+def in_process(data_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """A `tenants` or `keys` command run here, on `data_dir`'s database: its code and output.
+
+    A command's failure is an exception that fails the test, as a traceback would. It runs
+    its own event loop: a test on one calls it in a thread.
+    """
+    args = _parser().parse_args(argv)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = tenancy_cli.run(args, settings_for_test(data_dir=data_dir))
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+
+
 def made_key(data_dir: Path, tenant: str = "acme", *flags: str) -> str:
-    assert promptbus(data_dir, "tenants", "create", tenant).returncode == 0
-    made = promptbus(data_dir, "keys", "create", "--tenant", tenant, *flags)
+    assert in_process(data_dir, "tenants", "create", tenant).returncode == 0
+    made = in_process(data_dir, "keys", "create", "--tenant", tenant, *flags)
     assert made.returncode == 0, made.stderr
     return made.stdout.strip()
 
@@ -34,7 +58,8 @@ async def test_the_cli_makes_a_key_that_works_and_prints_it_once(
     # Given a tenant made from the CLI
     created = promptbus(tmp_path, "tenants", "create", "acme", "--name", "Acme")
     assert created.returncode == 0, created.stderr
-    assert "acme" in promptbus(tmp_path, "tenants", "list").stdout
+    listed = await asyncio.to_thread(in_process, tmp_path, "tenants", "list")
+    assert "acme" in listed.stdout
 
     # When a key is made for it
     made = promptbus(tmp_path, "keys", "create", "--tenant", "acme", "--models", "flash,pro")
@@ -46,7 +71,7 @@ async def test_the_cli_makes_a_key_that_works_and_prints_it_once(
     assert made.stdout == key + "\n"
     assert key not in made.stderr
     assert "shown this once" in made.stderr
-    listed = promptbus(tmp_path, "keys", "list", "--tenant", "acme")
+    listed = await asyncio.to_thread(in_process, tmp_path, "keys", "list", "--tenant", "acme")
     assert listed.returncode == 0
     assert key not in listed.stdout
     assert key[:11] in listed.stdout  # its prefix
@@ -59,7 +84,7 @@ async def test_the_cli_makes_a_key_that_works_and_prints_it_once(
 
     # And once revoked from the CLI, it is refused (within the key cache's TTL)
     key_id = listed.stdout.split("\t", 1)[0]
-    revoked = promptbus(tmp_path, "keys", "revoke", key_id)
+    revoked = await asyncio.to_thread(in_process, tmp_path, "keys", "revoke", key_id)
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked" in revoked.stdout
 
@@ -73,17 +98,17 @@ BAD_INPUT = [
 
 
 def test_bad_cli_input_says_why_and_changes_nothing(tmp_path: Path) -> None:
-    assert promptbus(tmp_path, "tenants", "create", "acme").returncode == 0
+    assert in_process(tmp_path, "tenants", "create", "acme").returncode == 0
 
     for argv, code, message in BAD_INPUT:
-        run = promptbus(tmp_path, *argv)
+        run = in_process(tmp_path, *argv)
 
         assert run.returncode == code, argv
         assert message in run.stderr, argv
         assert "Traceback" not in run.stderr
 
-    assert promptbus(tmp_path, "keys", "list", "--tenant", "acme").stdout == ""
-    assert promptbus(tmp_path, "tenants", "list").stdout.split("\t")[0] == "acme"
+    assert in_process(tmp_path, "keys", "list", "--tenant", "acme").stdout == ""
+    assert in_process(tmp_path, "tenants", "list").stdout.split("\t")[0] == "acme"
 
 
 def test_serve_refuses_a_public_address_with_no_keys(tmp_path: Path) -> None:
