@@ -45,10 +45,8 @@ def create_bare_group(url: str, suffix: str, concurrency: int, emulator_url: str
 def bare_group(app: Celery, run_id: str, prompts: list[str]) -> Signature:
     """The group of one task per prompt, job ids `{run_id}.{n}`."""
     return group(
-        app.signature(
-            ITEM_TASK, args=({"job_id": f"{run_id}.{n}", "prompt": prompt},), task_id=f"{run_id}.{n}"
-        )
-        for n, prompt in enumerate(prompts)
+        app.signature(ITEM_TASK, args=({"job_id": job_id, "prompt": prompt},), task_id=job_id)
+        for job_id, prompt in ((f"{run_id}.{n}", prompt) for n, prompt in enumerate(prompts))
     )
 
 

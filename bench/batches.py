@@ -279,8 +279,9 @@ async def run_batch(bench: Bench, base_url: str, label: str, count: int) -> tupl
         state.update(await http_json(bench.session, "GET", url))
         if state["status"] in FINAL:
             return count
+        # Every item done is not the end: the batch is done once its files are made.
         counts = state["request_counts"]
-        return int(counts["completed"] + counts["failed"])
+        return min(count - 1, int(counts["completed"] + counts["failed"]))
 
     elapsed = await wait_finished(finished, count, f"promptbus batch {label}") - began
     errors = []
@@ -364,7 +365,8 @@ async def compare(bench: Bench, broker: str, run: int, ideal: float) -> list[Che
     bare, promptbus = sides[bare_side], sides[promptbus_side]
     ratio = promptbus.rate / bare.rate if bare.rate else 0.0
     passed = ratio >= MIN_RATIO
-    print(f"  ratio promptbus/bare items/s: {ratio:.2f} (goal >= {MIN_RATIO:g}): {pass_fail(passed)}")
+    verdict = pass_fail(passed)
+    print(f"  ratio promptbus/bare items/s: {ratio:.2f} (goal >= {MIN_RATIO:g}): {verdict}")
     errors = len(bare.errors) + len(promptbus.errors)
     name = f"{broker} run {run}"
     peaks = promptbus.rss.peaks
@@ -391,13 +393,16 @@ async def compare(bench: Bench, broker: str, run: int, ideal: float) -> list[Che
     ]
 
 
-async def run(args: argparse.Namespace, children: Children, work_dir: Path, bench_names: Any) -> int:
+async def run(
+    args: argparse.Namespace, children: Children, work_dir: Path, names: tuple[list[str], list[str]]
+) -> int:
     """Read promptbus's batch settings, start the emulator, compare on each broker, each run."""
     settings = await asyncio.to_thread(promptbus_settings)
     concurrency = batch_concurrency(settings, WORKERS)
     per_worker = math.ceil(concurrency / WORKERS)
     ideal = WORKERS * per_worker / (LATENCY_MS / 1000)
-    print(f"machine: {describe_machine(('Celery', celery.__version__), ('Kombu', kombu.__version__))}")
+    machine = describe_machine(("Celery", celery.__version__), ("Kombu", kombu.__version__))
+    print(f"machine: {machine}")
     print(f"promptbus batch settings: {settings}")
     print(
         f"promptbus runs {concurrency} items of a batch at once on {WORKERS} workers; the bare "
@@ -405,7 +410,7 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path, benc
         f"emulator at {LATENCY_MS:g} ms: ideal {ideal:.0f} items/s"
     )
     async with client_session(16, HTTP_TIMEOUT_S) as session:
-        emulator, emulator_url = await start_emulator_up(children, session, LATENCY_MS)
+        _, emulator_url = await start_emulator_up(children, session, LATENCY_MS)
         bench = Bench(
             children,
             session,
@@ -414,7 +419,7 @@ async def run(args: argparse.Namespace, children: Children, work_dir: Path, benc
             os.urandom(4).hex(),
             args.items,
             per_worker,
-            *bench_names,
+            *names,
         )
         checks: list[Check] = []
         for number in range(1, args.runs + 1):
@@ -434,6 +439,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runs", type=int, default=DEFAULT_RUNS, help=f"comparisons per broker ({DEFAULT_RUNS})"
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="keep every process's log and database here (default: a temp dir)",
     )
     parser.add_argument("--bare-worker", action="store_true", help="run only a bare worker")
     parser.add_argument("--worker-url", help="with --bare-worker: its broker URL")
@@ -460,12 +470,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.bare_worker:
         run_bare_group_worker(args.worker_url, args.suffix, args.concurrency, args.emulator)
         return 0
+    if args.work_dir is not None:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
     suffixes: list[str] = []
     prefixes: list[str] = []
     try:
         return run_bench(
             lambda children, work_dir: run(args, children, work_dir, (suffixes, prefixes)),
             STOP_GRACE_S,
+            args.work_dir,
         )
     finally:
         clean_all(args.brokers, suffixes)
