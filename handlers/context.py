@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from handlers.emit import CompletionSink
     from pipeline.budgets import BudgetGuard
     from pipeline.resilience.router import Router
+    from pipeline.sessions import SessionStore
     from pipeline.webhooks.scheduler import WebhookScheduler
 
 
@@ -45,3 +46,5 @@ class StageContext:
     metrics: Metrics = field(default_factory=Metrics)
     # The process's tracer; None when tracing is off.
     tracer: Tracer | None = None
+    # Where conversations are kept (a job that is a session's turn keeps it there).
+    sessions: "SessionStore | None" = None

@@ -14,7 +14,7 @@ from typing import Final, Protocol
 import structlog
 
 from handlers.context import StageContext
-from pipeline.errors import JobCancelled
+from pipeline.errors import JobCancelled, PromptbusError
 from pipeline.ledger import CANCELLED as CANCELLED_STATUS
 from pipeline.ledger import ERROR, UsageEntry, answered_model, caller, failed
 from pipeline.transient import TRANSIENT
@@ -24,6 +24,8 @@ from schemas import (
     ErrorDetail,
     GenerateResponse,
     JobState,
+    Message,
+    Role,
     StageEnvelope,
 )
 from schemas.jobs import Job
@@ -90,19 +92,40 @@ async def finish(
 ) -> Job | None:
     """End the job and deliver its completion; None if it was unknown or had ended already.
 
-    Only the first finisher gets the job back: it alone records the job's usage.
+    Only the first finisher gets the job back: it alone records the job's usage (a chain
+    job's calls were recorded each as they were made: it has no record of its own).
     """
     job = await ctx.jobs.transition(
         job_id, state, stage=stage, result=result, error=error, finished_at=time.time()
     )
     if job is not None:
-        ctx.ledger.record(usage_entry(job))
+        if job.request is not None:
+            ctx.ledger.record(usage_entry(job))
+        if job.session is not None and job.result is not None and state is JobState.SUCCEEDED:
+            await keep_turn(ctx, job, job.result)
         await deliver(ctx, job)
     return job
 
 
+async def keep_turn(ctx: StageContext, job: Job, result: GenerateResponse) -> None:
+    """Keep a session's turn made by a job: its own turn, then the answer (once: the job's
+    one finisher keeps it). A store that fails loses the turn, not the job's answer."""
+    if job.session is None or ctx.sessions is None:
+        return
+    said = [*job.session.turn]
+    if result.text:
+        said.append(Message(role=Role.ASSISTANT, content=result.text))
+    try:
+        async with ctx.sessions.turn(job.tenant, job.session.id):
+            await ctx.sessions.append(job.tenant, job.session.id, said)
+    except (PromptbusError, *TRANSIENT) as exc:
+        log.warning("session turn not kept", job_id=job.id, error=type(exc).__name__)
+
+
 def usage_entry(job: Job) -> UsageEntry:
     """The usage record of a finished job: from its answer, or the error it ended with."""
+    if job.request is None:
+        raise ValueError(f"job {job.id} runs a chain: its calls are its usage records")
     who = caller(
         job.request,
         tenant=job.tenant,

@@ -92,6 +92,13 @@ class PermissionDenied(PromptbusError):
     type = "permission_denied"
 
 
+class AuthThrottled(PromptbusError):
+    """Raised when a client address sent too many bad API keys and must wait out a cool-down."""
+
+    status = 429
+    type = "too_many_failed_authentications"
+
+
 class KeysUnavailable(PromptbusError):
     """Raised when a key must be looked up and the database that holds keys does not answer."""
 

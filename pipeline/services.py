@@ -121,6 +121,7 @@ class Services:
         budgets = build_budgets(settings, database, backends.redis, publisher, scheduler)
         await budgets.reconcile(database)
         jobs = backends.jobs if not metrics.enabled else MeteredJobStore(backends.jobs, metrics)
+        sessions = build_sessions(settings, backends.redis)
         ctx = StageContext(
             catalog=catalog,
             templates=templates,
@@ -138,6 +139,7 @@ class Services:
             budgets=budgets,
             metrics=metrics,
             tracer=tracing.tracer,
+            sessions=sessions,
         )
         if ledger is not None:
             ledger.start()
@@ -160,7 +162,7 @@ class Services:
             metrics=metrics,
             tracing=tracing,
             chains=chains,
-            sessions=build_sessions(settings, backends.redis),
+            sessions=sessions,
         )
 
     async def stop(self) -> None:

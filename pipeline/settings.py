@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     gemini_batch_poll_initial_s: float = Field(default=2.0, gt=0, le=3600)
     gemini_batch_poll_max_s: float = Field(default=60.0, gt=0, le=3600)
     gemini_batch_deadline_s: float = Field(default=24 * 3600.0, gt=0, le=7 * 24 * 3600)
+    # A provider batch's requests go inline up to this many bytes (Gemini takes about 20 MB
+    # inline), in an uploaded JSON Lines file past it.
+    gemini_batch_inline_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0, le=20 * 1024**2)
     # An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama...); unset: the built-in emulator's.
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = Field(
@@ -199,6 +202,13 @@ class Settings(BaseSettings):
     key_cache_max_entries: int = Field(default=10_000, ge=16, le=1_000_000)
     # A key's last_used_at is written at most this often (off the request path).
     key_touch_interval_s: float = Field(default=60.0, gt=0, le=3600)
+    # Bad keys from one client address (the TCP peer's; X-Forwarded-For is not read): after
+    # this many within the window, every request from it is a 429 for the cool-down (0: off).
+    auth_failures_max: int = Field(default=20, ge=0, le=1_000_000)
+    auth_failure_window_s: float = Field(default=60.0, gt=0, le=24 * 3600)
+    auth_cooldown_s: float = Field(default=60.0, gt=0, le=24 * 3600)
+    # Addresses remembered at once (the least recently failing forgotten first), per process.
+    auth_failure_max_addresses: int = Field(default=10_000, ge=16, le=1_000_000)
 
     # Prometheus metrics at /metrics (off: every hook is a no-op, and /metrics is a 404).
     metrics: bool = True

@@ -7,10 +7,11 @@ from pydantic import BaseModel
 
 from schemas.batches import BatchFinished, BatchProgress
 from schemas.budgets import BudgetThreshold
+from schemas.chains import ChainStepEvent
 from schemas.errors import ErrorBody
 from schemas.events import CompletionDelta, CompletionEvent, RequestEvent
 from schemas.generate import GenerateRequest, GenerateResponse
-from schemas.jobs import Job, JobSubmission
+from schemas.jobs import ChainJobSubmission, Job, JobSubmission
 from schemas.templates import TemplateList
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -23,11 +24,13 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "completion_event": CompletionEvent,
     "completion_delta": CompletionDelta,
     "job_submission": JobSubmission,
+    "chain_job_submission": ChainJobSubmission,
     "job": Job,
     "template_list": TemplateList,
     "budget_threshold": BudgetThreshold,
     "batch_progress": BatchProgress,
     "batch_finished": BatchFinished,
+    "chain_step": ChainStepEvent,
 }
 
 

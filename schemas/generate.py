@@ -115,6 +115,7 @@ class CacheControl(Envelope):
     )
 
 
+SessionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 TemplateId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 TemplateValue = Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | int | float | bool
 
@@ -175,7 +176,7 @@ class GenerateRequest(Envelope):
         default=None,
         description="The end user, for providers that take one; not part of the cache key",
     )
-    session_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] | None = Field(
+    session_id: SessionId | None = Field(
         default=None,
         description="A conversation kept server-side: its recent turns are sent before this "
         "one, and this turn is kept after a good answer (the cache key covers the history sent)",

@@ -2,12 +2,13 @@
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas._base import Envelope
+from schemas.chains import ChainRef, ChainRun
 from schemas.errors import ErrorDetail
 from schemas.events import JobId, JobState, WebhookTarget
-from schemas.generate import GenerateRequest, GenerateResponse
+from schemas.generate import CacheControl, GenerateRequest, GenerateResponse, Message, SessionId
 from schemas.webhooks import Attempt
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
@@ -27,8 +28,34 @@ class JobSubmission(GenerateRequest):
         )
 
 
+class ChainJobSubmission(Envelope):
+    """A chain to run as a job (POST /v1/jobs with `chain`), with where to report it."""
+
+    chain: ChainRef
+    cache: CacheControl = Field(
+        default=CacheControl(), description="Applied to every model call of the chain"
+    )
+    session_id: SessionId | None = Field(
+        default=None, description="A kept conversation (see ChainInvocation.session_id)"
+    )
+    webhook: WebhookTarget | None = None
+    metadata: dict[str, str] | None = Field(default=None, max_length=64)
+    correlation_id: str | None = Field(default=None, max_length=256)
+
+
+class SessionTurn(Envelope):
+    """The session a job is a turn of, and what it keeps there once it succeeds (then the
+    answer): the request's own turn, or a chain's input."""
+
+    id: SessionId
+    turn: tuple[Message, ...]
+
+
 class Job(Envelope):
-    """One job: its state, current stage, and its result or error once finished."""
+    """One job: its state, current stage, and its result or error once finished.
+
+    A job runs a generate request (`request`) or a chain (`chain`, its steps' states).
+    """
 
     id: JobId
     state: JobState
@@ -39,11 +66,19 @@ class Job(Envelope):
     created_at: float
     updated_at: float
     finished_at: float | None = None
-    request: GenerateRequest
+    request: GenerateRequest | None = None
+    chain: ChainRun | None = None
+    session: SessionTurn | None = None
     webhook: WebhookTarget | None = None
     metadata: dict[str, str] | None = None
     result: GenerateResponse | None = None
     error: ErrorDetail | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Job":
+        if (self.request is None) is (self.chain is None):
+            raise ValueError("a job runs either a 'request' or a 'chain'")
+        return self
 
     @property
     def finished(self) -> bool:

@@ -27,8 +27,18 @@ _NEVER_RAN: Final = {
 }
 
 
-async def finalize(store: BatchStore, batch_id: str, on_end: OnEnd | None = None) -> bool:
-    """End the batch if nothing of it is pending; whether this call ended it."""
+async def finalize(
+    store: BatchStore,
+    batch_id: str,
+    on_end: OnEnd | None = None,
+    *,
+    failure: dict[str, Any] | None = None,
+) -> bool:
+    """End the batch if nothing of it is pending; whether this call ended it.
+
+    With a `failure` (an error object) a running batch ends `failed` with it (a provider
+    batch whose job failed), its files made all the same.
+    """
     batch = await store.batch(batch_id)
     # The counts move with each item's result (one transaction), so counts short of the
     # total mean an item is pending: no need to look through the items' rows for one.
@@ -47,7 +57,10 @@ async def finalize(store: BatchStore, batch_id: str, on_end: OnEnd | None = None
     to = BatchStatus.CANCELLED if status is BatchStatus.CANCELLING else BatchStatus.COMPLETED
     if to is BatchStatus.COMPLETED and expired:
         to = BatchStatus.EXPIRED
-    files, fields = [], {}
+    fields: dict[str, Any] = {}
+    if to is BatchStatus.COMPLETED and failure is not None:
+        to, fields["errors"] = BatchStatus.FAILED, {"object": "list", "data": [failure]}
+    files = []
     for kind, lines in (("output", output), ("error", errors)):
         if lines:
             file_id = new_id("file-")

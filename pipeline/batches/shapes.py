@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Any
 
+from pipeline.batches.provider_state import callers_metadata
 from pipeline.batches.store import FileInfo
 from pipeline.db.batch_tables import BatchRecord
 
@@ -56,7 +57,7 @@ def batch_object(batch: BatchRecord) -> dict[str, Any]:
         "created_at": _unix(batch.created_at),
         "expires_at": _unix(batch.expires_at),
         "request_counts": counts(batch),
-        "metadata": batch.metadata_,
+        "metadata": callers_metadata(batch.metadata_),
         "mode": batch.mode,
     }
     for stamp in _STAMPS:

@@ -39,6 +39,17 @@ class FileInfo:
     expires_at: datetime
 
 
+_FILE_COLUMNS: Final = (
+    FileRecord.id,
+    FileRecord.tenant,
+    FileRecord.purpose,
+    FileRecord.filename,
+    FileRecord.size,
+    FileRecord.created_at,
+    FileRecord.expires_at,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class NewItem:
     """One validated request of a batch."""
@@ -94,19 +105,32 @@ class BatchStore:
 
     async def file(self, tenant: str, file_id: str) -> FileInfo | None:
         """A file of `tenant`'s, without its bytes."""
-        columns = (
-            FileRecord.id,
-            FileRecord.tenant,
-            FileRecord.purpose,
-            FileRecord.filename,
-            FileRecord.size,
-            FileRecord.created_at,
-            FileRecord.expires_at,
-        )
-        query = select(*columns).where(FileRecord.id == file_id, FileRecord.tenant == tenant)
+        query = select(*_FILE_COLUMNS).where(FileRecord.id == file_id, FileRecord.tenant == tenant)
         async with self._sessions() as session:
             row = (await session.execute(query)).first()
         return None if row is None else FileInfo(*row)
+
+    async def files(
+        self,
+        tenant: str,
+        *,
+        purpose: str | None,
+        after: str | None,
+        limit: int,
+        newest_first: bool,
+    ) -> tuple[list[FileInfo], bool]:
+        """A page of `tenant`'s files (of `purpose`, when given) after the one named, by
+        creation; and whether there are more."""
+        query = select(*_FILE_COLUMNS).where(FileRecord.tenant == tenant)
+        if purpose is not None:
+            query = query.where(FileRecord.purpose == purpose)
+        if after is not None:
+            query = query.where(FileRecord.id < after if newest_first else FileRecord.id > after)
+        order = FileRecord.id.desc() if newest_first else FileRecord.id.asc()
+        query = query.order_by(order).limit(limit + 1)
+        async with self._sessions() as session:
+            found = [FileInfo(*row) for row in await session.execute(query)]
+        return found[:limit], len(found) > limit
 
     async def content(self, tenant: str, file_id: str) -> bytes | None:
         """A file's bytes."""
@@ -175,6 +199,18 @@ class BatchStore:
             result = await session.execute(query)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def update(self, batch_id: str, when: Iterable[BatchStatus], **fields: Any) -> bool:
+        """Set fields of a batch if it is in one of `when` (its status unchanged); whether
+        it was."""
+        query = (
+            update(BatchRecord)
+            .where(BatchRecord.id == batch_id, BatchRecord.status.in_([s.value for s in when]))
+            .values(**fields)
+        )
+        async with self._sessions.begin() as session:
+            result = await session.execute(query)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def pending(self, batch_id: str, first: int, last: int) -> list[NewItem]:
         """The items on lines [first, last) not finished yet."""
         query = (
@@ -224,6 +260,34 @@ class BatchStore:
                     )
                 )
         return counted[True] + counted[False]
+
+    async def finish_items(
+        self, batch_id: str, results: Sequence[tuple[str, bool, dict[str, Any]]]
+    ) -> int:
+        """Write many items' results (custom id, ok, line) and count them, in one
+        transaction; how many were still pending (the others are left as they were)."""
+        ok = bad = 0
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            for custom_id, good, result in results:
+                done = await session.execute(
+                    update(BatchItem)
+                    .where(
+                        BatchItem.batch_id == batch_id,
+                        BatchItem.custom_id == custom_id,
+                        BatchItem.status == PENDING,
+                    )
+                    .values(status=OK if good else ERROR, result=result, finished_at=now)
+                )
+                if done.rowcount:  # type: ignore[attr-defined]
+                    ok, bad = (ok + 1, bad) if good else (ok, bad + 1)
+            if ok or bad:
+                await session.execute(
+                    update(BatchRecord)
+                    .where(BatchRecord.id == batch_id)
+                    .values(completed=BatchRecord.completed + ok, failed=BatchRecord.failed + bad)
+                )
+        return ok + bad
 
     async def unfinished(self, batch_id: str) -> bool:
         """Whether any item of the batch is not finished yet."""

@@ -26,7 +26,7 @@ from schemas import (
 )
 from schemas.jobs import Job
 
-_JOB_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_JOB_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 R = TypeVar("R", bound=GenerateRequest)
 
@@ -43,12 +43,6 @@ class Refused(Exception):
 def admit(request: R, catalog: ModelCatalog, templates: TemplateCatalog) -> R:
     """`request` admitted: schema checked, template expanded, model known; or a PromptbusError."""
     admitted = arrive(request, templates)
-    if admitted.session_id is not None:
-        raise ValidationFailed(
-            "session_id is for sync requests (/v1/generate, chat completions); "
-            "a job does not take one",
-            field="session_id",
-        )
     catalog.route(admitted.model)
     return admitted
 
@@ -60,7 +54,8 @@ def parse_event(body: bytes) -> RequestEvent:
     except orjson.JSONDecodeError as exc:
         raise Refused(f"invalid JSON: {exc}", None) from None
     job_id = data.get("job_id") if isinstance(data, dict) else None
-    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+    # fullmatch: `$` alone would let a trailing newline through, which JobId refuses.
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
         job_id = None
     if not isinstance(data, dict) or data.get("schema") != REQUEST_SCHEMA:
         schema = data.get("schema") if isinstance(data, dict) else None
@@ -79,6 +74,12 @@ def admit_event(
 ) -> RequestEvent:
     """The event with its request admitted; Refused saying why it cannot be."""
     try:
+        if event.request.session_id is not None:
+            # A session is kept by the ingress that takes a turn; the bus has none.
+            raise ValidationFailed(
+                "session_id is for HTTP requests and jobs; a bus event does not take one",
+                field="session_id",
+            )
         request = admit(event.request, catalog, templates)
     except PromptbusError as exc:
         raise Refused(f"invalid event: {exc}", event.job_id) from None
@@ -104,7 +105,9 @@ def new_job(event: RequestEvent, *, now: float, key_id: str | None = None) -> Jo
 
 
 def envelope_for(job: Job, *, deadline: float) -> StageEnvelope:
-    """The stage envelope a job's stages start from, read off its record."""
+    """The stage envelope a job's stages start from, read off its record (a request's job)."""
+    if job.request is None:
+        raise ValueError(f"job {job.id} runs a chain: it has no stage envelope")
     return StageEnvelope.model_construct(
         request_id=job.id,
         job_id=job.id,

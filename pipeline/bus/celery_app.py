@@ -6,6 +6,7 @@ and a bridge starts chains with it. Only a worker gives it task bodies
 sending on it, needs none of them.
 """
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from celery import Celery, chain, group
@@ -31,6 +32,10 @@ WEBHOOK_FAMILY: Final = "webhook"
 # Batch lanes (pipeline.batches.execution) on a queue of their own, apart from jobs' steps.
 BATCH_TASK: Final = "promptbus.batch"
 BATCH_FAMILY: Final = "batch"
+# A provider batch's steps (pipeline.batches.provider), on the batch queue too.
+PROVIDER_BATCH_TASK: Final = "promptbus.provider_batch"
+# A chain job's steps (pipeline.worker.chain_driver), on the generate queue: they call models.
+CHAIN_TASK: Final = "promptbus.chain"
 
 # Celery renders task arguments into every message for its logs; an envelope (and a
 # chain's nested signatures) makes that rendering cost more than the task itself.
@@ -85,6 +90,8 @@ def create_celery(settings: Settings, topology: Topology) -> Celery:
             **{task_name(step): {"queue": queues[f].name} for step, f in FAMILIES.items()},
             WEBHOOK_TASK: {"queue": queues[WEBHOOK_FAMILY].name},
             BATCH_TASK: {"queue": queues[BATCH_FAMILY].name},
+            PROVIDER_BATCH_TASK: {"queue": queues[BATCH_FAMILY].name},
+            CHAIN_TASK: {"queue": queues["generate"].name},
         },
         # The embedded worker serves no remote control: no shared `celery.pidbox` exchange, so
         # deployments told apart by their bus suffix stay apart on one broker.
@@ -124,6 +131,48 @@ def job_chain(app: Celery, envelope: StageEnvelope) -> Signature:
     return chain(*signatures)
 
 
+@dataclass(frozen=True, slots=True)
+class ChainTask:
+    """What one chain task runs: a job's step, or one chunk of a map step's items. A re-drive
+    queues what follows without a claim (what was queued before was lost)."""
+
+    job_id: str
+    step: str
+    chunk: int | None = None
+    redrive: bool = False
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> "ChainTask":
+        """The task a message's payload names."""
+        chunk = payload.get("chunk")
+        return cls(
+            job_id=str(payload["job_id"]),
+            step=str(payload["step"]),
+            chunk=None if chunk is None else int(chunk),
+            redrive=bool(payload.get("redrive", False)),
+        )
+
+
+def chain_step_task(
+    app: Celery, job_id: str, step: str, *, chunk: int | None = None, redrive: bool = False
+) -> Signature:
+    """The task of one step of a chain job (of one chunk of a map step's items, if `chunk`)."""
+    payload: dict[str, Any] = {"job_id": job_id, "step": step}
+    if chunk is not None:
+        payload["chunk"] = chunk
+    if redrive:
+        payload["redrive"] = True
+    part = "" if chunk is None else f".{chunk}"
+    return app.signature(
+        CHAIN_TASK, args=(payload,), task_id=f"{job_id}.chain.{step}{part}", **QUIET_REPR
+    )
+
+
+def map_chunks(app: Celery, job_id: str, step: str, chunks: range) -> Signature:
+    """The Celery group that runs a map step: one task per chunk of its items."""
+    return group(chain_step_task(app, job_id, step, chunk=chunk) for chunk in chunks)
+
+
 def batch_lanes(app: Celery, batch_id: str, chunks: range) -> Signature:
     """The Celery group that starts a batch: one lane task per chunk in `chunks`."""
     return group(lane_task(app, batch_id, chunk) for chunk in chunks)
@@ -133,6 +182,11 @@ def lane_task(app: Celery, batch_id: str, chunk: int) -> Signature:
     """The task of one chunk of a batch."""
     payload = {"batch_id": batch_id, "chunk": chunk}
     return app.signature(BATCH_TASK, args=(payload,), task_id=f"{batch_id}.{chunk}")
+
+
+def provider_step(app: Celery, batch_id: str, poll: int) -> Signature:
+    """The task of one step (poll `poll`) of a provider batch."""
+    return app.signature(PROVIDER_BATCH_TASK, args=({"batch_id": batch_id, "poll": poll},))
 
 
 class DeliveryQueue:

@@ -36,6 +36,8 @@ LEASE: Final = "dispatch"
 LEASE_S: Final = 60.0
 
 ChainStarter = Callable[[StageEnvelope], Awaitable[None]]
+# Starts a chain job's next step again (its own tasks, not the request's chain).
+ChainJobRedrive = Callable[[Job], Awaitable[None]]
 # Whether a bus event may act for a tenant (the tenants configured; any while there are none).
 TenantCheck = Callable[[str], Awaitable[bool]]
 
@@ -77,11 +79,17 @@ class Dispatcher:
     """Starts each job once: its request identified and looked up, then its chain or its end."""
 
     def __init__(
-        self, ctx: StageContext, start_chain: ChainStarter, tenants: TenantCheck | None = None
+        self,
+        ctx: StageContext,
+        start_chain: ChainStarter,
+        tenants: TenantCheck | None = None,
+        *,
+        redrive_chain_job: ChainJobRedrive | None = None,
     ) -> None:
         self._ctx = ctx
         self._start_chain = start_chain
         self._tenants = tenants
+        self._redrive_chain_job = redrive_chain_job
 
     async def event(self, body: bytes, headers: Mapping[str, Any] | None = None) -> Dispatched:
         """Take one raw request event: dispatch its job once, or say why it is not run.
@@ -152,8 +160,16 @@ class Dispatcher:
             await self._ctx.jobs.release(LEASE, job.id)
 
     async def start(self, job: Job) -> Dispatched:
-        """Run the job's first stage, then start its chain or end it with the cached answer."""
+        """Run the job's first stage, then start its chain or end it with the cached answer.
+
+        A chain job (no request of its own) has its next step started again instead.
+        """
         ctx = self._ctx
+        if job.chain is not None:
+            if self._redrive_chain_job is None:
+                return Dispatched(Fate.BUSY, "this process runs no chain jobs")
+            await self._redrive_chain_job(job)
+            return Dispatched(Fate.STARTED)
         envelope = envelope_for(job, deadline=time.time() + ctx.job_deadline_s)
         with stage_span(ctx.tracer, names.LOOKUP, envelope) as current:
             envelope = await cache_lookup(await identified(envelope, ctx), ctx)

@@ -29,6 +29,7 @@ from pipeline.tracing import current_headers
 from schemas import CompletionDelta, CompletionEvent, JobState, RequestEvent
 from schemas.batches import BatchFinished, BatchProgress
 from schemas.budgets import BudgetThreshold
+from schemas.chains import ChainStepEvent
 
 log = structlog.get_logger("promptbus.bus")
 
@@ -143,6 +144,20 @@ class EventPublisher:
                 schema=event.schema_,
                 declare=[self._topology.completions_exchange],
                 persistent=event.type != "batch.progress",
+            ),
+            tries=1,
+        )
+
+    async def publish_chain_step(self, event: ChainStepEvent) -> None:
+        """Publish a `chain.step` event, tried once: the job's record is the truth."""
+        await self._publish(
+            self._event(
+                event.model_dump_json(by_alias=True, exclude_none=True).encode(),
+                exchange=self._topology.completions_exchange,
+                routing_key=event.type,
+                correlation_id=event.correlation_id,
+                schema=event.schema_,
+                declare=[self._topology.completions_exchange],
             ),
             tries=1,
         )

@@ -105,4 +105,9 @@ def _params(request: GenerateRequest) -> dict[str, object]:
         "stop": p.stop,
         "seed": p.seed,
     }
-    return {name: value for name, value in values.items() if value is not None}
+    # `+ 0.0` makes -0.0 (which the bounds let through) key as 0.0, the same temperature.
+    return {
+        name: value + 0.0 if isinstance(value, float) else value
+        for name, value in values.items()
+        if value is not None
+    }

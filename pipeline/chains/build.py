@@ -85,7 +85,7 @@ class _Builder:
     def _step(self, step: Step, available: frozenset[str]) -> Runnable[State, Any]:
         match step:
             case LlmStep():
-                return _llm(step)
+                return llm_runnable(step)
             case MapStep():
                 return self._map(step, available)
             case BranchStep():
@@ -117,7 +117,7 @@ class _Builder:
         )
 
 
-def _llm(step: LlmStep) -> Runnable[State, Any]:
+def llm_runnable(step: LlmStep) -> Runnable[State, Any]:
     """The model call of `step`: its prompt filled from the state, through promptbus's path."""
     # Tagged: a streamed invocation tells each model call's deltas by its step.
     bound = (

@@ -11,6 +11,7 @@ from pipeline.errors import ChainStepFailed
 
 # A list a map runs over, or a split makes, holds at most this many items.
 MAX_ITEMS: Final = 1000
+_CLOSING: Final = ".!\"'`"
 
 
 def resolve(state: Mapping[str, Any], source: Source, step: str) -> Any:
@@ -19,7 +20,7 @@ def resolve(state: Mapping[str, Any], source: Source, step: str) -> Any:
     for part in source.path:
         if isinstance(value, Mapping) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and 0 <= _index(part) < len(value):
             value = value[int(part)]
         else:
             raise ChainStepFailed(
@@ -48,7 +49,11 @@ def as_list(value: Any, step: str, source: Source) -> list[Any]:
 
 def label_of(value: Any) -> str:
     """A value as a branch compares it: trimmed, lower case, without closing punctuation."""
-    return as_text(value).strip().strip(".!\"'`").strip().lower()
+    text = as_text(value)
+    # Until nothing changes: "yes. ." has a space inside its closing punctuation.
+    while (trimmed := text.strip().strip(_CLOSING)) != text:
+        text = trimmed
+    return text.lower()
 
 
 def reduce(step: ReduceStep, state: Mapping[str, Any]) -> str:
@@ -90,6 +95,11 @@ def transform(step: TransformStep, state: Mapping[str, Any]) -> Any:
             return label_of(value) == step.value
         case _:  # pick: the source's field is the value
             return value
+
+
+def _index(part: str) -> int:
+    """`part` as a list index; -1 unless it is ASCII digits (str.isdigit also takes "²")."""
+    return int(part) if part.isascii() and part.isdigit() else -1
 
 
 def _shown(value: Any, limit: int = 80) -> str:

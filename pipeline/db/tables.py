@@ -129,6 +129,10 @@ class UsageRecord(Base):
     error_type: Mapped[str | None] = mapped_column(String(64))
     template_id: Mapped[str | None] = mapped_column(String(200))
     template_version: Mapped[str | None] = mapped_column(String(64))
+    # A model call a chain made: the chain, its version and the step (None: a custom chain's).
+    chain_id: Mapped[str | None] = mapped_column(String(64))
+    chain_version: Mapped[int | None] = mapped_column(Integer)
+    chain_step: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_usage_records_at", "at"),

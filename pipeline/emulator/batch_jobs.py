@@ -1,7 +1,8 @@
 """Gemini batch jobs the emulator holds: their requests, their state over time, their results.
 
 A job waits `step` in BATCH_STATE_PENDING, runs for another `step`, then answers every
-request at once and succeeds (inline requests answered inline, a file's in a file); state
+request at once and succeeds (inline requests answered inline, a file's in a file), or,
+when a request asked for it (`[[emulator:batch=failed|expired]]`), ends so with no answers; state
 moves only when the job is looked at, so nothing runs in the background and a job nobody
 polls costs nothing.
 """
@@ -71,13 +72,17 @@ class BatchJob:
     # Whether the requests came in a file (keyed lines): the responses go to one too.
     from_file: bool = False
     responses_file: str | None = None
+    # How the job ends instead of succeeding (a request's `batch=` directive asked).
+    fault: BatchState | None = None
 
     def advance(self, step_s: float, answer: Answerer, save: Saver) -> None:
         """Move the job on as far as the time since it was created says."""
         if self.state.done:
             return
         elapsed = time.monotonic() - self.started
-        if elapsed >= 2 * step_s:
+        if elapsed >= 2 * step_s and self.fault is not None:
+            self._finish(self.fault)
+        elif elapsed >= 2 * step_s:
             self.responses = [self._answered(item, answer) for item in self.requests]
             if self.from_file:
                 lines = b"".join(orjson.dumps(line) + b"\n" for line in self.responses)
@@ -127,6 +132,8 @@ class BatchJob:
         operation: Json = {"name": self.name, "metadata": metadata, "done": self.state.done}
         if self.ended is not None:
             metadata["endTime"] = timestamp(self.ended)
+        if self.state is BatchState.FAILED:
+            operation["error"] = {"code": 13, "message": "Emulated batch failure."}
         if self.state is BatchState.SUCCEEDED:
             output: Json = (
                 {"responsesFile": self.responses_file}
@@ -146,7 +153,13 @@ class BatchBook:
         self._max_jobs = max_jobs
 
     def create(
-        self, model: str, display_name: str, requests: list[Json], *, from_file: bool = False
+        self,
+        model: str,
+        display_name: str,
+        requests: list[Json],
+        *,
+        from_file: bool = False,
+        fault: BatchState | None = None,
     ) -> BatchJob:
         """Hold a new pending job; BadRequest when every held job is still running."""
         if len(self._jobs) >= self._max_jobs:
@@ -155,7 +168,7 @@ class BatchBook:
                 raise BadRequest(f"the emulator holds {self._max_jobs} unfinished batches")
             del self._jobs[oldest]
         name = f"batches/{secrets.token_hex(8)}"
-        job = BatchJob(name, model, display_name, requests, from_file=from_file)
+        job = BatchJob(name, model, display_name, requests, from_file=from_file, fault=fault)
         self._jobs[job.name] = job
         return job
 

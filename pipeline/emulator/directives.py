@@ -8,6 +8,8 @@ from typing import Any, Final, Literal
 from pipeline.emulator.state import BadRequest
 
 JsonFault = Literal["invalid", "malformed", "invalid_then_valid", "malformed_then_valid"]
+# How a whole batch job ends when one of its requests says so (`batch=failed`).
+BatchEnd = Literal["failed", "expired"]
 
 JSON_FAULTS: Final[tuple[JsonFault, ...]] = (
     "invalid",
@@ -40,6 +42,8 @@ class Directives:
     # (`set=verdict:fail`): how a test makes a classifier or a checker answer as it needs.
     say: str | None = None
     fields: tuple[tuple[str, str], ...] = ()
+    # In a batch job: the whole job ends so, answering nothing (`batch=failed|expired`).
+    batch: BatchEnd | None = None
 
     @property
     def stops_after(self) -> int | None:
@@ -90,6 +94,8 @@ def _parse_item(item: str) -> dict[str, Any]:
         return {"chunk_delay_ms": delay}
     if key == "json" and value in JSON_FAULTS:
         return {"json": value}
+    if key == "batch" and value in ("failed", "expired"):
+        return {"batch": value}
     if key == "say" and value.strip():
         return {"say": value.strip()}
     if key == "set" and (field := value.partition(":"))[1] and field[0].strip():

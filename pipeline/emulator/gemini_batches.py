@@ -4,7 +4,8 @@ Requests come inline (answered in `output.inlinedResponses`, with their metadata
 an uploaded JSON Lines file of `{"key", "request"}` lines (answered in a generated file,
 `output.responsesFile`, one `{"key", "response" | "error"}` line each). Each request is
 answered as `generateContent` answers it (its directives and the fault rules included) and
-counts in /stats as one call when the job runs. A request that fails (a `status=`
+counts in /stats as one call when the job runs. A request with `[[emulator:batch=failed]]`
+(or `expired`) ends its whole job so, unanswered. A request that fails (a `status=`
 directive, a fault rule, a request the API would reject) gets a `google.rpc.Status` error
 in its place; the others are answered.
 """
@@ -15,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from pipeline.emulator.answers import read_directives
-from pipeline.emulator.batch_jobs import BatchBook, BatchJob
+from pipeline.emulator.batch_jobs import BatchBook, BatchJob, BatchState
 from pipeline.emulator.calls import CONFIG_KEY, STATS_KEY, with_rules
 from pipeline.emulator.files import FILES_KEY, FileBook
 from pipeline.emulator.gemini import answer_call, google_error, json_response
@@ -107,13 +108,29 @@ def _requests(body: Json, files: FileBook) -> tuple[str, list[Json], bool]:
     return (name if isinstance(name, str) else ""), items, from_file
 
 
+_ENDS: Final = {"failed": BatchState.FAILED, "expired": BatchState.EXPIRED}
+
+
+def _job_fault(model: str, items: list[Json]) -> BatchState | None:
+    """How the job ends when one of its requests says so (`batch=failed|expired`)."""
+    for item in items:
+        try:
+            end = read_directives(read_prompt(model, item["request"])).batch
+        except BadRequest:
+            continue  # that request fails on its own when the job runs
+        if end is not None:
+            return _ENDS[end]
+    return None
+
+
 async def create(request: web.Request, model: str) -> web.Response:
     """Start a batch job of inline requests or of a file's; answer its Operation."""
     try:
         body = await read_body(request)
         display_name, items, from_file = _requests(body, request.app[FILES_KEY])
         book = request.app[BATCHES_KEY]
-        job = book.create(model, display_name, items, from_file=from_file)
+        fault = _job_fault(model, items)
+        job = book.create(model, display_name, items, from_file=from_file, fault=fault)
     except BadRequest as exc:
         return google_error(400, str(exc))
     return json_response(job.operation())

@@ -14,7 +14,8 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from pipeline.errors import PermissionDenied, PromptbusError, Unauthenticated
+from pipeline.errors import AuthThrottled, PermissionDenied, PromptbusError, Unauthenticated
+from pipeline.ingress.auth_throttle import AuthThrottle
 from pipeline.ingress.compat.gemini import is_gemini_request
 from pipeline.ingress.compat.gemini.errors import render_error as gemini_error
 from pipeline.ingress.compat.openai.errors import render_error as openai_error
@@ -91,6 +92,7 @@ def authentication(settings: Settings) -> Middleware:
     # The principal of each grant the directory holds, made once (a frozen dataclass costs
     # a microsecond to build, which a cache hit notices); bounded like the directory.
     principals: dict[int, tuple[Grant, Principal]] = {}
+    throttle = AuthThrottle(settings)
 
     def principal_for(grant: Grant) -> Principal:
         held = principals.get(id(grant))
@@ -110,16 +112,25 @@ def authentication(settings: Settings) -> Middleware:
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIX):
             return await handler(request)
         surface = surface_of(request)
+        # The TCP peer's address: behind a proxy, the proxy's (X-Forwarded-For is not read).
+        # Looked up only while some address has failed (a cache hit's path pays one check).
+        if throttle.watching and (wait_s := throttle.wait_s(request.remote or "")) is not None:
+            return _refuse(request, surface, _throttled(wait_s))
         key = presented_key(request, surface)
         digest = None if key is None else digest_of(key)
         if digest is not None and admin_digest is not None and same_digest(admin_digest, digest):
             request[PRINCIPAL_KEY] = ADMIN
             return await handler(request)
-        if path.startswith(ADMIN_PREFIX):
-            return await _refuse_admin(request, digest, admin_digest is not None)
         try:
+            if path.startswith(ADMIN_PREFIX):
+                return await _refuse_admin(request, digest, admin_digest is not None)
             principal = await tenant_principal(request, digest)
         except PromptbusError as exc:  # a bad key, or the key database away: the API's shape
+            # A key was sent and is no key: a guess (a missing key is not one).
+            if isinstance(exc, Unauthenticated) and digest is not None:
+                throttle.failed(request.remote or "")
+            if path.startswith(ADMIN_PREFIX):
+                raise
             return _refuse(request, surface, exc)
         if principal is not None:
             request[PRINCIPAL_KEY] = principal
@@ -128,11 +139,15 @@ def authentication(settings: Settings) -> Middleware:
     async def tenant_principal(request: web.Request, digest: str | None) -> Principal | None:
         """The principal of the request's key; None while keys are not required."""
         tenancy = request.app[SERVICES].tenancy
-        if tenancy.mode is Mode.OPEN or not await tenancy.keys_required():
+        if tenancy.mode is Mode.OPEN:
+            return None
+        # A cache hit's path: what is known already is not awaited for.
+        if not tenancy.keys_known_required() and not await tenancy.keys_required():
             return None
         if digest is None:
             raise Unauthenticated(_MISSING)
-        grant = await tenancy.directory.grant(digest)
+        known = tenancy.directory.known_grant(digest)
+        grant = known[1] if known is not None else await tenancy.directory.grant(digest)
         if grant is None or grant.revoked:
             raise Unauthenticated("the API key is not valid")
         if grant.tenant_disabled:
@@ -141,6 +156,13 @@ def authentication(settings: Settings) -> Middleware:
         return principal_for(grant)
 
     return authenticate
+
+
+def _throttled(wait_s: float) -> AuthThrottled:
+    return AuthThrottled(
+        "too many requests with a bad API key came from this address; wait before trying again",
+        retry_after_s=wait_s,
+    )
 
 
 async def _refuse_admin(request: web.Request, digest: str | None, configured: bool) -> web.Response:

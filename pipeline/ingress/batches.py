@@ -1,8 +1,10 @@
 """OpenAI's Batches API: create (from a file or inline), read, list, cancel.
 
-A batch's input is checked while it is created (pipeline.batches.validation): a fault
-fails it at once, naming the line, and nothing is queued. A good one is stored with its
-items and started as a Celery group of lanes (pipeline.batches.execution).
+A batch's input is checked while it is created (pipeline.batches.validation, and for a
+provider batch pipeline.batches.provider_check): a fault fails it at once, naming the
+line, and nothing is queued. A good one is stored with its items and started: as a Celery
+group of lanes (pipeline.batches.execution), or with `"mode": "provider"` as the first
+step of its Gemini batch job (pipeline.batches.provider).
 """
 
 import asyncio
@@ -10,16 +12,19 @@ from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 
 import orjson
+import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from handlers import arrive
 from pipeline.batches import BatchStore, finalize
 from pipeline.batches.ids import new_id
+from pipeline.batches.provider_check import check_provider
+from pipeline.batches.provider_state import PROVIDER_KEY, provider_state
 from pipeline.batches.shapes import batch_object
 from pipeline.batches.store import CANCELLED, utcnow
 from pipeline.batches.validation import ENDPOINTS, Checked, Limits, check_file, check_inline
-from pipeline.bus.celery_app import batch_lanes
+from pipeline.bus.celery_app import batch_lanes, provider_step
 from pipeline.db.batch_tables import BatchRecord
 from pipeline.errors import (
     BrokerUnavailable,
@@ -39,6 +44,8 @@ from pipeline.ingress.principal import principal_of
 from pipeline.services import Services
 from schemas import GenerateRequest
 from schemas.batches import BatchStatus
+
+log = structlog.get_logger("promptbus.batches")
 
 _LIST_DEFAULT: Final = 20
 _LIST_MAX: Final = 100
@@ -92,6 +99,14 @@ def _reader(request: web.Request) -> Any:
 
 
 async def _checked(request: web.Request, create: BatchCreate, store: BatchStore) -> Checked:
+    checked = await _read_input(request, create, store)
+    if create.mode == "provider" and not checked.errors:
+        catalog = request.app[SERVICES].ctx.catalog
+        await asyncio.to_thread(check_provider, checked, catalog)
+    return checked
+
+
+async def _read_input(request: web.Request, create: BatchCreate, store: BatchStore) -> Checked:
     settings = request.app[SETTINGS]
     read = _reader(request)
     if create.requests is not None:
@@ -113,10 +128,8 @@ def _create(raw: object) -> BatchCreate:
         raise validation_failed(exc) from exc
     if (create.input_file_id is None) == (create.requests is None):
         raise ValidationFailed("give either input_file_id or requests", field="input_file_id")
-    if create.mode == "provider":
-        raise ValidationFailed(
-            "mode 'provider' (the provider's own batch API) is not available yet", field="mode"
-        )
+    if create.metadata is not None and PROVIDER_KEY in create.metadata:
+        raise ValidationFailed(f"metadata key {PROVIDER_KEY!r} is promptbus's", field="metadata")
     return create
 
 
@@ -169,9 +182,11 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
 
 
 async def start(services: Services, batch: BatchRecord) -> None:
-    """Hand a stored batch to its runner: a group of gateway lanes (or, later, the provider)."""
-    if batch.mode != "gateway":
-        raise ValidationFailed(f"mode {batch.mode!r} is not available", field="mode")
+    """Hand a stored batch to its runner: a group of gateway lanes, or the first step of a
+    provider batch (its submit to Gemini's Batch API)."""
+    if batch.mode == "provider":
+        await services.publisher.publish_chain(provider_step(services.celery, batch.id, 0))
+        return
     settings = services.settings
     chunks = -(-batch.total // settings.batch_chunk_size)
     lanes = batch_lanes(services.celery, batch.id, range(min(settings.batch_slots, chunks)))
@@ -222,11 +237,24 @@ async def cancel_batch(request: web.Request) -> web.StreamResponse:
     store = request.app[BATCH_STORE]
     running = [BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS]
     if await store.move(batch.id, BatchStatus.CANCELLING, running):
-        await store.close_pending(batch.id, CANCELLED)
-        await finalize(store, batch.id, request.app[BATCH_NOTICES].ended)
+        if batch.mode == "provider":
+            await _cancel_provider(request.app[SERVICES], batch)
+        else:
+            await store.close_pending(batch.id, CANCELLED)
+            await finalize(store, batch.id, request.app[BATCH_NOTICES].ended)
     elif batch.status not in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
         raise _cannot_cancel(batch)
     return _json(batch_object(await _own(request)))
+
+
+async def _cancel_provider(services: Services, batch: BatchRecord) -> None:
+    """A step now, which cancels the provider's job and keeps what it answered."""
+    step = provider_step(services.celery, batch.id, provider_state(batch).polls)
+    try:
+        await services.publisher.publish_chain(step)
+    except BrokerUnavailable as exc:
+        # The batch stays cancelling: the sweeper queues the step once the broker is back.
+        log.warning("provider batch cancel not queued", batch_id=batch.id, error=exc.message)
 
 
 def _cannot_cancel(batch: BatchRecord) -> PromptbusError:

@@ -2,6 +2,9 @@
 
 from schemas import CacheControl
 
+# RFC 9111 1.2.2: a delta-seconds too big to represent means 2**31 (about 68 years).
+MAX_DELTA_SECONDS = 2**31
+
 
 def merge_cache_control(header: str | None, body: CacheControl) -> CacheControl:
     """The body's cache controls tightened by a Cache-Control header, if any."""
@@ -26,5 +29,8 @@ def merge_cache_control(header: str | None, body: CacheControl) -> CacheControl:
 
 def _seconds(value: str) -> int | None:
     value = value.strip().strip('"')
-    # RFC 9111: an invalid max-age is ignored, not an error.
-    return int(value) if value.isdigit() else None
+    # RFC 9111: an invalid max-age is ignored, not an error. Only ASCII digits are digits
+    # (str.isdigit also says yes to "²"), and a value is capped before int() reads it.
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return MAX_DELTA_SECONDS if len(value) > 10 else min(int(value), MAX_DELTA_SECONDS)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
+from pipeline.chains.usage import call_of, usage_of
 from pipeline.errors import PromptbusError, StreamInterrupted
 from pipeline.ingress.keys import SEND
 from pipeline.ingress.middleware import REQUEST_ID_KEY
@@ -17,6 +18,8 @@ from pipeline.ingress.permit import permit, settle
 from pipeline.ingress.principal import principal_of
 from pipeline.ingress.recorded import recorded
 from pipeline.ingress.sse import replay_pieces
+from pipeline.ledger import ChainTag
+from pipeline.sessions import ChainMemory
 from pipeline.sync_path import Answer
 from schemas import CacheControl, GenerateRequest, GenerateResponse
 from schemas.chains import ChainCall, ChainUsage
@@ -27,17 +30,26 @@ _Done = Callable[[str | None, GenerateResponse], Awaitable[None]]
 class ChainCalls:
     """The gateway of one invocation: its model calls answered as the caller's requests."""
 
-    def __init__(self, request: web.Request, cache: CacheControl, *, streaming: bool) -> None:
+    def __init__(
+        self,
+        request: web.Request,
+        cache: CacheControl,
+        *,
+        streaming: bool,
+        chain: tuple[str, int],
+        memory: ChainMemory | None = None,
+    ) -> None:
         self.streaming = streaming
         self._http = request
         self.request_id = request[REQUEST_ID_KEY]
         self._cache = cache
+        self._chain = chain
+        self._memory = memory
         self.made: list[ChainCall] = []
-        self._saved_usd = 0.0
 
     async def generate(self, request: GenerateRequest, *, step: str | None) -> GenerateResponse:
         """The answer to one model call of the chain, on the sync path."""
-        async with self._call(request) as (body, done):
+        async with self._call(request, step) as (body, done):
             answer = await self._http.app[SEND].sync_path.answer(
                 body,
                 request_id=self._http[REQUEST_ID_KEY],
@@ -53,7 +65,7 @@ class ChainCalls:
         self, request: GenerateRequest, *, step: str | None
     ) -> AsyncIterator[str | GenerateResponse]:
         """One model call of the chain streamed: its deltas, then the whole answer."""
-        async with self._call(request) as (body, done):
+        async with self._call(request, step) as (body, done):
             async with self._http.app[SEND].sync_path.stream(
                 body,
                 request_id=self._http[REQUEST_ID_KEY],
@@ -78,14 +90,19 @@ class ChainCalls:
         yield response
 
     @asynccontextmanager
-    async def _call(self, request: GenerateRequest) -> AsyncIterator[tuple[GenerateRequest, _Done]]:
+    async def _call(
+        self, request: GenerateRequest, step: str | None
+    ) -> AsyncIterator[tuple[GenerateRequest, _Done]]:
         """One call as the caller's request: admitted under the key, one ledger row however
         it ends; the block answers it and hands the answer to `done`."""
         http = self._http
         body = request.model_copy(update={"cache": self._cache})
+        if self._memory is not None:
+            body = self._memory.applied(body, step)
         admitted = None
         try:
-            async with recorded(http, body, surface="chain") as answered:
+            tag = ChainTag(*self._chain, step)
+            async with recorded(http, body, surface="chain", chain=tag) as answered:
                 admitted = await permit(http, body)
 
                 async def done(step: str | None, response: GenerateResponse) -> None:
@@ -99,29 +116,8 @@ class ChainCalls:
             raise
 
     def _note(self, step: str | None, response: GenerateResponse) -> None:
-        shared = response.cache.hit or response.cache.coalesced
-        if shared:
-            self._saved_usd += response.cost.total_usd
-        self.made.append(
-            ChainCall(
-                step=step,
-                model=response.model,
-                provider_model=response.provider_model,
-                cache_hit=response.cache.hit,
-                coalesced=response.cache.coalesced,
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                cost_usd=0.0 if shared else response.cost.total_usd,
-            )
-        )
+        self.made.append(call_of(step, response))
 
     def usage(self) -> ChainUsage:
         """What the invocation's calls spent, in all."""
-        return ChainUsage(
-            calls=len(self.made),
-            cache_hits=sum(call.cache_hit for call in self.made),
-            input_tokens=sum(call.input_tokens for call in self.made),
-            output_tokens=sum(call.output_tokens for call in self.made),
-            cost_usd=round(sum(call.cost_usd for call in self.made), 9),
-            saved_usd=round(self._saved_usd, 9),
-        )
+        return usage_of(self.made)

@@ -13,12 +13,18 @@ from pipeline.chains import Chain, ChainVersion, using_gateway
 from pipeline.chains.build import State
 from pipeline.chains.custom import INPUT_ERRORS, refusal
 from pipeline.chains.spec import LlmStep
+from pipeline.chains.stepwise import first_llm_step, input_text
+from pipeline.chains.values import as_text
 from pipeline.errors import ValidationFailed
 from pipeline.ingress.body import parse_model, read_json
 from pipeline.ingress.chain_calls import ChainCalls
 from pipeline.ingress.chain_stream import stream_chain
 from pipeline.ingress.keys import SERVICES, SETTINGS
 from pipeline.ingress.permit import check_model
+from pipeline.ingress.principal import principal_of
+from pipeline.ingress.session_summary import start_fold
+from pipeline.sessions import ChainMemory, SessionWindow
+from schemas import Message, Role
 from schemas.chains import ChainInfo, ChainInvocation, ChainList, ChainResult, ChainStepInfo
 
 
@@ -47,25 +53,89 @@ async def invoke_chain(request: web.Request) -> web.StreamResponse:
     chain = request.app[SERVICES].chains.get(request.match_info["chain_id"], invocation.version)
     spec = chain.spec
     if not spec.custom:  # a custom chain's Runnable checks its own input
-        _check_variables(spec, invocation.variables)
+        check_variables(spec, invocation.variables)
     for step in spec.steps.values():
         if isinstance(step, LlmStep):
             check_model(request, step.model)  # a 403 before any step runs
-    calls = ChainCalls(request, invocation.cache, streaming=invocation.stream)
-    variables = dict(invocation.variables)
-    with using_gateway(calls):
-        if invocation.stream:
+    if invocation.session_id is None:
+        return await _invoked(request, chain, invocation, None)
+    if invocation.stream:
+        raise ValidationFailed(
+            "a streamed invocation does not take a session_id; invoke it without stream",
+            field="session_id",
+        )
+    return await _in_session(request, chain, invocation, invocation.session_id)
+
+
+async def _in_session(
+    request: web.Request, chain: Chain, invocation: ChainInvocation, session_id: str
+) -> web.StreamResponse:
+    """One turn of the session: its history before the chain's first llm step, the chain's
+    input and output kept once it succeeds; the session held throughout, as a sync turn."""
+    sessions = request.app[SERVICES].sessions
+    window = SessionWindow.of(request.app[SETTINGS])
+    tenant = principal_of(request).tenant
+    async with sessions.turn(tenant, session_id):
+        history = await sessions.history(tenant, session_id)
+        summary = await sessions.summary(tenant, session_id) if window.summarised else None
+        step = None if chain.spec.custom else first_llm_step(chain.spec)
+        memory = ChainMemory(tuple(history), summary, step, window)
+        reply, result = await _run(request, chain, invocation, memory)
+        turn = [
+            Message(role=Role.USER, content=input_text(invocation.variables) or "(no input)"),
+            Message(role=Role.ASSISTANT, content=as_text(result.output) or "(no output)"),
+        ]
+        await sessions.append(tenant, session_id, turn)
+    if window.summarised:
+        start_fold(request, tenant, session_id)
+    return reply
+
+
+async def _invoked(
+    request: web.Request, chain: Chain, invocation: ChainInvocation, memory: ChainMemory | None
+) -> web.StreamResponse:
+    if invocation.stream:
+        calls = _calls(request, chain, invocation, memory)
+        with using_gateway(calls):
             return await stream_chain(
-                request, chain, variables, lambda s: result_of(chain, calls, s)
+                request,
+                chain,
+                dict(invocation.variables),
+                lambda s: result_of(chain, calls, s),
             )
+    reply, _ = await _run(request, chain, invocation, memory)
+    return reply
+
+
+async def _run(
+    request: web.Request, chain: Chain, invocation: ChainInvocation, memory: ChainMemory | None
+) -> tuple[web.Response, ChainResult]:
+    """The chain run to its end here, and its result."""
+    spec = chain.spec
+    calls = _calls(request, chain, invocation, memory)
+    with using_gateway(calls):
         try:
-            state = await chain.runnable.ainvoke(variables)
+            state = await chain.runnable.ainvoke(dict(invocation.variables))
         except INPUT_ERRORS as exc:
             if not spec.custom:  # a config chain's variables were checked: a bug, as it is
                 raise
             raise refusal(spec.id, exc) from exc
     body = result_of(chain, calls, state)
-    return web.Response(body=body.model_dump_json(), content_type="application/json")
+    reply = web.Response(body=body.model_dump_json(), content_type="application/json")
+    return reply, body
+
+
+def _calls(
+    request: web.Request, chain: Chain, invocation: ChainInvocation, memory: ChainMemory | None
+) -> ChainCalls:
+    spec = chain.spec
+    return ChainCalls(
+        request,
+        invocation.cache,
+        streaming=invocation.stream,
+        chain=(spec.id, spec.version),
+        memory=memory,
+    )
 
 
 def result_of(chain: Chain, calls: ChainCalls, state: State) -> ChainResult:
@@ -82,7 +152,7 @@ def result_of(chain: Chain, calls: ChainCalls, state: State) -> ChainResult:
     )
 
 
-def _check_variables(chain: ChainVersion, variables: dict[str, Any]) -> None:
+def check_variables(chain: ChainVersion, variables: dict[str, Any]) -> None:
     """A 422 naming the first variable missing, or given and not taken."""
     name = f"chain {chain.id!r} version {chain.version}"
     missing = sorted(set(chain.inputs) - set(variables))

@@ -9,7 +9,13 @@ from pipeline.batches import BatchStore
 from pipeline.batches.ids import new_id
 from pipeline.batches.progress import BatchNotices
 from pipeline.batches.shapes import file_object
-from pipeline.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from pipeline.errors import (
+    InvalidQuery,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from pipeline.ingress.compat.errors import speaking
 from pipeline.ingress.compat.openai.errors import render_error
 from pipeline.ingress.keys import SETTINGS
@@ -19,6 +25,10 @@ from pipeline.ingress.principal import principal_of
 BATCH_STORE: Final = web.AppKey("batch_store", BatchStore)
 BATCH_NOTICES: Final = web.AppKey("batch_notices", BatchNotices)
 PURPOSES: Final = ("batch",)
+# What `GET /v1/files` lists: every purpose a tenant's files have (batch outputs too).
+LISTED_PURPOSES: Final = ("batch", "batch_output")
+# OpenAI's list bounds: 1 to 10,000 files a page, 10,000 unless asked.
+_LIST_MAX: Final = 10_000
 _MAX_FIELD_BYTES: Final = 1024
 _READ_CHUNK: Final = 256 * 1024
 
@@ -73,6 +83,35 @@ async def post_file(request: web.Request) -> web.StreamResponse:
     return _json(file_object(info))
 
 
+@openai_errors
+async def list_files(request: web.Request) -> web.StreamResponse:
+    """`GET /v1/files?purpose=&limit=&after=&order=`: the tenant's files, a cursor page."""
+    query = request.query
+    try:
+        limit = int(query.get("limit", _LIST_MAX))
+    except ValueError:
+        raise InvalidQuery("limit must be a whole number") from None
+    if not 1 <= limit <= _LIST_MAX:
+        raise InvalidQuery(f"limit must be from 1 to {_LIST_MAX}")
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidQuery("order must be asc or desc")
+    purpose = query.get("purpose") or None
+    if purpose is not None and purpose not in LISTED_PURPOSES:
+        raise InvalidQuery(f"purpose must be one of {', '.join(LISTED_PURPOSES)}")
+    found, more = await request.app[BATCH_STORE].files(
+        principal_of(request).tenant,
+        purpose=purpose,
+        after=query.get("after") or None,
+        limit=limit,
+        newest_first=order == "desc",
+    )
+    data = [file_object(info) for info in found]
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    page = {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": more}
+    return _json(page)
+
+
 def _file_id(request: web.Request) -> str:
     return request.match_info["file_id"]
 
@@ -110,6 +149,7 @@ async def delete_file(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     """Serve the Files routes on `app`."""
     app.router.add_post("/v1/files", post_file)
+    app.router.add_get("/v1/files", list_files)
     app.router.add_get("/v1/files/{file_id}", get_file)
     app.router.add_get("/v1/files/{file_id}/content", get_file_content)
     app.router.add_delete("/v1/files/{file_id}", delete_file)

@@ -53,7 +53,7 @@ async def get_job_events(request: web.Request) -> web.StreamResponse:
         }
     )
     await stream.prepare(request)
-    feed = ctx.deltas if job.request.stream else None
+    feed = ctx.deltas if job.request is not None and job.request.stream else None
     with contextlib.suppress(TimeoutError):
         async with (
             asyncio.timeout(SSE_MAX_S),

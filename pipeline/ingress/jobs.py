@@ -7,6 +7,7 @@ from aiohttp import web
 
 from pipeline.errors import JobNotFound, ValidationFailed
 from pipeline.ingress.body import parse_model, read_json
+from pipeline.ingress.chain_jobs import submit_chain_job
 from pipeline.ingress.keys import SEND, SERVICES, SETTINGS
 from pipeline.ingress.permit import permit
 from pipeline.ingress.principal import principal_of
@@ -29,19 +30,30 @@ def _job_response(
 
 
 async def post_job(request: web.Request) -> web.Response:
-    """Accept a job: 202 with its record and Location, once the bus has the event."""
-    submission = parse_model(
-        JobSubmission, await read_json(request, request.app[SETTINGS].max_body_bytes)
-    )
+    """Accept a job: 202 with its record and Location, once the bus has the event.
+
+    A body with `chain` runs a chain (pipeline/ingress/chain_jobs.py).
+    """
+    data = await read_json(request, request.app[SETTINGS].max_body_bytes)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise ValidationFailed(
             "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
         )
+    if isinstance(data, dict) and "chain" in data:
+        job = await submit_chain_job(request, data, key)
+    else:
+        job = await _submit(request, parse_model(JobSubmission, data), key)
+    response = _job_response(job, status=202)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return response
+
+
+async def _submit(request: web.Request, submission: JobSubmission, key: str | None) -> Job:
     await permit(request, submission)
     principal = principal_of(request)
     # Shielded: a caller that hangs up must not cut a submit between its store and its publish.
-    job = await asyncio.shield(
+    return await asyncio.shield(
         request.app[SEND].submitter.submit(
             submission,
             tenant=principal.tenant,
@@ -50,9 +62,6 @@ async def post_job(request: web.Request) -> web.Response:
             idempotency_key=key,
         )
     )
-    response = _job_response(job, status=202)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return response
 
 
 async def get_job(request: web.Request) -> web.Response:

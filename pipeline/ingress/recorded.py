@@ -12,16 +12,16 @@ from pipeline.errors import PromptbusError
 from pipeline.ingress.keys import SERVICES
 from pipeline.ingress.middleware import REQUEST_ID_KEY
 from pipeline.ingress.principal import principal_of
-from pipeline.ledger import answered_model, caller, failed
+from pipeline.ledger import ChainTag, answered_model, caller, failed
 from schemas import GenerateRequest, GenerateResponse
 
 
 @asynccontextmanager
 async def recorded(
-    request: web.Request, body: GenerateRequest, *, surface: str
+    request: web.Request, body: GenerateRequest, *, surface: str, chain: ChainTag | None = None
 ) -> AsyncIterator[Callable[[GenerateResponse], None]]:
-    """Make the call within; hand its answer to the function yielded. A PromptbusError out
-    of the block is recorded as the call's failure (and goes on)."""
+    """Make the call within (for `chain`'s step, if given); hand its answer to the function
+    yielded. A PromptbusError out of the block is recorded as the call's failure (and goes on)."""
     principal = principal_of(request)
     who = caller(
         body,
@@ -29,6 +29,7 @@ async def recorded(
         key_id=principal.key_id,
         request_id=request[REQUEST_ID_KEY],
         surface=surface,
+        chain=chain,
     )
     usage = request.app[SERVICES].usage
     started = time.perf_counter()

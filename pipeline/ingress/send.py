@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pipeline.ingress.memo import ParsedBodies
 from pipeline.ingress.submit import JobSubmitter
 from pipeline.services import Services
+from pipeline.sessions import SessionWindow
 from pipeline.sync_path import SyncPath
 
 
@@ -22,7 +23,11 @@ class SendSide:
         settings, ctx = services.settings, services.ctx
         return cls(
             submitter=JobSubmitter(
-                ctx, services.publisher, idempotency_ttl_s=settings.idempotency_ttl_s
+                ctx,
+                services.publisher,
+                services.celery,
+                idempotency_ttl_s=settings.idempotency_ttl_s,
+                window=SessionWindow.of(settings),
             ),
             sync_path=SyncPath(
                 ctx,

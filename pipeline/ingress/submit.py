@@ -10,16 +10,34 @@ dispatched.
 import hashlib
 import os
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import orjson
+from celery import Celery
+from pydantic import BaseModel
 
 from handlers import CANCELLED, StageContext, finish
 from pipeline.bus.admission import admit, new_job
+from pipeline.bus.celery_app import chain_step_task
 from pipeline.bus.dispatch import SPENT
 from pipeline.bus.publisher import EventPublisher
+from pipeline.chains import ChainVersion
+from pipeline.chains.stepwise import input_text, known, new_run, next_step
 from pipeline.errors import Conflict, JobNotFound
-from schemas import GenerateRequest, JobState, RequestEvent
-from schemas.jobs import Job, JobSubmission
+from pipeline.sessions import SessionWindow, own_turn, recall, with_history
+from schemas import GenerateRequest, JobState, Message, RequestEvent, Role
+from schemas.jobs import ChainJobSubmission, Job, JobSubmission, SessionTurn
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSession:
+    """A chain job's session: its kept turns and summary (for the chain's first llm step),
+    and the turn the job keeps there once it succeeds."""
+
+    turn: SessionTurn
+    history: tuple[Message, ...] = ()
+    summary: str | None = None
 
 
 def new_job_id() -> str:
@@ -27,7 +45,7 @@ def new_job_id() -> str:
     return f"job_{time.time_ns():x}{os.urandom(6).hex()}"
 
 
-def fingerprint(submission: JobSubmission) -> str:
+def fingerprint(submission: BaseModel) -> str:
     """What an idempotency key is bound to: the canonical JSON of the submission."""
     canonical = orjson.dumps(
         submission.model_dump(mode="json", exclude_none=True), option=orjson.OPT_SORT_KEYS
@@ -39,11 +57,19 @@ class JobSubmitter:
     """Turns submissions into recorded, published jobs, and cancels them."""
 
     def __init__(
-        self, ctx: StageContext, publisher: EventPublisher, *, idempotency_ttl_s: float
+        self,
+        ctx: StageContext,
+        publisher: EventPublisher,
+        celery: Celery,
+        *,
+        idempotency_ttl_s: float,
+        window: SessionWindow,
     ) -> None:
         self._ctx = ctx
         self._publisher = publisher
+        self._celery = celery
         self._idempotency_ttl_s = idempotency_ttl_s
+        self._window = window
 
     async def submit(
         self,
@@ -54,21 +80,85 @@ class JobSubmitter:
         idempotency_key: str | None,
         key_id: str | None = None,
     ) -> Job:
-        """The accepted job (or the earlier job under the same idempotency key)."""
-        ctx = self._ctx
+        """The accepted job (or the earlier job under the same idempotency key).
+
+        With a `session_id` it is a turn of that session: its kept turns are sent before its
+        own (read as it is accepted), and its turn is kept once it succeeds.
+        """
         # Admitted first: the fingerprint, the event and the record carry the rendered
         # messages and the pinned version, and a bad request changes nothing.
-        submission = admit(submission, ctx.catalog, ctx.templates)
+        submission = admit(submission, self._ctx.catalog, self._ctx.templates)
+
+        async def accept(job_id: str) -> Job:
+            sent, session = submission, None
+            if submission.session_id is not None:
+                session = SessionTurn(id=submission.session_id, turn=tuple(own_turn(submission)))
+                history, summary = await self._recall(tenant, submission.session_id)
+                sent = with_history(
+                    submission,
+                    history,
+                    max_turns=self._window.max_turns,
+                    max_tokens=self._window.max_tokens,
+                    summary=summary,
+                )
+            return await self._accept(sent, job_id, tenant, correlation_id, key_id, session)
+
+        return await self._once(fingerprint(submission), tenant, idempotency_key, accept)
+
+    async def submit_chain(
+        self,
+        submission: ChainJobSubmission,
+        chain: ChainVersion,
+        *,
+        tenant: str,
+        correlation_id: str | None,
+        idempotency_key: str | None,
+        key_id: str | None = None,
+    ) -> Job:
+        """The accepted chain job (its variables checked already), or the earlier job under
+        the same idempotency key.
+
+        With a `session_id` it is a turn of that session: its kept turns go before the
+        chain's first llm step, and its input and output are kept once it succeeds.
+        """
+        ref = submission.chain.model_copy(update={"version": chain.version})
+        pinned = submission.model_copy(update={"chain": ref})
+
+        async def accept(job_id: str) -> Job:
+            session = None
+            if pinned.session_id is not None:
+                said = Message(role=Role.USER, content=input_text(ref.variables) or "(no input)")
+                history, summary = await self._recall(tenant, pinned.session_id)
+                session = ChainSession(
+                    SessionTurn(id=pinned.session_id, turn=(said,)), tuple(history), summary
+                )
+            return await self._accept_chain(
+                pinned, chain, job_id, tenant, correlation_id, key_id, session
+            )
+
+        return await self._once(fingerprint(pinned), tenant, idempotency_key, accept)
+
+    async def _recall(self, tenant: str, session_id: str) -> tuple[list[Message], str | None]:
+        return await recall(self._ctx.sessions, tenant, session_id, self._window)
+
+    async def _once(
+        self,
+        print_: str,
+        tenant: str,
+        idempotency_key: str | None,
+        accept: Callable[[str], Awaitable[Job]],
+    ) -> Job:
+        """`accept` under a fresh job id, unless the idempotency key holds a job already."""
+        ctx = self._ctx
         job_id = new_job_id()
         if idempotency_key is not None:
-            print_ = fingerprint(submission)
             held = await ctx.jobs.reserve_idempotency_key(
                 tenant, idempotency_key, print_, job_id, self._idempotency_ttl_s
             )
             if held is not None:
                 return await self._replay(held, print_)
         try:
-            return await self._accept(submission, job_id, tenant, correlation_id, key_id)
+            return await accept(job_id)
         except BaseException:
             if idempotency_key is not None:
                 await ctx.jobs.drop_idempotency_key(tenant, idempotency_key)
@@ -100,6 +190,7 @@ class JobSubmitter:
         tenant: str,
         correlation_id: str | None,
         key_id: str | None,
+        session: SessionTurn | None,
     ) -> Job:
         # Every part was validated already: built without a second pass.
         event = RequestEvent.model_construct(
@@ -110,16 +201,61 @@ class JobSubmitter:
             webhook=submission.webhook,
             metadata=submission.metadata,
         )
-        jobs = self._ctx.jobs
         job = new_job(event, now=time.time(), key_id=key_id)
+        if session is not None:
+            job = job.model_copy(update={"session": session})
+        return await self._recorded(job, lambda: self._publisher.publish_request(event))
+
+    async def _accept_chain(
+        self,
+        submission: ChainJobSubmission,
+        chain: ChainVersion,
+        job_id: str,
+        tenant: str,
+        correlation_id: str | None,
+        key_id: str | None,
+        session: ChainSession | None,
+    ) -> Job:
+        run = new_run(
+            chain,
+            dict(submission.chain.variables),
+            cache=submission.cache,
+            history=session.history if session else (),
+            summary=session.summary if session else None,
+        )
+        first = next_step(chain, known(run))
+        if first is None:
+            raise ValueError(f"chain {chain.id!r}: its output is one of its inputs")
+        now = time.time()
+        job = Job(
+            id=job_id,
+            state=JobState.QUEUED,
+            tenant=tenant,
+            key_id=key_id,
+            correlation_id=correlation_id or submission.correlation_id or job_id,
+            created_at=now,
+            updated_at=now,
+            chain=run,
+            session=session.turn if session else None,
+            webhook=submission.webhook,
+            metadata=submission.metadata,
+        )
+        # A chain job's first step goes straight to the workers (no request event: the bus
+        # contract's requests are generate requests); its task finds the job recorded.
+        task = chain_step_task(self._celery, job_id, first)
+        return await self._recorded(job, lambda: self._publisher.publish_chain(task))
+
+    async def _recorded(self, job: Job, publish: Callable[[], Awaitable[None]]) -> Job:
+        """Record `job`, then `publish` what starts it; undone if the publish fails."""
+        jobs = self._ctx.jobs
         await jobs.create(job)
         try:
-            await self._publisher.publish_request(event)
+            await publish()
         except BaseException:
             # Not accepted after all: nothing is left, and the id is spent, so that an event
             # the broker took without confirming it is dropped as a duplicate if it turns up.
-            await jobs.delete(job_id)
-            await jobs.claim(SPENT, job_id, self._ctx.claim_ttl_s)
+            await jobs.delete(job.id)
+            await jobs.claim(SPENT, job.id, self._ctx.claim_ttl_s)
             raise
         return job
 

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Sequence
 
 from pipeline.errors import ServiceBusy
-from pipeline.jobs.store import wait_for_finish
+from pipeline.jobs.store import JobChange, ending_refused, wait_for_finish
 from schemas import ErrorDetail, GenerateResponse, JobState
 from schemas.jobs import TERMINAL_STATES, Job, JobPage
 
@@ -77,8 +77,7 @@ class MemoryJobStore:
         job = await self.get(job_id)
         if job is None or job.finished or (when is not None and not when(job)):
             return None
-        now = self._clock()
-        update: dict[str, object] = {"state": state, "updated_at": now}
+        update: dict[str, object] = {"state": state}
         if stage is not None:
             update["stage"] = stage
         if result is not None:
@@ -87,9 +86,24 @@ class MemoryJobStore:
             update["error"] = error
         if state in TERMINAL_STATES:
             # A job's record and its completion event must agree on when it finished.
-            update["finished_at"] = finished_at if finished_at is not None else now
-        job = job.model_copy(update=update)
-        self._jobs[job_id] = job
+            update["finished_at"] = finished_at if finished_at is not None else self._clock()
+        return self._replace(job, update)
+
+    async def amend(self, job_id: str, change: JobChange) -> Job | None:
+        """Apply `change` to an unfinished job, atomically; the job as changed, or None if it
+        is unknown, finished or left as it is. It never ends a job (that is `transition`'s)."""
+        job = await self.get(job_id)
+        if job is None or job.finished:
+            return None
+        update = change(job)
+        if update is None:
+            return None
+        ending_refused(update)
+        return self._replace(job, update)
+
+    def _replace(self, job: Job, update: dict[str, object]) -> Job:
+        job = job.model_copy(update={**update, "updated_at": self._clock()})
+        self._jobs[job.id] = job
         self._track(job)
         self._notify(job)
         return job

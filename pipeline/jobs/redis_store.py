@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from pipeline.errors import ServiceBusy
-from pipeline.jobs.store import wait_for_finish
+from pipeline.jobs.store import JobChange, ending_refused, wait_for_finish
 from pipeline.redis_client import RedisKeys, millis
 from schemas import ErrorDetail, GenerateResponse, JobState
 from schemas.jobs import TERMINAL_STATES, Job, JobPage
@@ -139,19 +139,44 @@ class RedisJobStore:
         when: Callable[[Job], bool] | None = None,
     ) -> Job | None:
         """Move a job on; None if it is unknown, finished (finished is final) or fails `when`."""
-        for _ in range(_CAS_TRIES):
-            held = await self._load(job_id)
-            if held is None or held[1].finished or (when is not None and not when(held[1])):
+
+        def change(job: Job) -> dict[str, object] | None:
+            if when is not None and not when(job):
                 return None
-            version, job = held
-            now = self._clock()
             given: dict[str, object] = {"stage": stage, "result": result, "error": error}
             update = {k: v for k, v in given.items() if v is not None}
-            update |= {"state": state, "updated_at": now}
+            update["state"] = state
             if state in TERMINAL_STATES:
                 # A job's record and its completion event must agree on when it finished.
-                update["finished_at"] = finished_at if finished_at is not None else now
-            job = job.model_copy(update=update)
+                update["finished_at"] = finished_at if finished_at is not None else self._clock()
+            return update
+
+        return await self._swap(job_id, change)
+
+    async def amend(self, job_id: str, change: JobChange) -> Job | None:
+        """Apply `change` to an unfinished job, atomically; the job as changed, or None if it
+        is unknown, finished or left as it is. It never ends a job (that is `transition`'s)."""
+
+        def checked(job: Job) -> dict[str, object] | None:
+            update = change(job)
+            if update is not None:
+                ending_refused(update)
+            return update
+
+        return await self._swap(job_id, checked)
+
+    async def _swap(self, job_id: str, change: JobChange) -> Job | None:
+        """Write `change` of an unfinished job, read and written again if it moved between."""
+        for _ in range(_CAS_TRIES):
+            held = await self._load(job_id)
+            if held is None or held[1].finished:
+                return None
+            version, job = held
+            update = change(job)
+            if update is None:
+                return None
+            now = self._clock()
+            job = job.model_copy(update={**update, "updated_at": now})
             # The write only lands if nobody changed the job since it was read, so a
             # finished job can never be moved on by a writer that read it unfinished.
             keys = [self._job(job_id), self._live, self._active, self._outbox]

@@ -12,7 +12,10 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Protocol
 
 from schemas import ErrorDetail, GenerateResponse, JobState
-from schemas.jobs import Job, JobPage
+from schemas.jobs import TERMINAL_STATES, Job, JobPage
+
+# The fields to change on a job, from the job as it is now; None: leave it as it is.
+JobChange = Callable[[Job], dict[str, object] | None]
 
 
 class JobStore(Protocol):
@@ -42,6 +45,11 @@ class JobStore(Protocol):
         when: Callable[[Job], bool] | None = None,
     ) -> Job | None:
         """Move a job on; None if it is unknown, finished (finished is final) or fails `when`."""
+        ...
+
+    async def amend(self, job_id: str, change: JobChange) -> Job | None:
+        """Apply `change` to an unfinished job, atomically; the job as changed, or None if it
+        is unknown, finished or left as it is. It never ends a job (that is `transition`'s)."""
         ...
 
     async def list(
@@ -91,6 +99,12 @@ class JobStore(Protocol):
     async def drop_idempotency_key(self, tenant: str, key: str) -> None:
         """Forget an idempotency key (its job was never accepted)."""
         ...
+
+
+def ending_refused(update: dict[str, object]) -> None:
+    """Refuse an `amend` that would end a job (ValueError): only `transition` ends one."""
+    if update.get("state") in TERMINAL_STATES or "finished_at" in update:
+        raise ValueError("amend cannot end a job; transition it")
 
 
 async def wait_for_finish(store: JobStore, job_id: str, timeout_s: float) -> Job | None:

@@ -5,7 +5,7 @@
 back, aggregated.
 """
 
-from pipeline.ledger.entries import Caller, answered, answered_model, caller, failed
+from pipeline.ledger.entries import Caller, ChainTag, answered, answered_model, caller, failed
 from pipeline.ledger.entry import CANCELLED, COALESCED, ERROR, OK, UsageEntry
 from pipeline.ledger.ledger import Ledger, LedgerLimits, LedgerObserver
 from pipeline.ledger.sink import DISCARD, UsageSink
@@ -19,6 +19,7 @@ __all__ = [
     "ERROR",
     "OK",
     "Caller",
+    "ChainTag",
     "Ledger",
     "LedgerLimits",
     "LedgerObserver",

@@ -41,3 +41,6 @@ class UsageEntry:
     error_type: str | None = None
     template_id: str | None = None
     template_version: str | None = None
+    chain_id: str | None = None
+    chain_version: int | None = None
+    chain_step: str | None = None

@@ -1,120 +1,156 @@
-"""Writing usage rows into a SQLite file, on the event loop, a slice at a time.
+"""Writing usage rows into a SQLite file from a small process of its own.
 
-Through SQLAlchemy's async engine a row cost ~28 us of CPU (aiosqlite hands every call to a
-thread of its own, and its adapter layers add theirs). A thread of the writer's own did not
-help: Python in a second thread costs the loop far more than its own CPU, since the loop
-waits for the GIL each time that thread wants it (cache hits fell to ~0.75x of the ledger
-off). So the stdlib driver runs here, on the loop, many rows to a statement, in slices of
-`_ROWS_PER_SLICE` with the loop let through between them, all in one transaction.
+SQLite's inserts are CPU: ~20 us a row with the table's two indexes, which on the event loop
+cost cache hits a fifth of their throughput. Through SQLAlchemy's async engine a row cost
+more still (aiosqlite hands every call to a thread), and a thread of the writer's own cost
+the loop more than its CPU, in waits for the GIL. So a child process (pipeline/ledger/
+sqlite_child.py: the standard library and orjson only) does the inserts, a transaction a
+batch, and checkpoints the WAL itself; the loop's part is a tuple and orjson a row, and a
+pipe write and a reply line a batch.
 
-What could make the loop wait is kept out of it: the connection does not wait for another
-writer's lock (`_BUSY_TIMEOUT_S`: the batch fails, and the ledger retries it later), and it
-never checkpoints the WAL itself; a checkpoint runs in a thread every `_CHECKPOINT_EVERY`
-batches (SQLite's C code, which holds no GIL while it copies and syncs).
+The child is started at the first batch, and again after it failed: a batch whose reply did
+not come (the child gone, the write timed out, a cancel) raises, and the ledger retries it.
 """
 
 import asyncio
-import sqlite3
+import contextlib
+import os
+import sys
 from collections.abc import Sequence
-from itertools import chain
+from pathlib import Path
 from typing import Final
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline.ledger.entry import UsageEntry
-from pipeline.ledger.writer import RowShape, RowWriter
+from pipeline.ledger.sqlite_child import frame
+from pipeline.ledger.writer import RowShape, RowWriter, UnwritableRows
 
-# Rows to one statement, and between two turns of the loop (~0.3 ms of work).
-_ROWS_PER_SLICE: Final = 25
-# A lock held by another writer (an admin change, a key's last use) fails the batch at once.
-_BUSY_TIMEOUT_S: Final = 0.005
-_CHECKPOINT_EVERY: Final = 200
+_CHILD: Final = str(Path(__file__).with_name("sqlite_child.py"))
+# The child waits this long for another writer's lock (an admin change, a key's last use)
+# before it gives the batch back, to be retried.
+_BUSY_TIMEOUT_S: Final = 1.0
+_EXIT_WAIT_S: Final = 5.0
+# Of the child's error output, what a failure's message carries.
+_STDERR_TAIL: Final = 2000
+
+
+class LedgerWriterFailed(Exception):
+    """Raised when the database did not take a batch: the batch may be tried again."""
 
 
 class SqliteRowWriter:
-    """Inserts batches of usage entries into a SQLite file, one transaction a batch."""
+    """Inserts batches of usage entries into a SQLite file, through its writing process."""
 
     def __init__(self, engine: AsyncEngine, *, busy_timeout_s: float = _BUSY_TIMEOUT_S) -> None:
         database = engine.url.database
         if not database or database == ":memory:":
             raise ValueError("SqliteRowWriter needs a SQLite file, not an in-memory database")
-        self._path = database
-        self._busy_timeout_s = busy_timeout_s
-        self._shape = RowShape(engine.dialect)
-        head, values, one = self._shape.sql.partition(" VALUES ")
-        if not values:
-            raise ValueError("the compiled INSERT has no VALUES clause")
-        self._head, self._values = f"{head}{values}", one
-        self._statements: dict[int, str] = {}
-        self._connection: sqlite3.Connection | None = None
-        self._batches = 0
-        self._checkpoint: asyncio.Task[None] | None = None
+        shape = RowShape(engine.dialect)
+        if not shape.only_times_processed:
+            raise ValueError("the SQLite writer's child converts times only")
+        self._argv = (sys.executable, "-P", _CHILD, database, f"{busy_timeout_s:g}")
+        self._values = shape.values
+        self._plan = frame(
+            orjson.dumps({"sql": shape.sql, "times": shape.times, "limits": shape.limits})
+        )
+        self._child: asyncio.subprocess.Process | None = None
+        # Children killed, until they are reaped.
+        self._reaping: set[asyncio.Task[int]] = set()
+        # A forked process (a prefork worker) must not talk to its parent's child.
+        self._owner = os.getpid()
+
+    @property
+    def child_pid(self) -> int | None:
+        """The writing process's pid, while it runs."""
+        return None if self._child is None else self._child.pid
 
     async def write(self, entries: Sequence[UsageEntry]) -> None:
-        """Insert `entries` in one transaction; raises what the database raised."""
-        rows = self._shape.rows(entries)
-        connection = self._connection or self._connect()
+        """Insert `entries` in one transaction; raises when they were not written."""
         try:
-            connection.execute("BEGIN")
-            for start in range(0, len(rows), _ROWS_PER_SLICE):
-                if start:
-                    await asyncio.sleep(0)  # let the requests waiting on the loop through
-                piece = rows[start : start + _ROWS_PER_SLICE]
-                connection.execute(self._statement(len(piece)), list(chain(*piece)))
-            connection.commit()
+            payload = orjson.dumps([self._values(entry) for entry in entries])
+        except (TypeError, AttributeError) as exc:
+            raise UnwritableRows(f"{type(exc).__name__}: {exc}") from exc
+        child = await self._running()
+        assert child.stdin is not None
+        assert child.stdout is not None
+        try:
+            child.stdin.write(frame(payload))
+            await child.stdin.drain()
+            reply = await child.stdout.readline()
         except BaseException:
-            # Rolled back whole, however it failed (a cancel included): retried whole.
-            self._close()
+            # A reply may still come (a cancel, a timeout): the pipe is out of step.
+            self._abandon()
             raise
-        self._batches += 1
-        if self._batches % _CHECKPOINT_EVERY == 0 and self._checkpoint is None:
-            self._checkpoint = asyncio.create_task(asyncio.to_thread(self._checkpoint_wal))
-            self._checkpoint.add_done_callback(self._checkpointed)
+        if not reply:
+            raise LedgerWriterFailed(f"the ledger's SQLite writer exited: {await self._end()}")
+        verdict, _, why = reply.decode().rstrip("\n").partition(" ")
+        if verdict == "refused":
+            raise UnwritableRows(why)
+        if verdict != "ok":
+            raise LedgerWriterFailed(why)
 
     async def close(self) -> None:
-        """Wait for a checkpoint in progress, then close the connection."""
-        if self._checkpoint is not None:
-            await asyncio.gather(self._checkpoint, return_exceptions=True)
-        self._close()
+        """End the writing process: its input closed, it finishes and exits."""
+        await self._end()
+        await asyncio.gather(*self._reaping, return_exceptions=True)
 
-    def _statement(self, rows: int) -> str:
-        """The INSERT of `rows` rows in one statement."""
-        statement = self._statements.get(rows)
-        if statement is None:
-            statement = self._head + ", ".join([self._values] * rows)
-            self._statements[rows] = statement  # bounded: one per size up to the slice's
-        return statement
+    async def _running(self) -> asyncio.subprocess.Process:
+        child = self._child
+        if child is not None and child.returncode is None and self._owner == os.getpid():
+            return child
+        if child is not None and self._owner == os.getpid():
+            await self._end()
+        self._child, self._owner = None, os.getpid()
+        child = await asyncio.create_subprocess_exec(
+            *self._argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert child.stdin is not None
+        child.stdin.write(self._plan)
+        self._child = child
+        return child
 
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level None: the transaction is this writer's own BEGIN and commit.
-        connection = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
+    async def _end(self) -> str:
+        """Stop the child (its input closed, then killed if it lingers); its error output."""
+        child, self._child = self._child, None
+        if child is None:
+            return ""
+        assert child.stdin is not None
+        assert child.stderr is not None
+        child.stdin.close()
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA wal_autocheckpoint=0")
-        except sqlite3.Error:
-            connection.close()
+            async with asyncio.timeout(_EXIT_WAIT_S):
+                await child.wait()
+        except TimeoutError:
+            _kill(child)
+            await child.wait()
+        except asyncio.CancelledError:
+            self._reap(child)
             raise
-        self._connection = connection
-        return connection
+        errors = await child.stderr.read()
+        return errors.decode(errors="replace")[-_STDERR_TAIL:].strip() or f"exit {child.returncode}"
 
-    def _checkpoint_wal(self) -> None:
-        """Copy the WAL back into the file (PASSIVE: readers and the writer go on)."""
-        connection = sqlite3.connect(self._path, timeout=1.0)
-        try:
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            connection.close()
+    def _abandon(self) -> None:
+        """Kill the child at once (no wait: this may be a cancel), and reap it later."""
+        child, self._child = self._child, None
+        if child is not None:
+            self._reap(child)
 
-    def _checkpointed(self, task: "asyncio.Task[None]") -> None:
-        self._checkpoint = None
-        if not task.cancelled():
-            task.exception()  # a failed checkpoint is retried after the next batches
+    def _reap(self, child: asyncio.subprocess.Process) -> None:
+        _kill(child)
+        task = asyncio.ensure_future(child.wait())
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
 
-    def _close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
+
+def _kill(child: asyncio.subprocess.Process) -> None:
+    if child.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
 
 
 def row_writer(engine: AsyncEngine) -> SqliteRowWriter | RowWriter:

@@ -45,13 +45,16 @@ class RowShape:
         compiled = insert(TABLE).compile(dialect=dialect, column_keys=list(COLUMNS))
         self.sql = str(compiled)
         order = tuple(compiled.positiontup or COLUMNS)
-        self._values = attrgetter(*order)
+        # An entry's values as a tuple, in the statement's order.
+        self.values = attrgetter(*order)
         # What the dialect does to a value before the driver sees it (SQLite: times as text);
         # numbers and flags go as they are (every driver takes Python's bool as a number).
         self._processors: list[tuple[int, Callable[[Any], Any]]] = []
         # PostgreSQL refuses a string longer than its column, and one refused row would hold
         # back its whole batch: a too-long value is cut instead.
-        self._limits: list[tuple[int, int]] = []
+        self.limits: list[tuple[int, int]] = []
+        # Where SQLite's times are (made text by `sqlite_time`).
+        self.times: list[int] = []
         for index, name in enumerate(order):
             column = TABLE.c[name]
             processor: Callable[[Any], Any] | None = sqlite_time
@@ -60,8 +63,15 @@ class RowShape:
             plain = isinstance(column.type, Float | Integer | Boolean)
             if processor is not None and not plain:
                 self._processors.append((index, processor))
+                if processor is sqlite_time:
+                    self.times.append(index)
             if isinstance(column.type, String) and column.type.length is not None:
-                self._limits.append((index, column.type.length))
+                self.limits.append((index, column.type.length))
+
+    @property
+    def only_times_processed(self) -> bool:
+        """Whether the only values the dialect changes are SQLite's times."""
+        return len(self._processors) == len(self.times)
 
     def rows(self, entries: Sequence[UsageEntry]) -> list[tuple[Any, ...]]:
         """The entries as the driver's parameter tuples, in the statement's order.
@@ -74,8 +84,8 @@ class RowShape:
             raise UnwritableRows(f"{type(exc).__name__}: {exc}") from exc
 
     def _row(self, entry: UsageEntry) -> tuple[Any, ...]:
-        row: tuple[Any, ...] = self._values(entry)
-        for index, limit in self._limits:
+        row: tuple[Any, ...] = self.values(entry)
+        for index, limit in self.limits:
             value = row[index]
             if value is not None and len(value) > limit:
                 row = self._cut(row)
@@ -89,7 +99,7 @@ class RowShape:
 
     def _cut(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         cells = list(row)
-        for index, limit in self._limits:
+        for index, limit in self.limits:
             value = cells[index]
             if value is not None and len(value) > limit:
                 cells[index] = value[:limit]

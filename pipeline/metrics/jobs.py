@@ -8,7 +8,7 @@ a move to `running` counts the stage it starts.
 
 from collections.abc import AsyncGenerator, Callable, Sequence
 
-from pipeline.jobs.store import JobStore
+from pipeline.jobs.store import JobChange, JobStore
 from pipeline.metrics.recorder import Metrics
 from schemas import ErrorDetail, GenerateResponse, JobState
 from schemas.jobs import TERMINAL_STATES, Job, JobPage
@@ -63,6 +63,10 @@ class MeteredJobStore:
             elif state is JobState.RUNNING and stage is not None:
                 self._metrics.job_stage(stage)
         return job
+
+    async def amend(self, job_id: str, change: JobChange) -> Job | None:
+        """Apply `change` to an unfinished job, atomically (see JobStore.amend)."""
+        return await self._store.amend(job_id, change)
 
     async def list(
         self, *, tenant: str, state: JobState | None, limit: int, cursor: str | None

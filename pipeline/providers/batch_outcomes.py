@@ -71,6 +71,8 @@ class BridgeResult:
     name: str
     state: BridgeState
     outcomes: tuple[ItemOutcome, ...]
+    # What the provider said of a job that failed, when it said anything.
+    error: str | None = None
 
     @property
     def completed(self) -> int:

@@ -40,6 +40,8 @@ MAX_ITEMS: Final = 10_000
 # Gemini takes inline requests up to about 20 MB in all; past this, the items go in a file.
 INLINE_MAX_BYTES: Final = 16 * 1024 * 1024
 Source = Literal["inline", "file"]
+# Jobs looked through for one submitted before (whose submitter died before noting it).
+FIND_MAX: Final = 1_000
 
 _STATES: Final = {
     types.JobState.JOB_STATE_PENDING: BridgeState.PENDING,
@@ -64,10 +66,12 @@ class GeminiBatchClient:
         catalog: ModelCatalog,
         poll: PollPolicy | None = None,
         timeout_s: float = 30.0,
+        inline_max_bytes: int = INLINE_MAX_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._catalog = catalog
         self._poll = poll or PollPolicy()
+        self._inline_max_bytes = inline_max_bytes
         self._client = genai.Client(
             api_key=api_key.get_secret_value(),
             http_options=types.HttpOptions(
@@ -81,6 +85,11 @@ class GeminiBatchClient:
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),
         )
+
+    @property
+    def poll_policy(self) -> PollPolicy:
+        """How often jobs are looked at."""
+        return self._poll
 
     def _spec(self, items: Sequence[BatchItem]) -> ModelSpec:
         """The one Gemini model every item names; ValidationFailed otherwise."""
@@ -119,7 +128,7 @@ class GeminiBatchClient:
         spec = self._spec(items)
         lines = [file_line(item) for item in items]
         if source is None:
-            source = "file" if sum(map(len, lines)) > INLINE_MAX_BYTES else "inline"
+            source = "file" if sum(map(len, lines)) > self._inline_max_bytes else "inline"
         try:
             src: list[types.InlinedRequest] | str
             if source == "file":
@@ -134,6 +143,47 @@ class GeminiBatchClient:
         if job.name is None:
             raise UpstreamError("the batch job came back without a name")
         return SubmittedBatch(job.name, spec, tuple(items))
+
+    def resume(self, name: str, items: Sequence[BatchItem]) -> SubmittedBatch:
+        """A job submitted before (by this or another process), to look at again."""
+        return SubmittedBatch(name, self._spec(items), tuple(items))
+
+    async def state(self, name: str) -> BridgeState:
+        """Where the named job is, looked at once."""
+        return _state(await self._job(name))
+
+    async def find(self, display_name: str, *, at_most: int = FIND_MAX) -> str | None:
+        """The name of a job of that display name among the newest `at_most` listed."""
+        try:
+            pager = await self._client.aio.batches.list(config={"page_size": 100})
+            seen = 0
+            async for job in pager:
+                if job.display_name == display_name:
+                    return job.name
+                seen += 1
+                if seen >= at_most:
+                    break
+        except Exception as exc:
+            raise translate(exc) from exc
+        return None
+
+    async def look(self, batch: SubmittedBatch) -> BridgeResult | None:
+        """Look at the job once: None while it runs, else every item's outcome."""
+        job = await self._job(batch.name)
+        state = _state(job)
+        return await self._result(batch, job, state) if state.done else None
+
+    async def stop(self, batch: SubmittedBatch, *, expired: bool = False) -> BridgeResult:
+        """Cancel the job unless it has finished; its outcomes (the unanswered items
+        cancelled, or expired when `expired`)."""
+        job = await self._job(batch.name)
+        if not _state(job).done:
+            await self.cancel(batch.name)
+            job = await self._job(batch.name)
+        state = _state(job)
+        if state is BridgeState.SUCCEEDED:
+            return await self._result(batch, job, state)
+        return await self._result(batch, job, None if expired else BridgeState.CANCELLED)
 
     async def _upload(self, data: bytes, display_name: str) -> str:
         """Upload a batch's input file; its name."""
@@ -221,12 +271,18 @@ class GeminiBatchClient:
         outcomes = tuple(
             outcome(batch.spec, item, by_id.get(item.custom_id), final) for item in batch.items
         )
-        return BridgeResult(batch.name, final, outcomes)
+        error = job.error.message if job.error is not None else None
+        return BridgeResult(batch.name, final, outcomes, error)
 
     async def aclose(self) -> None:
         """Close the SDK's connections."""
         await self._client.aio.aclose()
         self._client.close()
+
+
+def check_item(item: BatchItem) -> None:
+    """Raise ValidationFailed when the bridge cannot send the item (tools, tool turns)."""
+    file_line(item)
 
 
 def _state(job: types.BatchJob) -> BridgeState:

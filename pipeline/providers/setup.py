@@ -88,6 +88,7 @@ def gemini_batch_client(
         catalog=catalog,
         poll=poll,
         timeout_s=settings.provider_timeout_s,
+        inline_max_bytes=settings.gemini_batch_inline_max_bytes,
     )
 
 

@@ -6,6 +6,7 @@ The request sent holds the history it was given, so its cache key covers that hi
 """
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, trim_messages
 from langchain_core.messages.utils import count_tokens_approximately
@@ -13,6 +14,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 from schemas import GenerateRequest, GenerateResponse, GenerationParams, Message, Role
 
 _KEPT_ROLES = (Role.USER, Role.ASSISTANT)
+R = TypeVar("R", bound=GenerateRequest)
 
 
 def trimmed(history: Sequence[Message], *, max_turns: int, max_tokens: int) -> list[Message]:
@@ -34,13 +36,13 @@ def trimmed(history: Sequence[Message], *, max_turns: int, max_tokens: int) -> l
 
 
 def with_history(
-    request: GenerateRequest,
+    request: R,
     history: Sequence[Message],
     *,
     max_turns: int,
     max_tokens: int,
     summary: str | None = None,
-) -> GenerateRequest:
+) -> R:
     """`request` as sent in its session: its system message (with the summary of older
     turns, if there is one), the kept history, then its own turn."""
     own = request.conversation()
@@ -78,9 +80,14 @@ def summary_request(model: str, previous: str | None, older: Sequence[Message]) 
     )
 
 
+def own_turn(request: GenerateRequest) -> list[Message]:
+    """The request's own user (and assistant) messages: what its session keeps of it."""
+    return [m for m in request.conversation() if m.role in _KEPT_ROLES and m.content]
+
+
 def turn_of(request: GenerateRequest, response: GenerateResponse) -> list[Message]:
     """What a turn adds to its session: the request's own user turns, then the answer."""
-    said = [m for m in request.conversation() if m.role in _KEPT_ROLES and m.content]
+    said = own_turn(request)
     if response.text:
         said.append(Message(role=Role.ASSISTANT, content=response.text))
     return said

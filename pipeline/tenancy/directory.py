@@ -37,10 +37,15 @@ class _TtlCache(Generic[V]):
         self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._loading: dict[str, asyncio.Future[V]] = {}
 
+    def fresh(self, key: str) -> tuple[float, V] | None:
+        """The entry of `key` (its expiry and value) while it is trusted, else None."""
+        entry = self._entries.get(key)
+        return entry if entry is not None and entry[0] > self._clock() else None
+
     async def get(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
         """The cached value of `key`, or `load()`ed once for every caller waiting on it."""
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > self._clock():
+        entry = self.fresh(key)
+        if entry is not None:
             return entry[1]
         pending = self._loading.get(key)
         if pending is not None:
@@ -96,6 +101,16 @@ class KeyDirectory:
     async def grant(self, digest: str) -> Grant | None:
         """What the key with this digest grants, or None if no key has it."""
         return await self._grants.get(digest, lambda: _bounded(self._store.find(digest)))
+
+    def known_grant(self, digest: str) -> tuple[float, Grant | None] | None:
+        """`grant`'s answer while it is cached (with its expiry): no await on a cache hit's
+        path; None when only `grant` can tell."""
+        return self._grants.fresh(digest)
+
+    @property
+    def keys_known_to_exist(self) -> bool:
+        """Whether a key was seen to exist (then keys stay required: none is ever deleted)."""
+        return self._keys_exist
 
     async def keys_exist(self) -> bool:
         """Whether any key was ever made (in any process: seen within the TTL)."""

@@ -45,6 +45,13 @@ class Tenancy:
             return await self.directory.keys_exist()
         return self.mode is Mode.REQUIRED
 
+    def keys_known_required(self) -> bool:
+        """Whether keys are required, known without a database read (False: ask
+        `keys_required`)."""
+        return self.mode is Mode.REQUIRED or (
+            self.mode is Mode.UNTIL_KEYS and self.directory.keys_known_to_exist
+        )
+
     async def tenant_admitted(self, tenant: str) -> bool:
         """Whether a bus event may act for `tenant`: any, until tenants are configured."""
         if not await self.directory.tenants_exist():

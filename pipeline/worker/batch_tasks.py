@@ -1,4 +1,5 @@
-"""The batch lane task a worker registers: a chunk of a batch run on the stage loop."""
+"""The batch tasks a worker registers, run on the stage loop: a gateway batch's lane (a
+chunk of its items) and a provider batch's step (a submit or a poll)."""
 
 import random
 import threading
@@ -9,7 +10,14 @@ from celery import Celery
 
 from pipeline.batches import BatchRunner, Lane
 from pipeline.batches.execution import Enqueue
-from pipeline.bus.celery_app import BATCH_TASK, QUIET_REPR, lane_task
+from pipeline.batches.provider import EnqueuePoll, ProviderRunner
+from pipeline.bus.celery_app import (
+    BATCH_TASK,
+    PROVIDER_BATCH_TASK,
+    QUIET_REPR,
+    lane_task,
+    provider_step,
+)
 from pipeline.bus.publisher import EventPublisher
 from pipeline.transient import TRANSIENT
 from pipeline.worker.loop import LoopRunner
@@ -66,5 +74,55 @@ def enqueuer(app: Celery, publisher: EventPublisher) -> Enqueue:
 
     async def enqueue(lane: Lane) -> None:
         await publisher.publish_chain(lane_task(app, lane.batch_id, lane.chunk))
+
+    return enqueue
+
+
+class StepBody:
+    """What a provider batch's step runs on: a provider runner and its loop."""
+
+    def __init__(self, runner: ProviderRunner, loop: LoopRunner) -> None:
+        self.runner, self.loop = runner, loop
+
+    def adopt(self, runner: ProviderRunner, loop: LoopRunner) -> None:
+        """Run steps on another runner and loop (a prefork child's)."""
+        self.runner, self.loop = runner, loop
+
+
+def register_provider_task(app: Celery, body: StepBody, timeout_s: float) -> None:
+    """Give the app its provider batch step task; a step runs at most `timeout_s`.
+
+    A step that wants the next poll is queued again (`retry`, with the next poll's number)
+    with the wait as its countdown: it waits on the broker, not in a worker.
+    """
+
+    def provider_task(self: Any, payload: dict[str, Any]) -> None:
+        batch_id, poll = str(payload["batch_id"]), int(payload["poll"])
+        # Tries of this step that met a failing Redis or broker (polls retry too, so
+        # Celery's own count of retries is not it).
+        tries = int(payload.get("tries", 0))
+        try:
+            wait_s = body.loop.run(body.runner.run(batch_id, poll), timeout_s)
+        except TRANSIENT as exc:
+            if tries >= _TRANSIENT_RETRIES:
+                raise  # the sweeper re-arms the batch once its poll is overdue
+            countdown = random.uniform(0, min(_TRANSIENT_MAX_S, 0.25 * 2**tries))
+            log.warning("provider batch step retried", error=f"{type(exc).__name__}: {exc}")
+            again = ({"batch_id": batch_id, "poll": poll, "tries": tries + 1},)
+            raise self.retry(args=again, countdown=countdown, max_retries=None) from None
+        if wait_s is not None:
+            following = ({"batch_id": batch_id, "poll": poll + 1},)
+            raise self.retry(args=following, countdown=wait_s, max_retries=None)
+
+    app.task(name=PROVIDER_BATCH_TASK, bind=True, acks_late=True, shared=False, max_retries=None)(
+        provider_task
+    )
+
+
+def poll_enqueuer(app: Celery, publisher: EventPublisher) -> EnqueuePoll:
+    """Queues a provider batch's step through the bounded publisher."""
+
+    async def enqueue(batch_id: str, poll: int) -> None:
+        await publisher.publish_chain(provider_step(app, batch_id, poll))
 
     return enqueue

@@ -61,7 +61,7 @@ def _register_step(app: Celery, step: str, run_step: StepRunner, wait_max_s: flo
             tries = self.request.retries
             if tries >= TRANSIENT_RETRIES:
                 raise
-            countdown = random.uniform(0, min(_TRANSIENT_MAX_S, _TRANSIENT_BASE_S * 2**tries))
+            countdown = transient_pause(tries)
             log.warning(
                 "step retried: the infrastructure failed",
                 step=step,
@@ -82,6 +82,11 @@ def _register_step(app: Celery, step: str, run_step: StepRunner, wait_max_s: flo
         resultrepr_maxsize=32,
         max_retries=None,
     )(task)
+
+
+def transient_pause(tries: int) -> float:
+    """How long a task that met Redis or the broker failing waits before its next try."""
+    return random.uniform(0, min(_TRANSIENT_MAX_S, _TRANSIENT_BASE_S * 2**tries))
 
 
 def _register_webhook(app: Celery, run_webhook: WebhookRunner) -> None:

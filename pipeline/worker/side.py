@@ -13,6 +13,7 @@ from typing import Final
 import structlog
 
 from pipeline.batches import BatchRunner, lease_s
+from pipeline.batches.provider import ProviderRunner
 from pipeline.batches.setup import build_batches
 from pipeline.batches.sweep import BatchSweeper
 from pipeline.bus.bridge import Bridge
@@ -20,16 +21,28 @@ from pipeline.bus.celery_app import job_chain
 from pipeline.bus.connection import broker_scheme
 from pipeline.bus.dispatch import Dispatched, Dispatcher
 from pipeline.bus.sources import Delivery
+from pipeline.providers.setup import gemini_batch_client
 from pipeline.services import Services
+from pipeline.sessions import SessionWindow
 from pipeline.settings import Settings
 from pipeline.sync_path import SyncPath
-from pipeline.worker.batch_tasks import LaneBody, enqueuer, register_batch_task
+from pipeline.worker.batch_tasks import (
+    LaneBody,
+    StepBody,
+    enqueuer,
+    poll_enqueuer,
+    register_batch_task,
+    register_provider_task,
+)
+from pipeline.worker.chain_driver import ChainDriver
+from pipeline.worker.chain_tasks import ChainBody, register_chain_task
 from pipeline.worker.embedded import EmbeddedWorker, Pool
 from pipeline.worker.loop import LoopRunner
 from pipeline.worker.prefork import ChildFactory, ChildServices, PreforkChildren, check_prefork
 from pipeline.worker.sweeper import Sweeper
 from pipeline.worker.tasks import TaskRunner, step_timeout_s
 from schemas import StageEnvelope
+from schemas.jobs import Job
 
 log = structlog.get_logger("promptbus.worker")
 
@@ -49,8 +62,13 @@ class WorkerSide:
         self._tasks = TaskRunner(
             settings, services.celery, services.ctx, services.webhooks, self._runner
         )
+        self._chain_jobs = ChainBody(chain_driver(services), self._runner)
+        register_chain_task(services.celery, self._chain_jobs, step_timeout_s(settings))
         self._dispatcher = Dispatcher(
-            services.ctx, self._start_chain, services.tenancy.tenant_admitted
+            services.ctx,
+            self._start_chain,
+            services.tenancy.tenant_admitted,
+            redrive_chain_job=self._redrive_chain_job,
         )
         self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
@@ -62,8 +80,14 @@ class WorkerSide:
             slots=min(settings.batch_worker_slots, settings.worker_concurrency),
         )
         register_batch_task(services.celery, self._lanes, lease_s(settings) + 30)
+        self._provider = provider_runner(services)
+        self._steps = StepBody(self._provider, self._runner)
+        register_provider_task(services.celery, self._steps, _step_timeout_s(settings))
         self._batch_sweeper = BatchSweeper(
-            self._batches, interval_s=settings.batch_sweep_interval_s, stall_s=settings.job_stall_s
+            self._batches,
+            interval_s=settings.batch_sweep_interval_s,
+            stall_s=settings.job_stall_s,
+            provider=self._provider,
         )
         self._children: PreforkChildren | None = None
         if pool == "prefork":
@@ -85,6 +109,8 @@ class WorkerSide:
         """A prefork child runs batch lanes on the services it built (promptbus's own)."""
         if isinstance(child, Services):
             self._lanes.adopt(batch_runner(child), runner)
+            self._steps.adopt(provider_runner(child), runner)
+            self._chain_jobs.adopt(chain_driver(child), runner)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -112,6 +138,7 @@ class WorkerSide:
         await asyncio.to_thread(self._worker.stop)
         await self._sweeper.stop()
         await self._batch_sweeper.stop()
+        await self._provider.aclose()
         if self._children is not None:
             self._children.disconnect()
 
@@ -127,9 +154,31 @@ class WorkerSide:
             *(self._dispatcher.event(d.body, d.headers) for d in batch), return_exceptions=True
         )
 
+    async def _redrive_chain_job(self, job: Job) -> None:
+        """Start a stalled chain job's next step again (the sweeper's re-drive)."""
+        await self._chain_jobs.driver.advance(job.id, redrive=True)
+
     async def _start_chain(self, envelope: StageEnvelope) -> None:
         """Put a job's chain on the bus, bounded in time (BrokerUnavailable past the bound)."""
         await self._services.publisher.publish_chain(job_chain(self._services.celery, envelope))
+
+
+def chain_driver(services: Services) -> ChainDriver:
+    """What runs chain jobs' tasks against `services` (its own sync path)."""
+    settings = services.settings
+    sync_path = SyncPath(
+        services.ctx,
+        coalesce_wait_s=settings.coalesce_wait_s,
+        across_processes=services.backends.across_processes,
+    )
+    return ChainDriver(
+        services.ctx,
+        services.chains,
+        sync_path,
+        services.publisher,
+        services.celery,
+        SessionWindow.of(settings),
+    )
 
 
 def batch_runner(services: Services) -> BatchRunner:
@@ -151,6 +200,31 @@ def batch_runner(services: Services) -> BatchRunner:
         on_progress=parts.notices.progress,
         on_end=parts.notices.ended,
     )
+
+
+def provider_runner(services: Services) -> ProviderRunner:
+    """What runs provider batches' steps against `services` (Gemini where its provider is)."""
+    settings = services.settings
+    parts = build_batches(services)
+    emulator_url = services.emulator.base_url if services.emulator is not None else None
+    client = gemini_batch_client(settings, services.ctx.catalog, emulator_url)
+    return ProviderRunner(
+        parts.store,
+        client,
+        services.usage,
+        services.ctx.jobs,
+        poll_enqueuer(services.celery, services.publisher),
+        claim_s=settings.batch_window_s + 3600,
+        submit_s=_step_timeout_s(settings),
+        on_progress=parts.notices.progress,
+        on_end=parts.notices.ended,
+    )
+
+
+def _step_timeout_s(settings: Settings) -> float:
+    """How long a provider batch step may run: an upload, a submit, a download and the
+    writes, each one bounded SDK call."""
+    return settings.provider_timeout_s * 4 + 30
 
 
 def visibility_warning(settings: Settings, step_timeout_s: float) -> str | None:

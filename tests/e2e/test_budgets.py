@@ -7,16 +7,15 @@ from pathlib import Path
 
 import openai
 import pytest
-from sqlalchemy import insert
 
 from pipeline.bus.topology import BUDGET_THRESHOLD_KEY
-from pipeline.db.tables import Budget, Tenant
 from schemas import DEFAULT_TENANT
 from tests.support.bus_tap import BusTap, Delivery
 from tests.support.gateway import Gateway, serving
 from tests.support.job_env import JobEnv, job_env
 from tests.support.redis_servers import redis_run
 from tests.support.services import REDIS_URL
+from tests.support.tenants import set_budget
 from tests.support.unique import new_id
 from tests.support.webhook_flows import register
 from tests.support.webhook_receivers import receiving
@@ -40,25 +39,6 @@ async def gateways(tmp_path: Path) -> AsyncIterator[tuple[JobEnv, Gateway]]:
                 yield env, second
 
 
-async def _set_budget(gateway: Gateway, limit_usd: float) -> None:
-    now = datetime.now(UTC)
-    async with gateway.services.database.begin() as connection:
-        await connection.execute(
-            insert(Tenant).values(id=DEFAULT_TENANT, name="default", created_at=now, disabled=False)
-        )
-        await connection.execute(
-            insert(Budget).values(
-                tenant_id=DEFAULT_TENANT,
-                key_id=None,
-                period="day",
-                limit_usd=limit_usd,
-                soft_ratio=0.5,
-                created_at=now,
-            )
-        )
-    await asyncio.sleep(RULES_TTL_S * 2)  # every gateway re-reads its rules
-
-
 async def test_a_spent_budget_refuses_misses_on_every_gateway_but_serves_hits(
     gateways: tuple[JobEnv, Gateway],
 ) -> None:
@@ -76,7 +56,7 @@ async def test_a_spent_budget_refuses_misses_on_every_gateway_but_serves_hits(
         # The tenant's endpoint subscribed to threshold notices (and only to them)
         _, secret = await register(env, receiver.url, ["budget.threshold"])
         # Room for one and a half answers: half of it is the soft threshold.
-        await _set_budget(first, cost * 1.5)
+        await set_budget(first, cost * 1.5, RULES_TTL_S)
         kept = await first.generate({"model": "flash", "prompt": f"{tag} one"})
         assert kept.status == 200, kept.body
         also = await second.generate({"model": "flash", "prompt": f"{tag} two"})

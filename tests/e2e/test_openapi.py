@@ -4,6 +4,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
@@ -163,3 +164,20 @@ async def test_gemini_answers_match_their_schemas(gateway: Gateway, documented: 
     documented.check("POST", base + ":generateContent", 404, unknown.body)
     documented.check("GET", "/v1beta/models", 200, (await gateway.get("/v1beta/models")).body)
     documented.check("GET", base, 200, (await gateway.get("/v1beta/models/flash")).body)
+
+
+async def test_file_answers_match_their_schemas(gateway: Gateway, documented: Documented):
+    form = aiohttp.FormData()
+    form.add_field("purpose", "batch")
+    form.add_field("file", b'{"custom_id": "a"}\n', filename="in.jsonl")
+    async with gateway.session.post(gateway.url + "/v1/files", data=form) as resp:
+        assert resp.status == 200
+        uploaded = await resp.json()
+
+    documented.check("POST", "/v1/files", 200, uploaded)
+    listed = await gateway.get("/v1/files?limit=1&order=asc&purpose=batch")
+    assert [f["id"] for f in listed.body["data"]] == [uploaded["id"]]
+    documented.check("GET", "/v1/files", 200, listed.body)
+    bad = await gateway.get("/v1/files?order=sideways")
+    assert bad.status == 400
+    documented.check("GET", "/v1/files", 400, bad.body)

@@ -6,6 +6,8 @@ from typing import Any
 import openai
 import pytest
 
+from pipeline.bus.admission import Refused, admit_event
+from schemas import RequestEvent
 from tests.support.emulator import Emulator
 from tests.support.gateway import Gateway, GatewayFactory, Reply
 from tests.support.polling import poll
@@ -168,13 +170,13 @@ async def test_the_openai_api_joins_a_session_by_header(start_gateway: GatewayFa
     assert "X-Session-Id" in bad.body["error"]["message"]
 
 
-async def test_a_job_with_a_session_is_refused(start_gateway: GatewayFactory) -> None:
+async def test_a_bus_event_with_a_session_is_refused(start_gateway: GatewayFactory) -> None:
+    # A session is kept by an ingress taking a turn (a sync request, an HTTP job), not the bus
     gateway = await start_gateway()
-    reply = await gateway.post_raw(
-        "/v1/jobs", '{"model": "flash", "prompt": "x", "session_id": "s"}'
-    )
-    assert reply.status == 422
-    assert reply.body["error"]["field"] == "session_id"
+    event = RequestEvent(job_id="j1", request={"model": "flash", "prompt": "x", "session_id": "s"})
+    ctx = gateway.services.ctx
+    with pytest.raises(Refused, match="session_id"):
+        admit_event(event, ctx.catalog, ctx.templates)
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])

@@ -196,3 +196,29 @@ async def test_a_keys_budget_row_holds_its_jobs_too(start_gateway: GatewayFactor
     assert first["state"] == "succeeded"
     assert refused["state"] == "failed"
     assert refused["error"]["type"] == "budget_exceeded"  # type: ignore[index]
+
+
+async def test_every_admin_route_refuses_a_tenant_key(start_gateway: GatewayFactory) -> None:
+    # Given a tenant's key, and the admin routes as the OpenAPI document lists them
+    gateway = await start_gateway(admin_key=ADMIN_KEY)
+    tenant_key, key_id = await tenant_with_key(gateway, "acme")
+    document = (await call(gateway, "GET", "/openapi.json")).body
+    routes = [
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        if path.startswith("/v1/admin/")
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+    assert len(routes) >= 8, routes
+
+    # Then each refuses it with a 403 (whatever the body), and changes nothing
+    for method, template in routes:
+        path = template.replace("{tenant_id}", "acme").replace("{key_id}", key_id)
+        path = path.replace("{budget_id}", "1")
+        reply = await call(gateway, method, path, key=tenant_key, json={"id": "x", "name": "n"})
+        assert reply.status == 403, (method, path, reply.body)
+        assert reply.body["error"]["type"] == "permission_denied"
+    listed = await admin(gateway, "GET", "/tenants/acme/keys")
+    assert [k["id"] for k in listed.body["data"]] == [key_id]
+    assert [t["id"] for t in (await admin(gateway, "GET", "/tenants")).body["data"]] == ["acme"]

@@ -2,6 +2,7 @@
 each API surface, cache hits and coalesced callers (what they saved), errors, jobs."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -247,3 +248,48 @@ async def test_with_the_ledger_off_nothing_is_recorded(
     assert (await gateway.generate({"model": "flash", "prompt": "off"})).status == 200
     assert gateway.services.ledger is None
     assert await usage_rows(gateway.services.database) == []
+
+
+async def test_a_chain_invocation_records_each_call_with_its_chain_version_and_step(
+    gateway: Gateway,
+):
+    # Given a chain invoked synchronously (classify, then the billing route)
+    message = f"{new_id('charged')} [[emulator:say=billing]]"
+    reply = await gateway.post_raw(
+        "/v1/chains/classify_route/invoke", json.dumps({"variables": {"message": message}})
+    )
+    assert reply.status == 200, reply.body
+
+    # Then one record a model call, each naming the chain, its version and the step
+    rows = await records(gateway)
+    assert [(r["surface"], r["chain_id"], r["chain_version"], r["chain_step"]) for r in rows] == [
+        ("chain", "classify_route", 1, "label"),
+        ("chain", "classify_route", 1, "billing_answer"),
+    ]
+    assert all(r["request_id"] == reply.body["id"] for r in rows)
+
+
+async def test_a_chain_job_records_each_call_with_its_job_chain_and_step(jobs: Any):
+    # Given a chain job (classify, then the technical route)
+    chain = {
+        "id": "classify_route",
+        "variables": {"message": f"{new_id('c')} [[emulator:say=technical]]"},
+    }
+    accepted = await jobs.submit({"chain": chain})
+    job_id = accepted.body["id"]
+    done = await jobs.wait_job(job_id)
+    assert done.body["state"] == "succeeded", done.body
+
+    # Then one record a call, each naming the job, the chain and its step; none for the job
+    rows = await poll(
+        lambda: records(jobs.gateway), lambda r: len(r) == 2, timeout_s=FLUSH_S, what="records"
+    )
+    assert [
+        (r["surface"], r["job_id"], r["chain_id"], r["chain_version"], r["chain_step"])
+        for r in rows
+    ] == [
+        ("chain", job_id, "classify_route", 1, "label"),
+        ("chain", job_id, "classify_route", 1, "technical_answer"),
+    ]
+    paid = sum(r["cost_usd"] for r in rows)
+    assert round(paid, 9) == done.body["result"]["cost"]["total_usd"]

@@ -29,3 +29,14 @@ def test_event_schemas_pin_their_schema_field():
     assert delta["properties"]["schema"]["const"] == "promptbus.completion.delta/v1"
     assert {"job_id", "correlation_id", "run", "index", "text", "created"} <= set(delta["required"])
     assert set(EXPORTED) == {p.stem for p in JSON_DIR.glob("*.json")}
+
+
+def test_the_chain_step_event_schema_pins_its_schema_and_states():
+    step = json.loads((JSON_DIR / "chain_step.json").read_text())
+
+    assert step["properties"]["schema"]["const"] == "promptbus.chain.step/v1"
+    assert step["properties"]["type"]["const"] == "chain.step"
+    required = {"job_id", "correlation_id", "tenant", "chain", "version", "step", "state", "at"}
+    assert required <= set(step["required"])
+    states = step["$defs"]["StepState"]["enum"]
+    assert states == ["pending", "running", "succeeded", "failed", "skipped"]

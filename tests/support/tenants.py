@@ -1,10 +1,15 @@
-"""Tenants and keys for tests, made through the admin API of a running gateway."""
+"""Tenants, keys and budgets for tests, made through a running gateway."""
 
+import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
+from sqlalchemy import insert
 
+from pipeline.db.tables import Budget, Tenant
+from schemas import DEFAULT_TENANT
 from tests.support.gateway import Gateway, Reply
 
 # The admin key test gateways are given (never a real one).
@@ -59,3 +64,24 @@ async def generate(
     body = {"model": "flash", "prompt": prompt, **extra}
     async with session.post(url + "/v1/generate", json=body, headers=headers) as resp:
         return Reply(resp.status, await resp.json(content_type=None), CIMultiDict(resp.headers))
+
+
+async def set_budget(gateway: Gateway, limit_usd: float, rules_ttl_s: float) -> None:
+    """A daily budget of `limit_usd` (soft threshold half of it) for tenant `default`, in the
+    gateway's database; returns once every gateway re-read its rules (`rules_ttl_s`)."""
+    now = datetime.now(UTC)
+    async with gateway.services.database.begin() as connection:
+        await connection.execute(
+            insert(Tenant).values(id=DEFAULT_TENANT, name="default", created_at=now, disabled=False)
+        )
+        await connection.execute(
+            insert(Budget).values(
+                tenant_id=DEFAULT_TENANT,
+                key_id=None,
+                period="day",
+                limit_usd=limit_usd,
+                soft_ratio=0.5,
+                created_at=now,
+            )
+        )
+    await asyncio.sleep(rules_ttl_s * 2)

@@ -43,6 +43,15 @@ FILE: Final = _object(
 FILE_DELETED: Final = _object(
     {"id": _STRING, "object": {"const": "file"}, "deleted": {"type": "boolean"}}
 )
+FILE_PAGE: Final = _object(
+    {
+        "object": {"const": "list"},
+        "data": {"type": "array", "items": FILE},
+        "first_id": _NULLABLE_STRING,
+        "last_id": _NULLABLE_STRING,
+        "has_more": {"type": "boolean"},
+    }
+)
 BATCH_ERROR: Final = _object(
     {
         "code": _STRING,
@@ -125,6 +134,20 @@ BATCH_OPERATIONS: Final = (
     ),
     Operation(
         "GET",
+        "/v1/files",
+        "The caller's files (inputs and batch outputs), a cursor page",
+        params=(
+            Param("purpose", "query", {"enum": ["batch", "batch_output"]}, "Only this purpose"),
+            Param("limit", "query", _INTEGER, "1 to 10000, default 10000"),
+            Param("after", "query", _STRING, "The id of the last file of the page before"),
+            Param("order", "query", {"enum": ["asc", "desc"]}, "By creation; default desc"),
+        ),
+        replies=(Reply(200, "A page", FILE_PAGE),),
+        errors=(400, 401),
+        error_body=openai.ERROR,
+    ),
+    Operation(
+        "GET",
         _FILE_ID,
         "A file of the caller's tenant",
         replies=(Reply(200, "The file", FILE),),
@@ -150,7 +173,8 @@ BATCH_OPERATIONS: Final = (
     Operation(
         "POST",
         "/v1/batches",
-        "Create a batch from an input file or inline `requests`; a bad input fails it at once",
+        "Create a batch from an input file or inline `requests` (`mode: provider`: run as one "
+        "Gemini Batch API job); a bad input fails it at once",
         body=BatchCreate,
         replies=(Reply(200, "The batch (in_progress, or failed with its errors)", BATCH),),
         errors=(400, 401, 403, 404, 413, 415, 422, 503),

@@ -19,7 +19,7 @@ from pipeline.ingress.openapi.document import Operation, Param, Reply, Stream
 from pipeline.ingress.usage import USAGE_REPORT
 from schemas import ErrorBody, GenerateRequest, GenerateResponse, JobState
 from schemas.health import Health, Readiness
-from schemas.jobs import Job, JobPage, JobSubmission, JobView
+from schemas.jobs import ChainJobSubmission, Job, JobPage, JobSubmission, JobView
 from schemas.templates import TemplateList
 from schemas.webhooks import (
     AttemptList,
@@ -118,8 +118,8 @@ OPERATIONS: Final = (
     Operation(
         "POST",
         "/v1/jobs",
-        "Accept a job; its record, with Location",
-        body=JobSubmission,
+        "Accept a job (a generate request, or a chain with `chain`); its record, with Location",
+        body={"oneOf": [JobSubmission, ChainJobSubmission]},
         params=(
             Param(
                 "Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 255}
@@ -127,7 +127,7 @@ OPERATIONS: Final = (
             Param("X-Correlation-Id", "header", {"type": "string"}),
         ),
         replies=(Reply(202, "Accepted: on the bus", Job),),
-        errors=(*BODY_ERRORS, 409, 503),
+        errors=(*BODY_ERRORS, 403, 404, 409, 503),
     ),
     Operation(
         "GET",

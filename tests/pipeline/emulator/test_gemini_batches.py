@@ -301,3 +301,32 @@ async def test_uploads_are_checked_and_files_deleted(http: aiohttp.ClientSession
     for status in (200, 404):
         async with http.delete(f"/v1beta/{name}") as resp:
             assert resp.status == status
+
+
+@pytest.mark.parametrize(
+    ("end", "state"),
+    [("failed", types.JobState.JOB_STATE_FAILED), ("expired", types.JobState.JOB_STATE_EXPIRED)],
+)
+async def test_a_batch_directive_ends_the_whole_job_unanswered(
+    client: genai.Client, http: aiohttp.ClientSession, end: str, state: types.JobState
+) -> None:
+    # Given a batch one of whose requests asks the job to fail (or expire)
+    job = await client.aio.batches.create(
+        model=GEMINI_MODEL,
+        src=[inline("fine", "a"), inline(f"doomed [[emulator:batch={end}]]", "b")],
+    )
+    assert job.name is not None
+    name = job.name
+
+    # When it has run, Then it ended so, with no answers, and nothing was generated
+    ended = await poll(
+        lambda: client.aio.batches.get(name=name),
+        lambda seen: (
+            seen.state not in (types.JobState.JOB_STATE_PENDING, types.JobState.JOB_STATE_RUNNING)
+        ),
+        timeout_s=10,
+        what=f"{name} ended",
+    )
+    assert ended.state == state
+    assert ended.dest is None or not ended.dest.inlined_responses
+    assert (await read_stats(http))["calls"] == 0

@@ -1,16 +1,21 @@
-"""The SQLite file's own writer: rows read back by the engine, a locked file survived."""
+"""The SQLite file's own writer: rows read back by the engine, a locked file and a killed
+writing process survived."""
 
+import os
+import signal
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import DateTime
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline.ledger import Ledger, LedgerLimits, RowWriter, SqliteRowWriter, row_writer
+from pipeline.ledger.sqlite_child import stored_time
 from pipeline.ledger.writer import sqlite_time
 from tests.support.ledger import FLUSH_S, entry, flushed, migrated_engine, usage_rows
 from tests.support.polling import poll
@@ -26,7 +31,7 @@ async def _value(value: int) -> int:
     return value
 
 
-async def test_a_sqlite_file_gets_the_thread_writer_and_other_databases_the_engine_one(
+async def test_a_sqlite_file_gets_its_process_writer_and_other_databases_the_engine_one(
     engine: AsyncEngine,
 ):
     writer = row_writer(engine)
@@ -95,8 +100,51 @@ async def test_a_locked_file_spools_the_records_and_writes_them_once_it_is_free(
     ],
 )
 def test_times_are_stored_as_sqlalchemys_sqlite_datetime_stores_them(at: datetime):
-    # The usage API compares and cuts these texts: they must be SQLAlchemy's own format.
+    # The usage API compares and cuts these texts: they must be SQLAlchemy's own format,
+    # from the writing process (which gets orjson's text of the time) as from the loop.
     dialect = sqlite.dialect()
     stored_by_sqlalchemy = DateTime().dialect_impl(dialect).bind_processor(dialect)
     assert stored_by_sqlalchemy is not None
     assert sqlite_time(at) == stored_by_sqlalchemy(at)
+    assert stored_time(orjson.loads(orjson.dumps(at))) == stored_by_sqlalchemy(at)
+
+
+async def test_a_killed_writing_process_is_replaced_and_its_batch_written_once(
+    engine: AsyncEngine,
+):
+    # Given a ledger whose writing process has written a batch
+    writer = SqliteRowWriter(engine)
+    ledger = Ledger(writer, LedgerLimits(batch_size=2, flush_interval_s=0.05, retry_max_s=0.1))
+    ledger.start()
+    try:
+        ledger.record(entry("before-0"))
+        ledger.record(entry("before-1"))
+        await flushed(ledger)
+        first = writer.child_pid
+        assert first is not None
+
+        # When that process is killed and more records arrive
+        os.kill(first, signal.SIGKILL)
+        for i in range(5):
+            ledger.record(entry(f"after-{i}"))
+        await flushed(ledger)
+
+        # Then a new process wrote every one of them, once
+        assert writer.child_pid not in (None, first)
+    finally:
+        await ledger.stop(FLUSH_S)
+    ids = sorted(r["request_id"] for r in await usage_rows(engine))
+    assert ids == ["after-0", "after-1", "after-2", "after-3", "after-4", "before-0", "before-1"]
+    assert ledger.dropped == 0
+    assert writer.child_pid is None  # stopped with the ledger
+
+
+async def test_a_row_too_long_for_its_column_is_cut_by_the_writing_process(engine: AsyncEngine):
+    ledger = Ledger(row_writer(engine), LedgerLimits(batch_size=1, flush_interval_s=0.05))
+    ledger.start()
+    ledger.record(entry("long", error_type="x" * 5000))
+    await flushed(ledger)
+    await ledger.stop(FLUSH_S)
+    (row,) = await usage_rows(engine)
+    assert 0 < len(row["error_type"]) < 5000
+    assert set(row["error_type"]) == {"x"}
