@@ -21,7 +21,7 @@ from typing import Final
 from pipeline.batches.finalize import OnEnd, finalize
 from pipeline.batches.items import ItemDeferred, run_item
 from pipeline.batches.results import ResultWriter
-from pipeline.batches.store import EXPIRED, BatchStore, Finished, NewItem
+from pipeline.batches.store import EXPIRED, BatchStore, NewItem
 from pipeline.db.batch_tables import BatchRecord
 from pipeline.jobs.store import JobStore
 from pipeline.ledger import UsageSink
@@ -209,7 +209,7 @@ class BatchRunner:
                     waits.append(deferred.wait_s)
                     return
             # Written with the gate let go: the next item's call does not wait on the database.
-            await writer.write(Finished(item.custom_id, ok, result))
+            await writer.write((item.custom_id, ok, result))
 
         await asyncio.gather(*(one(item) for item in items))
         return max(waits) if waits else None

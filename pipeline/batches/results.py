@@ -9,8 +9,12 @@ write only matches pending rows and moves the counts in the same transaction.
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from pipeline.batches.store import BatchStore, Finished
+from pipeline.batches.store import BatchStore
+
+# An item's one result: its custom id, whether it succeeded, and its line.
+Finished = tuple[str, bool, dict[str, Any]]
 
 # Told that the batch's counts moved (its progress notice).
 OnKept = Callable[[], Awaitable[None]]

@@ -59,15 +59,6 @@ class NewItem:
     request: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """An item's one result, to be written."""
-
-    custom_id: str
-    ok: bool
-    result: dict[str, Any]
-
-
 def utcnow() -> datetime:
     """Now, in UTC."""
     return datetime.now(UTC)
@@ -230,36 +221,23 @@ class BatchStore:
         self, batch_id: str, custom_id: str, *, ok: bool, result: dict[str, Any]
     ) -> bool:
         """Write an item's one result and count it; False if it was finished already."""
-        return bool(await self.finish_items(batch_id, [Finished(custom_id, ok, result)]))
-
-    async def finish_items(self, batch_id: str, finished: Sequence[Finished]) -> int:
-        """Write items' results and count them, in one transaction; how many were not
-        finished already (the others are left as they were)."""
-        counted = {True: 0, False: 0}
         async with self._sessions.begin() as session:
-            for item in finished:
-                done = await session.execute(
-                    update(BatchItem)
-                    .where(
-                        BatchItem.batch_id == batch_id,
-                        BatchItem.custom_id == item.custom_id,
-                        BatchItem.status == PENDING,
-                    )
-                    .values(
-                        status=OK if item.ok else ERROR, result=item.result, finished_at=utcnow()
-                    )
+            done = await session.execute(
+                update(BatchItem)
+                .where(
+                    BatchItem.batch_id == batch_id,
+                    BatchItem.custom_id == custom_id,
+                    BatchItem.status == PENDING,
                 )
-                counted[item.ok] += int(done.rowcount)  # type: ignore[attr-defined]
-            if counted[True] or counted[False]:
-                await session.execute(
-                    update(BatchRecord)
-                    .where(BatchRecord.id == batch_id)
-                    .values(
-                        completed=BatchRecord.completed + counted[True],
-                        failed=BatchRecord.failed + counted[False],
-                    )
-                )
-        return counted[True] + counted[False]
+                .values(status=OK if ok else ERROR, result=result, finished_at=utcnow())
+            )
+            if not done.rowcount:  # type: ignore[attr-defined]
+                return False
+            counter = BatchRecord.completed if ok else BatchRecord.failed
+            await session.execute(
+                update(BatchRecord).where(BatchRecord.id == batch_id).values({counter: counter + 1})
+            )
+        return True
 
     async def finish_items(
         self, batch_id: str, results: Sequence[tuple[str, bool, dict[str, Any]]]

@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from pipeline.batches import BatchStore
-from pipeline.batches.results import ResultWriter
-from pipeline.batches.store import Finished
+from pipeline.batches.results import Finished, ResultWriter
 from pipeline.db import create_engine, upgrade
 from tests.pipeline.batches.test_store import items, record
 from tests.support.settings import settings_for_test
@@ -18,10 +17,10 @@ class CountingStore(BatchStore):
 
     writes: list[int]
 
-    async def finish_items(self, batch_id: str, finished: Sequence[Finished]) -> int:
-        self.writes.append(len(finished))
+    async def finish_items(self, batch_id: str, results: Sequence[Finished]) -> int:
+        self.writes.append(len(results))
         await asyncio.sleep(0.01)  # a commit that takes a while, as under a busy database
-        return await super().finish_items(batch_id, finished)
+        return await super().finish_items(batch_id, results)
 
 
 @pytest.fixture
@@ -43,7 +42,7 @@ async def test_results_finishing_during_a_write_go_in_the_next_one(store: Counti
 
     writer = ResultWriter(store, "batch_r", on_kept)
     # When twenty results come at once, and one of them twice
-    results = [Finished(f"c{i}", True, {"n": i}) for i in range(20)]
+    results: list[Finished] = [(f"c{i}", True, {"n": i}) for i in range(20)]
     await asyncio.gather(*(writer.write(f) for f in [*results, results[3]]))
     # Then each is written once, by fewer writes than results, and progress is told per write
     batch = await store.batch("batch_r")
@@ -60,7 +59,7 @@ async def test_each_write_returns_only_once_its_result_is_stored(store: Counting
     writer = ResultWriter(store, "batch_s", None)
 
     async def write_then_read(i: int) -> str:
-        await writer.write(Finished(f"c{i}", True, {"n": i}))
+        await writer.write((f"c{i}", True, {"n": i}))
         pending = {item.custom_id for item in await store.pending("batch_s", 0, 5)}
         return "stored" if f"c{i}" not in pending else "pending"
 

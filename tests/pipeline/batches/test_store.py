@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect, update
 
 from pipeline.batches import BatchStore, NewItem
-from pipeline.batches.store import CANCELLED, Finished, utcnow
+from pipeline.batches.store import CANCELLED, utcnow
 from pipeline.db import create_engine, upgrade
 from pipeline.db.batch_tables import BatchRecord, FileRecord
 from schemas.batches import BatchStatus
@@ -146,10 +146,10 @@ async def test_results_written_together_count_only_the_items_still_pending(store
     await store.finish_item("batch_w", "c0", ok=True, result={"first": True})
     # When one write holds an item finished already, two new results and a failure
     finished = [
-        Finished("c0", True, {"again": True}),
-        Finished("c1", True, {"run": 1}),
-        Finished("c2", True, {"run": 2}),
-        Finished("c3", False, {"error": "x"}),
+        ("c0", True, {"again": True}),
+        ("c1", True, {"run": 1}),
+        ("c2", True, {"run": 2}),
+        ("c3", False, {"error": "x"}),
     ]
     assert await store.finish_items("batch_w", finished) == 3
     # Then the first result of c0 stands, and the counts move by the three others
