@@ -60,19 +60,15 @@ def bare_task_name(step: str) -> str:
     return f"bench.bare.{step}"
 
 
-def create_bare_celery(url: str, suffix: str, generate: Step | None = None) -> Celery:
-    """A Celery app configured as promptbus's, whose four tasks do nothing but the last publish.
-
-    With `generate`, the generate task runs it instead of passing its payload on.
-    """
-    app = Celery("promptbus-bench-bare", broker=url, set_as_current=False)
-    queues = {}
-    for family in STAGE_FAMILIES:
-        name = bare_queue_name(family, suffix)
-        queues[family] = Queue(
-            name, exchange=Exchange(name, type="direct", durable=True), routing_key=name
-        )
-    # The same settings as pipeline/bus/celery_app.py:create_celery.
+def configure(
+    app: Celery,
+    url: str,
+    queues: list[Queue],
+    routes: dict[str, dict[str, str]],
+    concurrency: int,
+    default_queue: str | None = None,
+) -> None:
+    """The settings of pipeline/bus/celery_app.py:create_celery, on `queues` and `routes`."""
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -85,17 +81,53 @@ def create_bare_celery(url: str, suffix: str, generate: Step | None = None) -> C
         result_backend=None,
         broker_transport_options=transport_options(url),
         broker_connection_retry_on_startup=True,
-        task_queues=list(queues.values()),
-        task_default_queue=queues["lookup"].name,
-        task_routes={
-            bare_task_name(step): {"queue": queues[family].name}
-            for step, family in FAMILIES.items()
-        },
+        task_queues=queues,
+        task_default_queue=default_queue or queues[0].name,
+        task_routes=routes,
         worker_enable_remote_control=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        worker_concurrency=WORKER_CONCURRENCY,
-        broker_pool_limit=WORKER_CONCURRENCY,
+        worker_concurrency=concurrency,
+        broker_pool_limit=concurrency,
+    )
+
+
+def publish_completion(app: Celery, completions: Exchange, job_id: str) -> None:
+    """As promptbus publishes a completion: persistent JSON, routed by outcome."""
+    event = {"job_id": job_id, "state": "succeeded"}
+    with app.producer_or_acquire() as producer:
+        producer.publish(
+            json.dumps(event).encode(),
+            exchange=completions,
+            routing_key="completion.succeeded",
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            declare=[completions],
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.1},
+        )
+
+
+def create_bare_celery(url: str, suffix: str, generate: Step | None = None) -> Celery:
+    """A Celery app configured as promptbus's, whose four tasks do nothing but the last publish.
+
+    With `generate`, the generate task runs it instead of passing its payload on.
+    """
+    app = Celery("promptbus-bench-bare", broker=url, set_as_current=False)
+    queues = {}
+    for family in STAGE_FAMILIES:
+        name = bare_queue_name(family, suffix)
+        queues[family] = Queue(
+            name, exchange=Exchange(name, type="direct", durable=True), routing_key=name
+        )
+    configure(
+        app,
+        url,
+        list(queues.values()),
+        {bare_task_name(step): {"queue": queues[family].name} for step, family in FAMILIES.items()},
+        WORKER_CONCURRENCY,
+        queues["lookup"].name,
     )
     completions = bare_completions(suffix)
 
@@ -103,20 +135,7 @@ def create_bare_celery(url: str, suffix: str, generate: Step | None = None) -> C
         return payload
 
     def emit(payload: dict[str, Any]) -> dict[str, Any]:
-        event = {"job_id": payload["job_id"], "state": "succeeded"}
-        with app.producer_or_acquire() as producer:
-            # As promptbus publishes its completion: persistent JSON, routed by outcome.
-            producer.publish(
-                json.dumps(event).encode(),
-                exchange=completions,
-                routing_key="completion.succeeded",
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                declare=[completions],
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.1},
-            )
+        publish_completion(app, completions, payload["job_id"])
         return payload
 
     generate_step = generate or pass_on

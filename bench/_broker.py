@@ -32,8 +32,8 @@ SHARED_BROKERS: Final = ("rabbitmq", "redis")
 # The routing keys of a job's final completion event. Not `completion.*`: that brings a
 # streaming job's `completion.delta` events too, which are not completions.
 FINAL_KEYS: Final = ("completion.succeeded", "completion.failed")
-# promptbus's stage queue families, its webhook deliveries included, for the clean-up.
-PROMPTBUS_FAMILIES: Final = (*STAGE_FAMILIES, "webhook")
+# promptbus's stage queue families, webhook deliveries and batch lanes included, for clean-up.
+PROMPTBUS_FAMILIES: Final = (*STAGE_FAMILIES, "webhook", "batch")
 
 
 # --- names on the broker -------------------------------------------------------------------

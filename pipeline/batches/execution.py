@@ -11,6 +11,7 @@ skipped, the others run, and each item's result is written once (pipeline.batche
 """
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Final
 
 from pipeline.batches.finalize import OnEnd, finalize
 from pipeline.batches.items import ItemDeferred, run_item
+from pipeline.batches.results import ResultWriter
 from pipeline.batches.store import EXPIRED, BatchStore, NewItem
 from pipeline.db.batch_tables import BatchRecord
 from pipeline.jobs.store import JobStore
@@ -168,6 +170,12 @@ class BatchRunner:
     async def _run_items(self, batch: BatchRecord, items: list[NewItem]) -> float | None:
         """Run the items; None, or how long to wait before running those deferred."""
         gate = asyncio.Semaphore(self._settings.batch_item_concurrency)
+        on_progress = self._on_progress
+        writer = ResultWriter(
+            self._store,
+            batch.id,
+            None if on_progress is None else functools.partial(on_progress, batch),
+        )
         waits: list[float] = []
         checked = {"at": time.monotonic(), "running": True}
 
@@ -200,9 +208,8 @@ class BatchRunner:
                 except ItemDeferred as deferred:
                     waits.append(deferred.wait_s)
                     return
-                kept = await self._store.finish_item(batch.id, item.custom_id, ok=ok, result=result)
-                if kept and self._on_progress is not None:
-                    await self._on_progress(batch)
+            # Written with the gate let go: the next item's call does not wait on the database.
+            await writer.write((item.custom_id, ok, result))
 
         await asyncio.gather(*(one(item) for item in items))
         return max(waits) if waits else None

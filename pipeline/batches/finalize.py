@@ -40,7 +40,11 @@ async def finalize(
     batch whose job failed), its files made all the same.
     """
     batch = await store.batch(batch_id)
-    if batch is None or await store.unfinished(batch_id):
+    # The counts move with each item's result (one transaction), so counts short of the
+    # total mean an item is pending: no need to look through the items' rows for one.
+    if batch is None or batch.completed + batch.failed < batch.total:
+        return False
+    if await store.unfinished(batch_id):
         return False
     status = BatchStatus(batch.status)
     if status is BatchStatus.IN_PROGRESS:

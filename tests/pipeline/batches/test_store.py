@@ -139,3 +139,24 @@ async def test_files_and_batches_are_the_tenants_own_and_go_after_the_retention(
     assert await store.file("acme", "file-1") is None
     assert await store.batch("batch_d") is None
     assert await store.pending("batch_d", 0, 2) == []
+
+
+async def test_results_written_together_count_only_the_items_still_pending(store: BatchStore):
+    await store.add_batch(record("batch_w", total=4), items(4))
+    await store.finish_item("batch_w", "c0", ok=True, result={"first": True})
+    # When one write holds an item finished already, two new results and a failure
+    finished = [
+        ("c0", True, {"again": True}),
+        ("c1", True, {"run": 1}),
+        ("c2", True, {"run": 2}),
+        ("c3", False, {"error": "x"}),
+    ]
+    assert await store.finish_items("batch_w", finished) == 3
+    # Then the first result of c0 stands, and the counts move by the three others
+    batch = await store.batch("batch_w")
+    assert batch is not None
+    assert (batch.completed, batch.failed) == (3, 1)
+    found = {c: (s, r) for c, s, r in await store.results("batch_w")}
+    assert found["c0"] == ("ok", {"first": True})
+    assert found["c3"] == ("error", {"error": "x"})
+    assert await store.unfinished("batch_w") is False
