@@ -189,7 +189,11 @@ def run_bare_worker(url: str, suffix: str, emulator_url: str | None = None) -> N
     With `emulator_url`, its generate task makes the LangChain call promptbus makes.
     """
     generate = ClientStep(emulator_url) if emulator_url else None
-    app = create_bare_celery(url, suffix, generate)
+    start_bare_worker(create_bare_celery(url, suffix, generate), WORKER_CONCURRENCY, "bench-bare")
+
+
+def start_bare_worker(app: Celery, concurrency: int, name: str) -> None:
+    """Run `app`'s worker on `concurrency` threads, saying READY_MARKER once it consumes."""
     settle_heap()  # as promptbus settles its own once started
 
     def ready(**_: Any) -> None:
@@ -198,13 +202,13 @@ def run_bare_worker(url: str, suffix: str, emulator_url: str | None = None) -> N
     signals.worker_ready.connect(ready, weak=False)
     worker = app.Worker(
         pool="threads",
-        concurrency=WORKER_CONCURRENCY,
+        concurrency=concurrency,
         loglevel="WARNING",
         without_heartbeat=True,
         without_mingle=True,
         without_gossip=True,
         redirect_stdouts=False,
         quiet=True,
-        hostname=f"bench-bare-{os.getpid()}@localhost",
+        hostname=f"{name}-{os.getpid()}@localhost",
     )
     worker.start()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Final
 
 from _bare_celery import (
-    READY_MARKER,
     ClientStep,
     bare_completions,
     bare_queue_name,
     configure,
     publish_completion,
+    start_bare_worker,
 )
-from _gemini_client import settle_heap
-from celery import Celery, group, signals
+from celery import Celery, group
 from celery.canvas import Signature
 from kombu.entity import Exchange, Queue
 
@@ -53,22 +51,6 @@ def bare_group(app: Celery, run_id: str, prompts: list[str]) -> Signature:
 def run_bare_group_worker(url: str, suffix: str, concurrency: int, emulator_url: str) -> None:
     """A worker of the group on `concurrency` threads, each task's call handed to one event
     loop (as promptbus runs its stages), so at most `concurrency` calls are in flight."""
-    app = create_bare_group(url, suffix, concurrency, emulator_url)
-    settle_heap()  # as promptbus settles its own once started
-
-    def ready(**_: Any) -> None:
-        print(READY_MARKER, flush=True)
-
-    signals.worker_ready.connect(ready, weak=False)
-    worker = app.Worker(
-        pool="threads",
-        concurrency=concurrency,
-        loglevel="WARNING",
-        without_heartbeat=True,
-        without_mingle=True,
-        without_gossip=True,
-        redirect_stdouts=False,
-        quiet=True,
-        hostname=f"bench-bare-group-{os.getpid()}@localhost",
+    start_bare_worker(
+        create_bare_group(url, suffix, concurrency, emulator_url), concurrency, "bench-bare-group"
     )
-    worker.start()
