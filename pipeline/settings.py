@@ -127,6 +127,15 @@ class Settings(BaseSettings):
     cache_default_ttl_s: int = Field(default=3600, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # HTTP connections (pipeline/ingress/connections.py): a request line, and each header
+    # line, at most `http_max_line_bytes`, at most `http_max_headers` headers (431 past either,
+    # the connection closed); a request's headers and body must arrive within
+    # `http_read_timeout_s` of its first byte (the connection is closed otherwise); an idle
+    # keep-alive connection is closed after `http_keepalive_s`.
+    http_max_line_bytes: int = Field(default=8190, ge=1024, le=65_536)
+    http_max_headers: int = Field(default=100, ge=16, le=1000)
+    http_read_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    http_keepalive_s: float = Field(default=75.0, gt=0, le=3600)
     # Allocations between young garbage collections (CPython's default is 700): see heap.py.
     gc_gen0_threshold: int = Field(default=20_000, ge=100, le=1_000_000)
     coalesce_wait_s: float = Field(default=60.0, gt=0)
