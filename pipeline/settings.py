@@ -131,11 +131,13 @@ class Settings(BaseSettings):
     # line, at most `http_max_line_bytes`, at most `http_max_headers` headers (431 past either,
     # the connection closed); a request's headers and body must arrive within
     # `http_read_timeout_s` of its first byte (the connection is closed otherwise); an idle
-    # keep-alive connection is closed after `http_keepalive_s`.
+    # keep-alive connection is closed after `http_keepalive_s`. A connection whose client
+    # stops reading (its send buffer full) for `http_write_timeout_s` is aborted.
     http_max_line_bytes: int = Field(default=8190, ge=1024, le=65_536)
     http_max_headers: int = Field(default=100, ge=16, le=1000)
     http_read_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     http_keepalive_s: float = Field(default=75.0, gt=0, le=3600)
+    http_write_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     # Allocations between young garbage collections (CPython's default is 700): see heap.py.
     gc_gen0_threshold: int = Field(default=20_000, ge=100, le=1_000_000)
     coalesce_wait_s: float = Field(default=60.0, gt=0)

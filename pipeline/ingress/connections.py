@@ -5,9 +5,16 @@ them: a client trickling one byte a second would hold its connection (and its ha
 for a body) for as long as it liked. Here each request gets `http_read_timeout_s` from its
 first byte to its body's last, and a request over the header limits gets the JSON error
 body of every other error (and no line of its headers in the log).
+
+Nor does aiohttp bound the time a write waits for a client that does not read: a handler
+waits in `drain()` for as long as the socket stays full, holding the answer and its task.
+Here a connection whose writes stay paused (the transport's buffer over its high-water
+mark) for `http_write_timeout_s` is aborted, which ends its handler and frees its buffer.
 """
 
 import asyncio
+import socket
+import struct
 from typing import Any
 
 import structlog
@@ -23,9 +30,13 @@ log = structlog.get_logger("promptbus.ingress")
 class _DeadlinedHandler(web.RequestHandler):
     """aiohttp's connection handler, closing a connection whose request arrives too slowly."""
 
-    def __init__(self, manager: web.Server, *, read_timeout_s: float, **options: Any) -> None:
+    def __init__(
+        self, manager: web.Server, *, read_timeout_s: float, write_timeout_s: float, **options: Any
+    ) -> None:
         super().__init__(manager, **options)
         self._read_timeout_s = read_timeout_s
+        self._write_timeout_s = write_timeout_s
+        self._stall: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
         # The body being received under the deadline; None while its headers are.
         self._body: Any = None
@@ -46,11 +57,40 @@ class _DeadlinedHandler(web.RequestHandler):
             self._deadline = None
             self._body = None
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall is None:
+            self._stall = self._loop.call_later(self._write_timeout_s, self._stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        for timer in (self._deadline, self._stall):
+            if timer is not None:
+                timer.cancel()
+        self._deadline = self._stall = None
         super().connection_lost(exc)
+
+    def _stalled(self) -> None:
+        self._stall = None
+        log.warning(
+            "client not reading: connection aborted",
+            limit_s=self._write_timeout_s,
+            peer=str(self.peername),
+        )
+        if self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0: the kernel drops what it still holds for the client too (a reset),
+            # instead of keeping it for a reader that may never read.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # close() would wait for the full buffer to drain: abort drops it.
+        self.transport.abort()
 
     def _late(self) -> None:
         self._deadline = None
@@ -101,20 +141,20 @@ def _protocol_error(exc: HttpProcessingError, handler: Any) -> PromptbusError:
 class _DeadlinedServer(web.Server):
     """aiohttp's server, making a `_DeadlinedHandler` for each connection."""
 
-    def __init__(self, made: web.Server, *, read_timeout_s: float, **options: Any) -> None:
+    def __init__(
+        self, made: web.Server, *, read_timeout_s: float, write_timeout_s: float, **options: Any
+    ) -> None:
         super().__init__(
             made.request_handler,
             request_factory=made.request_factory,
             handler_cancellation=made.handler_cancellation,
             **options,
         )
-        self._read_timeout_s = read_timeout_s
+        self._timeouts = {"read_timeout_s": read_timeout_s, "write_timeout_s": write_timeout_s}
         self._options = options
 
     def __call__(self) -> web.RequestHandler:
-        return _DeadlinedHandler(
-            self, loop=self._loop, read_timeout_s=self._read_timeout_s, **self._options
-        )
+        return _DeadlinedHandler(self, loop=self._loop, **self._timeouts, **self._options)
 
 
 class IngressRunner(web.AppRunner):
@@ -132,7 +172,13 @@ class IngressRunner(web.AppRunner):
             "keepalive_timeout": settings.http_keepalive_s,
         }
         self._read_timeout_s = settings.http_read_timeout_s
+        self._write_timeout_s = settings.http_write_timeout_s
 
     async def _make_server(self) -> web.Server:
         made = await super()._make_server()
-        return _DeadlinedServer(made, read_timeout_s=self._read_timeout_s, **self._options)
+        return _DeadlinedServer(
+            made,
+            read_timeout_s=self._read_timeout_s,
+            write_timeout_s=self._write_timeout_s,
+            **self._options,
+        )
