@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     http_read_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     http_keepalive_s: float = Field(default=75.0, gt=0, le=3600)
     http_write_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # Job and batch event streams (SSE) one tenant may hold open at once in each process.
+    sse_max_streams_per_tenant: int = Field(default=32, ge=1, le=100_000)
     # Allocations between young garbage collections (CPython's default is 700): see heap.py.
     gc_gen0_threshold: int = Field(default=20_000, ge=100, le=1_000_000)
     coalesce_wait_s: float = Field(default=60.0, gt=0)
