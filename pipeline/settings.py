@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     bus_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=64)
     publish_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # A request event on the bus over this many bytes is dead-lettered unparsed (a failed
+    # completion goes out when its first 4 KiB name its job id).
+    bus_max_event_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024, le=64 * 1024**2)
     # AMQP heartbeat (and Redis broker health-check) interval: a silent connection is dropped
     # within two of them. 0 = off.
     broker_heartbeat_s: int = Field(default=10, ge=0, le=3600)

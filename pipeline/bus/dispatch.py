@@ -77,11 +77,17 @@ class Dispatcher:
     """Starts each job once: its request identified and looked up, then its chain or its end."""
 
     def __init__(
-        self, ctx: StageContext, start_chain: ChainStarter, tenants: TenantCheck | None = None
+        self,
+        ctx: StageContext,
+        start_chain: ChainStarter,
+        tenants: TenantCheck | None = None,
+        *,
+        max_event_bytes: int | None = None,
     ) -> None:
         self._ctx = ctx
         self._start_chain = start_chain
         self._tenants = tenants
+        self._max_event_bytes = max_event_bytes
 
     async def event(self, body: bytes, headers: Mapping[str, Any] | None = None) -> Dispatched:
         """Take one raw request event: dispatch its job once, or say why it is not run.
@@ -102,7 +108,7 @@ class Dispatcher:
     async def _event(self, body: bytes) -> Dispatched:
         ctx = self._ctx
         try:
-            event = parse_event(body)
+            event = parse_event(body, self._max_event_bytes)
         except Refused as refused:
             return await self._dead(refused)
         if not await ctx.jobs.claim(LEASE, event.job_id, LEASE_S):

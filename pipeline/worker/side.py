@@ -59,7 +59,10 @@ class WorkerSide:
             settings, services.celery, services.ctx, services.webhooks, self._runner
         )
         self._dispatcher = Dispatcher(
-            services.ctx, self._start_chain, services.tenancy.tenant_admitted
+            services.ctx,
+            self._start_chain,
+            services.tenancy.tenant_admitted,
+            max_event_bytes=settings.bus_max_event_bytes,
         )
         self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)
