@@ -205,13 +205,12 @@ def _print_try(url: str) -> None:
 
 async def _serve(settings: Settings, role: ChildRole | None = None) -> int:
     from pipeline.ingress import create_app
+    from pipeline.ingress.connections import IngressRunner
     from pipeline.ingress.keys import SERVICES
     from pipeline.tenancy import describe as describe_auth
 
     app = create_app(settings)
-    # handler_cancellation: a caller that hangs up cancels its handler, and so its upstream
-    # call unless coalesced callers still wait for it (writes are shielded in their handlers).
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+    runner = IngressRunner(app, settings)
     await runner.setup()
     # A supervised child shares its port with its siblings; the kernel spreads connections.
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True if role else None)

@@ -300,3 +300,17 @@ class ChainStepFailed(PromptbusError):
 
     status = 502
     type = "chain_step_failed"
+
+
+class HeadersTooLarge(PromptbusError):
+    """Raised when a request line or header is over its byte limit, or too many headers."""
+
+    status = 431
+    type = "headers_too_large"
+
+
+class MalformedRequest(PromptbusError):
+    """Raised when a request is not well-formed HTTP/1.1."""
+
+    status = 400
+    type = "malformed_request"

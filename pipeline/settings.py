@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     bus_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=64)
     publish_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # A request event on the bus over this many bytes is dead-lettered unparsed (a failed
+    # completion goes out when its first 4 KiB name its job id).
+    bus_max_event_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024, le=64 * 1024**2)
     # AMQP heartbeat (and Redis broker health-check) interval: a silent connection is dropped
     # within two of them. 0 = off.
     broker_heartbeat_s: int = Field(default=10, ge=0, le=3600)
@@ -127,6 +130,19 @@ class Settings(BaseSettings):
     cache_default_ttl_s: int = Field(default=3600, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # HTTP connections (pipeline/ingress/connections.py): a request line, and each header
+    # line, at most `http_max_line_bytes`, at most `http_max_headers` headers (431 past either,
+    # the connection closed); a request's headers and body must arrive within
+    # `http_read_timeout_s` of its first byte (the connection is closed otherwise); an idle
+    # keep-alive connection is closed after `http_keepalive_s`. A connection whose client
+    # stops reading (its send buffer full) for `http_write_timeout_s` is aborted.
+    http_max_line_bytes: int = Field(default=8190, ge=1024, le=65_536)
+    http_max_headers: int = Field(default=100, ge=16, le=1000)
+    http_read_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    http_keepalive_s: float = Field(default=75.0, gt=0, le=3600)
+    http_write_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # Job and batch event streams (SSE) one tenant may hold open at once in each process.
+    sse_max_streams_per_tenant: int = Field(default=32, ge=1, le=100_000)
     # Allocations between young garbage collections (CPython's default is 700): see heap.py.
     gc_gen0_threshold: int = Field(default=20_000, ge=100, le=1_000_000)
     coalesce_wait_s: float = Field(default=60.0, gt=0)

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from pipeline.emulator import EmulatorConfig, start_emulator
 from pipeline.ingress import create_app
+from pipeline.ingress.connections import IngressRunner
 from pipeline.ingress.keys import SEND, SERVICES
 from tests.support.databases import database_url  # noqa: F401 - a fixture
 from tests.support.emulator import Emulator
@@ -50,8 +51,9 @@ async def start_gateway(
 
     async def start(**overrides: Any) -> Gateway:
         overrides.setdefault("gemini_base_url", emulator.base_url)
-        app = create_app(settings_for_test(**overrides))
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        settings = settings_for_test(**overrides)
+        app = create_app(settings)
+        runner = IngressRunner(app, settings)
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, "127.0.0.1", 0)

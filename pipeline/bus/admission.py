@@ -27,6 +27,9 @@ from schemas import (
 from schemas.jobs import Job
 
 _JOB_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+# An event over the size limit is not parsed: its job id is looked for in its head alone.
+_HEAD_BYTES: Final = 4096
+_HEAD_JOB_ID: Final = re.compile(rb'"job_id"\s*:\s*"([A-Za-z0-9_.:-]{1,128})"')
 
 R = TypeVar("R", bound=GenerateRequest)
 
@@ -47,8 +50,15 @@ def admit(request: R, catalog: ModelCatalog, templates: TemplateCatalog) -> R:
     return admitted
 
 
-def parse_event(body: bytes) -> RequestEvent:
-    """The request event in a raw bus body; Refused saying why it is not one."""
+def parse_event(body: bytes, max_bytes: int | None = None) -> RequestEvent:
+    """The request event in a raw bus body; Refused saying why it is not one (or that it is
+    over `max_bytes`)."""
+    if max_bytes is not None and len(body) > max_bytes:
+        found = _HEAD_JOB_ID.search(body, 0, _HEAD_BYTES)
+        raise Refused(
+            f"event is {len(body)} bytes, over the {max_bytes}-byte limit",
+            found.group(1).decode() if found else None,
+        )
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

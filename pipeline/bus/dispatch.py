@@ -85,11 +85,13 @@ class Dispatcher:
         tenants: TenantCheck | None = None,
         *,
         redrive_chain_job: ChainJobRedrive | None = None,
+        max_event_bytes: int | None = None,
     ) -> None:
         self._ctx = ctx
         self._start_chain = start_chain
         self._tenants = tenants
         self._redrive_chain_job = redrive_chain_job
+        self._max_event_bytes = max_event_bytes
 
     async def event(self, body: bytes, headers: Mapping[str, Any] | None = None) -> Dispatched:
         """Take one raw request event: dispatch its job once, or say why it is not run.
@@ -110,7 +112,7 @@ class Dispatcher:
     async def _event(self, body: bytes) -> Dispatched:
         ctx = self._ctx
         try:
-            event = parse_event(body)
+            event = parse_event(body, self._max_event_bytes)
         except Refused as refused:
             return await self._dead(refused)
         if not await ctx.jobs.claim(LEASE, event.job_id, LEASE_S):

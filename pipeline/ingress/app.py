@@ -28,6 +28,7 @@ from pipeline.ingress.openapi import add_route as add_openapi_route
 from pipeline.ingress.send import SendSide
 from pipeline.ingress.session_summary import FOLDS
 from pipeline.ingress.sessions import add_routes as add_session_routes
+from pipeline.ingress.stream_slots import STREAM_SLOTS, StreamSlots
 from pipeline.ingress.templates import add_routes as add_template_routes
 from pipeline.ingress.tracing import traced_requests
 from pipeline.ingress.unshared import shared_state_gate
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, span_exporter: SpanExporter | None = None)
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[FOLDS] = set()
+    app[STREAM_SLOTS] = StreamSlots(settings.sse_max_streams_per_tenant)
     if span_exporter is not None:
         app[SPAN_EXPORTER] = span_exporter
     app.cleanup_ctx.append(_lifetime)

@@ -15,10 +15,12 @@ import orjson
 from aiohttp import web
 
 from pipeline.batches.shapes import batch_object
+from pipeline.db.batch_tables import BatchRecord
 from pipeline.errors import NotFound
 from pipeline.ingress.files import BATCH_STORE, openai_errors
 from pipeline.ingress.principal import principal_of
 from pipeline.ingress.sse import event
+from pipeline.ingress.stream_slots import STREAM_SLOTS
 from schemas.batches import FINAL_STATUSES, BatchStatus
 
 POLL_S: Final = 0.5
@@ -34,6 +36,13 @@ async def get_batch_events(request: web.Request) -> web.StreamResponse:
     batch = await store.batch(batch_id, tenant)
     if batch is None:
         raise NotFound(f"no batch {batch_id!r}", field="batch_id")
+    with request.app[STREAM_SLOTS].hold(tenant):
+        return await _send_events(request, batch)
+
+
+async def _send_events(request: web.Request, batch: BatchRecord | None) -> web.StreamResponse:
+    store = request.app[BATCH_STORE]
+    batch_id, tenant = request.match_info["batch_id"], principal_of(request).tenant
     stream = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",

@@ -24,7 +24,9 @@ from aiohttp import web
 
 from pipeline.ingress.jobs import own_job
 from pipeline.ingress.keys import SERVICES
+from pipeline.ingress.principal import principal_of
 from pipeline.ingress.sse import event
+from pipeline.ingress.stream_slots import STREAM_SLOTS
 from pipeline.jobs.deltas import MAX_WAIT_S, START, DeltaFeed, FeedPage
 from pipeline.jobs.store import JobStore
 from pipeline.transient import TRANSIENT
@@ -45,6 +47,12 @@ async def get_job_events(request: web.Request) -> web.StreamResponse:
     ctx = request.app[SERVICES].ctx
     job_id = request.match_info["job_id"]
     job = await own_job(request, ctx.jobs, job_id)
+    with request.app[STREAM_SLOTS].hold(principal_of(request).tenant):
+        return await _send_events(request, job)
+
+
+async def _send_events(request: web.Request, job: Job) -> web.StreamResponse:
+    ctx = request.app[SERVICES].ctx
     stream = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -57,7 +65,7 @@ async def get_job_events(request: web.Request) -> web.StreamResponse:
     with contextlib.suppress(TimeoutError):
         async with (
             asyncio.timeout(SSE_MAX_S),
-            contextlib.aclosing(job_events(ctx.jobs, feed, job_id)) as chunks,
+            contextlib.aclosing(job_events(ctx.jobs, feed, job.id)) as chunks,
         ):
             async for chunk in chunks:
                 await stream.write(chunk)

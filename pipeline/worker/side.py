@@ -69,6 +69,7 @@ class WorkerSide:
             self._start_chain,
             services.tenancy.tenant_admitted,
             redrive_chain_job=self._redrive_chain_job,
+            max_event_bytes=settings.bus_max_event_bytes,
         )
         self._bridge = Bridge(settings, services.topology, dispatch=self._dispatch)
         self._sweeper = Sweeper(services.ctx, self._dispatcher, stall_s=settings.job_stall_s)

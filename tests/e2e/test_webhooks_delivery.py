@@ -104,6 +104,28 @@ async def test_a_receiver_slower_than_the_timeout_is_retried() -> None:
         assert_all_verify(receiver.received, TEST_WEBHOOK_SECRET)
 
 
+async def test_a_receiver_trickling_its_answer_is_cut_off_by_the_timeout() -> None:
+    async with (
+        webhook_env("memory", webhook_retry_schedule=FAST_RETRIES, webhook_timeout=0.5) as env,
+        receiving(Answer(body=b"slow answer", trickle_s=1.0)) as receiver,
+    ):
+        # Given a receiver that sends its status and headers at once, then its body a byte
+        # a second (11 s in all)
+        # When a job with its own webhook completes, while another caller asks the gateway
+        job_id = await submit(env, webhook_url=receiver.url)
+        found = await settled(env, job_id)
+        normal = await env.gateway.generate({"model": "flash", "prompt": "meanwhile"})
+
+        # Then the first attempt timed out within the 0.5 s total timeout, not the trickle's
+        # 11 s, and was retried as the schedule says; the retry (answered at once) delivered
+        first, second = found
+        assert (first["outcome"], first["error"]) == ("retrying", "timed out")
+        assert 450 <= first["duration_ms"] < 2000
+        assert first["next_attempt_in_s"] == FAST_RETRIES[0]
+        assert (second["attempt"], second["outcome"], second["status"]) == (1, "delivered", 200)
+        assert normal.status == 200, normal.body
+
+
 async def test_retry_after_on_429_stretches_the_wait_beyond_the_schedule() -> None:
     async with (
         webhook_env("memory", **FAST) as env,

@@ -12,6 +12,7 @@ from multidict import CIMultiDict
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from pipeline.ingress import create_app
+from pipeline.ingress.connections import IngressRunner
 from pipeline.ingress.keys import SEND, SERVICES
 from pipeline.ingress.send import SendSide
 from pipeline.services import Services
@@ -74,8 +75,9 @@ async def serving(
 
     With `span_exporter`, tracing is on and the spans go there.
     """
-    app = create_app(settings_for_test(**overrides), span_exporter=span_exporter)
-    runner = web.AppRunner(app, access_log=None)
+    settings = settings_for_test(**overrides)
+    app = create_app(settings, span_exporter=span_exporter)
+    runner = IngressRunner(app, settings)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -30,6 +30,8 @@ class Answer:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
     hold_s: float = 0.0  # wait this long (or until the receiver is released) first
+    # After the status and headers, send the body a byte at a time, this long before each.
+    trickle_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Receiver:
         self._released = asyncio.Event()
         self.url = ""
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         index = len(self.received)
         self.received.append(
@@ -86,7 +88,21 @@ class Receiver:
         if answer.hold_s > 0:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._released.wait(), answer.hold_s)
+        if answer.trickle_s > 0:
+            return await self._trickle(request, answer)
         return web.Response(status=answer.status, headers=dict(answer.headers), body=answer.body)
+
+    async def _trickle(self, request: web.Request, answer: Answer) -> web.StreamResponse:
+        response = web.StreamResponse(status=answer.status, headers=dict(answer.headers))
+        response.content_length = len(answer.body)
+        await response.prepare(request)
+        for byte in answer.body:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), answer.trickle_s)
+            if self._released.is_set():
+                break
+            await response.write(bytes([byte]))
+        return response
 
     def release(self) -> None:
         """End every held answer now."""
