@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from tests.support.provider_batches import batch_emulator, batch_jobs  # noqa: F401 - fixtures
 from tests.support.resilience import TEST_MODELS
 from tests.support.services import REDIS_URL
 

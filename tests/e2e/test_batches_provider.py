@@ -2,68 +2,35 @@
 API, driven by the official `openai` SDK, against the emulator's batch endpoints."""
 
 import json
-from collections.abc import AsyncIterator
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import aiohttp
-import openai
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from pipeline.batches import BatchStore, NewItem
-from pipeline.batches.ids import new_id
-from pipeline.batches.provider_state import ProviderState, with_state
-from pipeline.batches.store import utcnow
 from pipeline.catalog import ModelCatalog
-from pipeline.db.batch_tables import BatchRecord
 from pipeline.db.tables import UsageRecord
 from pipeline.emulator import EmulatorConfig, RunningEmulator
-from pipeline.providers.batch_outcomes import BatchItem
-from pipeline.providers.setup import gemini_batch_client
-from schemas import GenerateRequest, Usage
-from tests.e2e.test_batches_openai import chat_line, finished, jsonl, lines_of
+from schemas import Usage
+from tests.e2e.test_batches_openai import chat_line, finished, lines_of
 from tests.support.emulator import read_stats, running
-from tests.support.gateway import Gateway, GatewayFactory, serving
+from tests.support.gateway import Gateway, GatewayFactory
 from tests.support.polling import poll
+from tests.support.provider_batches import (
+    FAST_POLL,
+    PROVIDER,
+    gemini_jobs,
+    sdk,
+    submit_file,
+)
 from tests.support.settings import settings_for_test
 
-PROVIDER = {"mode": "provider"}
-# Poll the emulator's jobs quickly (they take 2 x its batch step).
-FAST_POLL = {"gemini_batch_poll_initial_s": 0.05, "gemini_batch_poll_max_s": 0.2}
-
 
 @pytest.fixture
-async def gemini() -> AsyncIterator[RunningEmulator]:
-    """An emulator whose batch jobs take 2 x 50 ms."""
-    async with running(EmulatorConfig(batch_step_ms=50)) as emu:
-        yield emu
-
-
-@pytest.fixture
-async def jobs(gemini: RunningEmulator) -> AsyncIterator[aiohttp.ClientSession]:
-    """A session on the emulator (its batch jobs, its counters)."""
-    async with aiohttp.ClientSession(base_url=gemini.base_url) as session:
-        yield session
-
-
-@pytest.fixture
-async def gateway(start_gateway: GatewayFactory, gemini: RunningEmulator) -> Gateway:
-    return await start_gateway(embedded_worker=True, gemini_base_url=gemini.base_url, **FAST_POLL)
-
-
-def sdk(gateway: Gateway) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="any", max_retries=0)
-
-
-async def gemini_jobs(jobs: aiohttp.ClientSession) -> list[dict[str, Any]]:
-    """The emulator's batch jobs (Operations)."""
-    async with jobs.get("/v1beta/batches") as resp:
-        assert resp.status == 200
-        operations: list[dict[str, Any]] = (await resp.json())["operations"]
-        return operations
+async def gateway(start_gateway: GatewayFactory, batch_emulator: RunningEmulator) -> Gateway:
+    return await start_gateway(
+        embedded_worker=True, gemini_base_url=batch_emulator.base_url, **FAST_POLL
+    )
 
 
 async def usage_of(gateway: Gateway, batch_id: str, count: int) -> list[UsageRecord]:
@@ -78,13 +45,15 @@ async def usage_of(gateway: Gateway, batch_id: str, count: int) -> list[UsageRec
 
 
 async def test_a_file_batch_runs_as_one_gemini_batch_job_at_the_batch_price(
-    start_gateway: GatewayFactory, gemini: RunningEmulator, jobs: aiohttp.ClientSession
+    start_gateway: GatewayFactory,
+    batch_emulator: RunningEmulator,
+    batch_jobs: aiohttp.ClientSession,
 ):
     # Given a gateway that sends every provider batch to Gemini as an uploaded file, and an
     # input file of three chat requests for a Gemini model, one of which Gemini fails
     gateway = await start_gateway(
         embedded_worker=True,
-        gemini_base_url=gemini.base_url,
+        gemini_base_url=batch_emulator.base_url,
         gemini_batch_inline_max_bytes=0,
         **FAST_POLL,
     )
@@ -94,16 +63,8 @@ async def test_a_file_batch_runs_as_one_gemini_batch_job_at_the_batch_price(
         chat_line("r2", "busy [[emulator:status=503]]", model="flash"),
     ]
     async with sdk(gateway) as client:
-        upload = await client.files.create(file=("in.jsonl", jsonl(*lines)), purpose="batch")
-
         # When the openai SDK creates it in provider mode and polls it
-        batch = await client.batches.create(
-            input_file_id=upload.id,
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            metadata={"run": "nightly"},
-            extra_body=PROVIDER,
-        )
+        batch = await submit_file(client, lines, metadata={"run": "nightly"})
         assert batch.status == "in_progress"
         done = await finished(client, batch.id)
 
@@ -129,11 +90,11 @@ async def test_a_file_batch_runs_as_one_gemini_batch_job_at_the_batch_price(
     assert errors[0]["response"]["status_code"] >= 500
 
     # And Gemini got one batch job, from an uploaded file, and answered each item once
-    made = await gemini_jobs(jobs)
+    made = await gemini_jobs(batch_jobs)
     assert len(made) == 1
     assert made[0]["metadata"]["displayName"] == batch.id
     assert "responsesFile" in made[0]["metadata"]["output"]
-    assert (await read_stats(jobs))["calls"] == 3
+    assert (await read_stats(batch_jobs))["calls"] == 3
 
     # And each item left one usage record under the batch's id, the answers at the batch price
     records = await usage_of(gateway, batch.id, 3)
@@ -152,7 +113,7 @@ async def test_a_file_batch_runs_as_one_gemini_batch_job_at_the_batch_price(
 
 
 async def test_an_inline_provider_batch_answers_in_promptbus_shape(
-    gateway: Gateway, jobs: aiohttp.ClientSession
+    gateway: Gateway, batch_jobs: aiohttp.ClientSession
 ):
     requests = [
         {"custom_id": "a", "body": {"model": "flash", "prompt": "one", "system": "be brief"}},
@@ -174,7 +135,7 @@ async def test_an_inline_provider_batch_answers_in_promptbus_shape(
         assert answer["cache"]["hit"] is False
         assert answer["cost"]["total_usd"] > 0
     # The requests went inline, answered inline
-    (job,) = await gemini_jobs(jobs)
+    (job,) = await gemini_jobs(batch_jobs)
     assert "inlinedResponses" in job["metadata"]["output"]
 
 
@@ -189,15 +150,7 @@ async def test_a_cancel_cancels_the_gemini_job_and_every_item_ends_batch_cancell
         async with aiohttp.ClientSession(base_url=slow.base_url) as jobs:
             lines = [chat_line(f"c{i}", f"slow {i}", model="flash") for i in range(3)]
             async with sdk(gateway) as client:
-                upload = await client.files.create(
-                    file=("in.jsonl", jsonl(*lines)), purpose="batch"
-                )
-                batch = await client.batches.create(
-                    input_file_id=upload.id,
-                    endpoint="/v1/chat/completions",
-                    completion_window="24h",
-                    extra_body=PROVIDER,
-                )
+                batch = await submit_file(client, lines)
                 await poll(lambda: gemini_jobs(jobs), bool, timeout_s=20, what="the job submitted")
 
                 # When it is cancelled through the SDK
@@ -234,13 +187,7 @@ async def test_a_gemini_job_that_fails_or_expires_ends_the_batch_so(
         chat_line("y", f"doomed [[emulator:batch={end}]]", model="flash"),
     ]
     async with sdk(gateway) as client:
-        upload = await client.files.create(file=("in.jsonl", jsonl(*lines)), purpose="batch")
-        batch = await client.batches.create(
-            input_file_id=upload.id,
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            extra_body=PROVIDER,
-        )
+        batch = await submit_file(client, lines)
 
         # When it ends, Then the batch ends so, every item failed with one error line each
         done = await finished(client, batch.id)
@@ -258,7 +205,7 @@ async def test_a_gemini_job_that_fails_or_expires_ends_the_batch_so(
 
 
 async def test_a_non_gemini_line_fails_the_provider_batch_naming_it_and_sends_nothing(
-    gateway: Gateway, jobs: aiohttp.ClientSession
+    gateway: Gateway, batch_jobs: aiohttp.ClientSession
 ):
     lines = [
         chat_line("g", "hi", model="flash"),
@@ -266,13 +213,7 @@ async def test_a_non_gemini_line_fails_the_provider_batch_naming_it_and_sends_no
         chat_line("p", "hi", model="pro"),
     ]
     async with sdk(gateway) as client:
-        upload = await client.files.create(file=("in.jsonl", jsonl(*lines)), purpose="batch")
-        batch = await client.batches.create(
-            input_file_id=upload.id,
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            extra_body=PROVIDER,
-        )
+        batch = await submit_file(client, lines)
     assert batch.status == "failed"
     assert batch.errors is not None
     found = [(e.code, e.line, e.param) for e in batch.errors.data]
@@ -281,139 +222,10 @@ async def test_a_non_gemini_line_fails_the_provider_batch_naming_it_and_sends_no
         ("mixed_models", 3, "body.model"),
     ]
     assert "gpt-4o-mini" in (batch.errors.data[0].message or "")
-    assert await gemini_jobs(jobs) == []
+    assert await gemini_jobs(batch_jobs) == []
     # And a caller's metadata may not take promptbus's key for the provider's state
     body = {"endpoint": "/v1/generate", "completion_window": "24h", **PROVIDER}
     body["requests"] = [{"custom_id": "a", "body": {"model": "flash", "prompt": "x"}}]
     body["metadata"] = {"promptbus.provider": "mine"}
     reply = await gateway.post_raw("/v1/batches", json.dumps(body))
     assert reply.status == 400
-
-
-async def test_a_provider_batch_survives_its_worker_going_away(
-    session: aiohttp.ClientSession, tmp_path: Path
-):
-    # Given a provider batch submitted by a gateway's worker, on a Gemini job taking a while
-    async with running(EmulatorConfig(batch_step_ms=1_500)) as emu:
-        settings: dict[str, Any] = {
-            "embedded_worker": True,
-            "gemini_base_url": emu.base_url,
-            "data_dir": tmp_path,
-            "job_stall_s": 0.5,
-            "batch_sweep_interval_s": 0.2,
-            **FAST_POLL,
-        }
-        async with aiohttp.ClientSession(base_url=emu.base_url) as jobs:
-            requests = [
-                {"custom_id": f"k{i}", "body": {"model": "flash", "prompt": f"kept {i}"}}
-                for i in range(4)
-            ]
-            body = {"endpoint": "/v1/generate", "completion_window": "24h", **PROVIDER}
-            async with serving(session, **settings) as first:
-                created = await first.post_raw(
-                    "/v1/batches", json.dumps({**body, "requests": requests})
-                )
-                assert created.status == 200, created.body
-                await poll(lambda: gemini_jobs(jobs), bool, timeout_s=20, what="the job submitted")
-
-            # When that gateway (and its worker, with the poll task it held) is gone, and
-            # another starts on the same database
-            async with serving(session, **settings) as second, sdk(second) as client:
-                done = await finished(client, created.body["id"])
-
-                # Then the batch completes there, each item once, from the one Gemini job
-                assert done.status == "completed", done.errors
-                assert done.output_file_id is not None
-                output = lines_of((await client.files.content(done.output_file_id)).content)
-            assert sorted(line["custom_id"] for line in output) == [f"k{i}" for i in range(4)]
-            assert len(await gemini_jobs(jobs)) == 1
-            assert (await read_stats(jobs))["calls"] == 4
-
-
-async def test_at_the_window_s_end_the_gemini_job_is_cancelled_and_the_batch_expires(
-    start_gateway: GatewayFactory,
-):
-    # Given a provider batch with a one-second window, on a Gemini job taking a minute
-    async with running(EmulatorConfig(batch_step_ms=60_000)) as slow:
-        gateway = await start_gateway(
-            embedded_worker=True, gemini_base_url=slow.base_url, batch_window_s=1.0, **FAST_POLL
-        )
-        requests = [{"custom_id": "late", "body": {"model": "flash", "prompt": "slow"}}]
-        body = {"endpoint": "/v1/generate", "completion_window": "24h", **PROVIDER}
-        created = await gateway.post_raw("/v1/batches", json.dumps({**body, "requests": requests}))
-        assert created.status == 200, created.body
-
-        # When the window closes, Then the batch expired, its item with batch_expired
-        async with sdk(gateway) as client:
-            done = await finished(client, created.body["id"])
-            assert done.status == "expired"
-            assert done.expired_at is not None
-            assert done.error_file_id is not None
-            errors = lines_of((await client.files.content(done.error_file_id)).content)
-        assert [(line["custom_id"], line["error"]["code"]) for line in errors] == [
-            ("late", "batch_expired")
-        ]
-        # And Gemini's job was cancelled, not left running
-        async with aiohttp.ClientSession(base_url=slow.base_url) as jobs:
-            (job,) = await gemini_jobs(jobs)
-        assert job["metadata"]["state"] == "BATCH_STATE_CANCELLED"
-
-
-async def test_a_job_submitted_by_a_worker_that_died_before_noting_it_is_adopted(
-    start_gateway: GatewayFactory, gemini: RunningEmulator, jobs: aiohttp.ClientSession
-):
-    # Given a provider batch whose worker began its submit, and Gemini made the job, but
-    # the worker died before it noted the job's name
-    gateway = await start_gateway(
-        embedded_worker=True,
-        gemini_base_url=gemini.base_url,
-        job_stall_s=0.5,
-        batch_sweep_interval_s=0.2,
-        **FAST_POLL,
-    )
-    now = utcnow()
-    state = ProviderState(submitting_at=now.timestamp() - 5)
-    record = BatchRecord(
-        id=new_id("batch_"),
-        tenant="default",
-        key_id=None,
-        mode="provider",
-        endpoint="/v1/generate",
-        input_file_id=None,
-        completion_window="24h",
-        status="in_progress",
-        metadata_=with_state(None, state),
-        total=3,
-        completed=0,
-        failed=0,
-        created_at=now - timedelta(seconds=5),
-        expires_at=now + timedelta(hours=1),
-        in_progress_at=now - timedelta(seconds=5),
-    )
-    prompts = {f"o{i}": f"orphan {i}" for i in range(3)}
-    items = [
-        NewItem(custom_id, n, {"model": "flash", "prompt": prompt})
-        for n, (custom_id, prompt) in enumerate(prompts.items())
-    ]
-    await BatchStore(gateway.services.database, retention_s=3600).add_batch(record, items)
-    catalog = ModelCatalog.from_file(settings_for_test().models_file)
-    bridge = gemini_batch_client(settings_for_test(), catalog, gemini.base_url)
-    try:
-        bridge_items = [
-            BatchItem(c, GenerateRequest(model="flash", prompt=p)) for c, p in prompts.items()
-        ]
-        await bridge.submit(bridge_items, display_name=record.id)
-    finally:
-        await bridge.aclose()
-
-    # When the sweeper finds its poll overdue, Then the job is found and adopted, not
-    # submitted again, and the batch completes from it
-    async with sdk(gateway) as client:
-        done = await finished(client, record.id)
-        assert done.status == "completed", done.errors
-        assert done.metadata is None
-        assert done.output_file_id is not None
-        output = lines_of((await client.files.content(done.output_file_id)).content)
-    assert sorted(line["custom_id"] for line in output) == sorted(prompts)
-    assert len(await gemini_jobs(jobs)) == 1
-    assert (await read_stats(jobs))["calls"] == 3
