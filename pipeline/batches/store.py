@@ -180,15 +180,8 @@ class BatchStore:
         self, batch_id: str, to: BatchStatus, when: Iterable[BatchStatus], **fields: Any
     ) -> bool:
         """Move a batch to `to` (stamping `<to>_at`) if it is in one of `when`; whether it did."""
-        values = {"status": to.value, f"{to.value}_at": utcnow(), **fields}
-        query = (
-            update(BatchRecord)
-            .where(BatchRecord.id == batch_id, BatchRecord.status.in_([s.value for s in when]))
-            .values(**values)
-        )
-        async with self._sessions.begin() as session:
-            result = await session.execute(query)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        stamp = {"status": to.value, f"{to.value}_at": utcnow()}
+        return await self.update(batch_id, when, **{**stamp, **fields})
 
     async def update(self, batch_id: str, when: Iterable[BatchStatus], **fields: Any) -> bool:
         """Set fields of a batch if it is in one of `when` (its status unchanged); whether
